@@ -1,0 +1,9 @@
+"""CLI commands of the report stage."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    """Add this stage's commands to group."""

@@ -1,0 +1,27 @@
+"""Shared fixtures: the path to ../shared and running the real `mmload` console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("MMLOAD_SHARED", REPO.parent / "shared"))
+MMLOAD = str(Path(sys.executable).with_name("mmload"))
+
+
+def run_cli(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess[str]:
+    """Run the installed `mmload` console script as a user would."""
+    return subprocess.run([MMLOAD, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def shared() -> Path:
+    """The read-only shared folder (Mattermost's spec, facts and published datasets)."""
+    if not SHARED.is_dir():
+        pytest.fail(f"shared folder not found at {SHARED} (set MMLOAD_SHARED)")
+    return SHARED
