@@ -1,9 +1,215 @@
-"""CLI commands of the report stage."""
+"""CLI commands of the report stage: report, import ltng, compare, ceiling."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import click
+
+from mmload.commands.common import err_console, interactive
+from mmload.config.report import ReportOptions
+from mmload.errors import UserError
+
+# The reporter's modules (pandas, scipy, plotly) are imported inside each command, so that
+# every other `mmload` command starts without paying for them.
+
+FORMAT_HELP = "comma-separated: md, html, json, junit (default: md to stdout; all four with --out)"
+
+
+def format_options(f: Callable) -> Callable:
+    """--format and --out, shared by every report command."""
+    f = click.option("--out", "-o", "out", metavar="DIR", help="write the formats into DIR")(f)
+    return click.option("--format", "-f", "fmt", metavar="LIST", help=FORMAT_HELP)(f)
+
+
+def identity_options(f: Callable) -> Callable:
+    """--architecture and --label overrides for ltng data and records."""
+    f = click.option(
+        "--label", metavar="NAME", help="build/ESR label (ltng: from config/deployer.json)"
+    )(f)
+    return click.option(
+        "--architecture",
+        metavar="NAME",
+        help="architecture (ltng: the run label without its repeat number)",
+    )(f)
+
+
+@contextmanager
+def status(message: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on stderr while reading runs (only on a terminal)."""
+    if not interactive():
+        yield lambda _item: None
+        return
+    with err_console.status(message) as st:
+        yield lambda item: st.update(f"{message} {item}")
+
+
+def announce(paths: list[Path]) -> None:
+    """Tell the user where the files went (stderr, so stdout stays clean)."""
+    for p in paths:
+        err_console.print(f"wrote {p}")
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@format_options
+def report_cmd(run_dir: Path, fmt: str | None, out: str | None) -> None:
+    """Report one run: per-endpoint latency from HDR histograms, errors, windows, Sev0, SLOs."""
+    from mmload.report import writers
+    from mmload.report.output import emit, parse_formats
+    from mmload.report.runs import build_run_report
+
+    opt = ReportOptions()
+    formats = parse_formats(fmt, out, opt)
+    with status("reading run record"):
+        rep = build_run_report(run_dir)
+    announce(
+        emit(
+            "report",
+            formats,
+            out,
+            {
+                "md": lambda: writers.run_markdown(rep),
+                "html": lambda: writers.run_html(rep, opt.top_endpoints),
+                "json": lambda: writers.run_json(rep),
+                "junit": lambda: writers.run_junit(rep),
+            },
+        )
+    )
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import results of other load-test tools into the reporter's model."""
+
+
+@import_group.command("ltng")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@identity_options
+@format_options
+def import_ltng(
+    paths: tuple[Path, ...],
+    architecture: str | None,
+    label: str | None,
+    fmt: str | None,
+    out: str | None,
+) -> None:
+    """Read `ltctl report generate` JSON files (plain or .gz, with results.txt if beside them)."""
+    from mmload.report import writers
+    from mmload.report.output import emit, parse_formats
+    from mmload.report.sources import load_runs
+
+    opt = ReportOptions()
+    formats = parse_formats(fmt, out, opt)
+    with status("importing") as progress:
+        runs = load_runs(list(paths), architecture, label, progress=progress)
+    ltng = [r for r in runs if r.kind == "ltng"]
+    if len(ltng) != len(runs):
+        err_console.print(f"skipped {len(runs) - len(ltng)} mmload run record(s): not ltng data")
+    if not ltng:
+        raise UserError("no ltng reports among the paths", source=", ".join(map(str, paths)))
+    announce(
+        emit(
+            "ltng-import",
+            formats,
+            out,
+            {
+                "md": lambda: writers.imports_markdown(ltng),
+                "html": lambda: writers.imports_html(ltng),
+                "json": lambda: writers.imports_json(ltng),
+            },
+        )
+    )
+
+
+@click.command("compare")
+@click.argument("base", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--base-architecture", metavar="NAME", help="override the base side's architecture")
+@click.option("--new-architecture", metavar="NAME", help="override the new side's architecture")
+@click.option("--base-label", metavar="NAME", help="override the base side's label")
+@click.option("--new-label", metavar="NAME", help="override the new side's label")
+@format_options
+def compare_cmd(
+    base: Path,
+    new: Path,
+    base_architecture: str | None,
+    new_architecture: str | None,
+    base_label: str | None,
+    new_label: str | None,
+    fmt: str | None,
+    out: str | None,
+) -> None:
+    """Compare BASE and NEW: each a run, an ltng report, or a folder of repeats."""
+    from mmload.report import writers
+    from mmload.report.compare import compare as compare_sides
+    from mmload.report.output import emit, parse_formats
+    from mmload.report.sources import load_runs
+
+    opt = ReportOptions()
+    formats = parse_formats(fmt, out, opt)
+    with status("reading") as progress:
+        b = load_runs([base], base_architecture, base_label, progress=progress)
+        n = load_runs([new], new_architecture, new_label, progress=progress)
+    c = compare_sides(b, n, opt)
+    announce(
+        emit(
+            "compare",
+            formats,
+            out,
+            {
+                "md": lambda: writers.compare_markdown(c),
+                "html": lambda: writers.compare_html(c),
+                "json": lambda: writers.compare_json(c),
+            },
+        )
+    )
+
+
+@click.command("ceiling")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@identity_options
+@format_options
+def ceiling_cmd(
+    paths: tuple[Path, ...],
+    architecture: str | None,
+    label: str | None,
+    fmt: str | None,
+    out: str | None,
+) -> None:
+    """Supported users per architecture and label over repeats, and the trend across labels."""
+    from mmload.report import writers
+    from mmload.report.ceiling import ceiling_rows
+    from mmload.report.output import emit, parse_formats
+    from mmload.report.sources import load_runs
+
+    opt = ReportOptions()
+    formats = parse_formats(fmt, out, opt)
+    with status("reading") as progress:
+        runs = load_runs(list(paths), architecture, label, timings=False, progress=progress)
+    rows, skipped = ceiling_rows(runs)
+    for s in skipped:
+        err_console.print(f"skipped {s}")
+    announce(
+        emit(
+            "ceiling",
+            formats,
+            out,
+            {
+                "md": lambda: writers.ceiling_markdown(rows, skipped),
+                "html": lambda: writers.ceiling_html(rows, skipped),
+                "json": lambda: writers.ceiling_json(rows),
+                "junit": lambda: writers.ceiling_junit(rows),
+            },
+        )
+    )
 
 
 def register(group: click.Group) -> None:
     """Add this stage's commands to group."""
+    group.add_command(report_cmd)
+    group.add_command(import_group)
+    group.add_command(compare_cmd)
+    group.add_command(ceiling_cmd)
