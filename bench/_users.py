@@ -44,26 +44,79 @@ class BareUser(FastHttpUser):
         self.client.get(ME, headers=self.auth, name=f"GET {ME}")
 
 
-def bench_user_class(kind: str, host: str, first_user: int) -> type:
-    """A concrete user class of `kind` ("bare" or "mattermost") aimed at `host`."""
-    numbers = itertools.count(first_user)
+def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: str):
+    """The user class of `kind` ("bare" or "mattermost") aimed at `host`, and its env setup.
+
+    The MattermostUser runs as under `mmload run`: with an mmload plan and mmload's recorder
+    (every request becomes a row and an HDR sample, written as parquet parts every 2 s).
+    """
     if kind == "bare":
-        return type("BareBenchUser", (BareUser,), {"host": host, "user_numbers": numbers})
-    return mattermost_me_class(host, numbers)
+        numbers = itertools.count(first_user)
+        return type("BareBenchUser", (BareUser,), {"host": host, "user_numbers": numbers}), None
+
+    def setup(env: Environment) -> None:
+        env.mmload_plan = bench_plan("bench-generator", users, ping_s=30.0, first_user=first_user)
+        attach_recorder(env, workdir, "bench")
+
+    return mattermost_me_class(host), setup
 
 
-def mattermost_me_class(host: str, numbers: itertools.count) -> type:
+def bench_plan(name: str, users: int, ping_s: float, first_user: int = 0, worker: str = "bench"):
+    """An mmload plan: no schedule (users log in as they spawn), no action mix, WebSocket on."""
+    from mmload.config.scenario import Population, Scenario, WebSocketSpec
+    from mmload.load.plan import Plan
+
+    scenario = Scenario(
+        name=name,
+        kind="steady",
+        users=users,
+        arrival_s=0,
+        actions=False,
+        websocket=WebSocketSpec(ping_interval_s=ping_s),
+        population=Population(first_user=first_user + 1),
+    )
+    return Plan(scenario=scenario, worker_name=worker)
+
+
+def attach_recorder(env: Environment, workdir: str, worker: str):
+    """mmload's own recorder, as a local `mmload run` has it: Collector -> RecordWriter."""
+    from pathlib import Path
+
+    from mmload import record
+    from mmload.load.recorder import Collector, RecordWriter
+
+    run_dir = record.new_run_dir(workdir, "bench")
+    writer = RecordWriter(run_dir, {"schema": "mmload.run/1", "outcome": "running"})
+    collector = Collector(env, worker, writer.ingest, flush_s=2.0)
+    env.mmload_collector = collector
+    collector.start()
+    return collector, Path(run_dir)
+
+
+def me_loop(user) -> None:
+    """The generator benchmark's task: the cheap authenticated call, through MattermostUser.api."""
+    if user.logged_in:
+        user.api("GET", "/users/me", "/users/me")
+    else:
+        gevent.sleep(1)
+
+
+def mattermost_me_class(host: str) -> type:
     """mmload's MattermostUser, logged in like the web app, then looping on `users/me`."""
     from mmload.load.user import MattermostUser  # the load engine under test
 
-    raise NotImplementedError(MattermostUser)
+    user_class = type("MattermostMeUser", (MattermostUser,), {"host": host})
+    user_class.tasks = [me_loop]  # replace (not extend) the inherited action-mix task
+    return user_class
 
 
 def measure_local_runner(
-    user_class: type, users: int, warmup: float, seconds: float, endpoint_name: str
+    user_class: type, setup, users: int, warmup: float, seconds: float, endpoint_name: str
 ) -> dict:
     """Spawn `users` at once, wait `warmup`, then count `endpoint_name` requests for `seconds`."""
     env = Environment(user_classes=[user_class], host=user_class.host)
+    if setup is not None:
+        setup(env)
     runner = env.create_local_runner()
     runner.start(users, spawn_rate=users)
     gevent.sleep(warmup)
@@ -88,3 +141,91 @@ def measure_local_runner(
         "rps_per_cpu_second": requests / cpu if cpu > 0 else 0.0,
         "errors": {str(k): v.occurrences for k, v in list(env.stats.errors.items())[:5]},
     }
+
+
+# --------------------------------------------------------------------------- capacity worker
+class CapacityCounters:
+    """What a capacity worker reports: connections, pings and failures, from Locust's events."""
+
+    def __init__(self) -> None:
+        self.pings_ok = 0
+        self.pings_failed = 0
+        self.login_failures = 0
+        self.other_failures = 0
+        self.hold_started = False
+        self.pinged_users_in_hold: set[str] = set()
+
+    def on_request(self, name: str, exception=None, context=None, **_) -> None:
+        from mmload.load.ws import PING_NAME
+
+        if name == PING_NAME:
+            if exception is None:
+                self.pings_ok += 1
+                if self.hold_started:
+                    self.pinged_users_in_hold.add((context or {}).get("user"))
+            else:
+                self.pings_failed += 1
+        elif exception is not None:
+            if name.endswith("/users/login"):
+                self.login_failures += 1
+            else:
+                self.other_failures += 1
+
+    def start_hold(self) -> None:
+        self.hold_started = True
+        self.pinged_users_in_hold.clear()
+
+
+def capacity_classes(hosts: list[str]) -> list[type]:
+    """One MattermostUser class per simulator, equal weights: users spread evenly over them."""
+    from mmload.load.user import MattermostUser
+
+    classes = []
+    for i, host in enumerate(hosts):
+        attrs = {"host": host, "weight": 1}
+        classes.append(type(f"CapacityUser{i}", (MattermostUser,), attrs))
+    return classes
+
+
+def run_capacity_worker(
+    hosts: list[str], users: int, spawn_rate: float, first_user: int, ping_s: float, worker: str
+) -> None:
+    """Spawn `users` MattermostUsers (no action mix), print counters as JSON every 2 s, forever.
+
+    SIGUSR1 starts the hold: from then on, users whose ping succeeds are counted. The parent
+    stops this process (SIGTERM/SIGKILL to its process group) when it has measured enough.
+    """
+    import json
+    import signal
+    import tempfile
+
+    classes = capacity_classes(hosts)
+    env = Environment(user_classes=classes)
+    env.mmload_plan = bench_plan("bench-capacity", users, ping_s, first_user, worker)
+    counters = CapacityCounters()
+    env.events.request.add_listener(counters.on_request)
+    attach_recorder(env, tempfile.mkdtemp(prefix="mmload-bench-capacity-run-"), worker)
+    gevent.signal_handler(signal.SIGUSR1, counters.start_hold)
+    runner = env.create_local_runner()
+    runner.start(users, spawn_rate=spawn_rate)
+    while True:
+        gevent.sleep(2)
+        instances = [u for g in runner.user_greenlets for u in _greenlet_user(g)]
+        status = {
+            "worker": worker,
+            "spawned": runner.user_count,
+            "logged_in": sum(1 for u in instances if u.logged_in),
+            "ws_connected": sum(1 for u in instances if u.ws is not None and u.ws.connected),
+            "pings_ok": counters.pings_ok,
+            "pings_failed": counters.pings_failed,
+            "login_failures": counters.login_failures,
+            "other_failures": counters.other_failures,
+            "pinged_users_in_hold": len(counters.pinged_users_in_hold),
+        }
+        print(json.dumps(status), flush=True)
+
+
+def _greenlet_user(greenlet) -> list:
+    """The Locust user a user greenlet runs (Locust passes it as the greenlet's first arg)."""
+    args = getattr(greenlet, "args", ())
+    return [args[0]] if args and hasattr(args[0], "logged_in") else []

@@ -54,10 +54,13 @@ def run_child(args: argparse.Namespace) -> None:
     """Run one Locust generator in this process and print what it measured as JSON."""
     import _users  # imports locust (and gevent's monkey patching) only in the child
 
-    user_class = _users.bench_user_class(args.child, args.host, args.user_offset)
-    result = _users.measure_local_runner(
-        user_class, args.users, args.warmup, args.seconds, ENDPOINT_NAME
-    )
+    with tempfile.TemporaryDirectory(prefix="mmload-bench-gen-run-") as workdir:
+        user_class, setup = _users.generator_setup(
+            args.child, args.host, args.user_offset, args.users, workdir
+        )
+        result = _users.measure_local_runner(
+            user_class, setup, args.users, args.warmup, args.seconds, ENDPOINT_NAME
+        )
     print(json.dumps(result), flush=True)
 
 
