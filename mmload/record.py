@@ -74,6 +74,7 @@ ARRIVAL_SCHEMA = pa.schema(
         ("ws_connected", _TS),  # WebSocket hello received (null if never)
         ("outcome", pa.string()),  # loaded | failed | pending
         ("error", pa.string()),
+        ("phase", pa.string()),  # login (a scheduled arrival) | reconnect (the reconnect herd)
     ]
 )
 

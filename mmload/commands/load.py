@@ -1,9 +1,230 @@
-"""CLI commands of the load stage."""
+"""CLI commands of the load stage: ``mmload run``, ``mmload worker``, ``mmload demo``."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import sys
+import tempfile
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
 import click
+
+from mmload.commands.common import console, err_console, interactive, model_from_flags
+from mmload.config.scenario import RunOptions, apply_options, load_scenario
+from mmload.errors import UserError
+
+DEMO_SCALE = 0.1
+DEMO_HOLD_S = 20.0
+
+
+def is_loopback(url: str) -> bool:
+    """True when every address the URL's host resolves to is a loopback address."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def confirm_target(target: str, yes: bool) -> None:
+    """Loading a non-loopback target needs --yes or an interactive confirmation."""
+    if yes or is_loopback(target):
+        return
+    if not sys.stdin.isatty():
+        raise UserError(
+            f"{target} is not a loopback address: pass --yes to send load to it",
+            source="command line",
+            field="--target",
+        )
+    if not click.confirm(f"Send load to {target}?", default=False):
+        raise click.exceptions.Abort()
+
+
+def _fmt_ms(v: Any) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def print_summary(result: Any) -> None:
+    """The end-of-run summary: outcome, arrivals, endpoints, SLOs, where the record is."""
+    from rich.table import Table
+
+    meta, summary = result.meta, result.summary
+    totals = summary["totals"]
+    console.print(
+        f"[bold]{meta['scenario']['name']}[/bold] against {meta['target']} "
+        f"(server {meta.get('server_version') or 'unknown'}): "
+        f"outcome [bold]{meta['outcome']}[/bold]"
+    )
+    arr = totals["arrivals"]
+    if arr.get("scheduled"):
+        console.print(
+            f"arrivals: {arr['scheduled']:,} scheduled, {arr['started']:,} started, "
+            f"{arr['loaded']:,} loaded, {arr['failed']:,} failed, {arr['pending']:,} pending; "
+            f"websocket {arr['ws_connected']:,}; lag p50 {_fmt_ms(arr['lag_p50_ms'])} ms, "
+            f"p99 {_fmt_ms(arr['lag_p99_ms'])} ms; time to loaded p99 "
+            f"{_fmt_ms(arr['time_to_loaded_p99_ms'])} ms"
+        )
+    rec = totals.get("reconnects") or {}
+    if rec.get("scheduled"):
+        console.print(
+            f"reconnects: {rec['scheduled']:,} scheduled, {rec['loaded']:,} done, "
+            f"{rec['failed']:,} failed; lag p99 {_fmt_ms(rec['lag_p99_ms'])} ms"
+        )
+    if meta.get("supported_users") is not None or meta["scenario"]["kind"] == "ceiling":
+        conv = (meta.get("ceiling") or {}).get("converged")
+        console.print(
+            f"supported users: [bold]{meta.get('supported_users')}[/bold]"
+            + ("" if conv else " (did not converge)")
+        )
+    rate = totals["error_rate"]
+    console.print(
+        f"requests: {totals['requests']:,}, failures {totals['failures']:,}"
+        + (f" ({rate:.3%})" if rate is not None else "")
+    )
+    table = Table(show_edge=False, box=None, pad_edge=False)
+    for col in ("endpoint", "count", "fail", "avg ms", "p50 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col == "endpoint" else "right")
+    for row in summary["endpoints"]:
+        table.add_row(
+            row["name"],
+            f"{row['count']:,}",
+            f"{row['failures']:,}",
+            _fmt_ms(row["avg_ms"]),
+            _fmt_ms(row["p50_ms"]),
+            _fmt_ms(row["p99_ms"]),
+        )
+    console.print(table)
+    for v in summary["slos"]:
+        mark = {True: "PASS", False: "FAIL", None: "n/a"}[v["passed"]]
+        val = "-" if v["value"] is None else f"{v['value']:.4g}"
+        console.print(f"SLO {v['name']} ({v['source']}): {val} {v['op']} {v['threshold']}: {mark}")
+    console.print(f"run record: {result.run_dir}")
+
+
+def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
+    """Validate, confirm the target, run, print; returns the RunResult."""
+    opts = model_from_flags(RunOptions, flags)
+    scenario, path = load_scenario(scenario_ref)
+    scenario = apply_options(scenario, opts)
+    confirm_target(opts.target, yes)
+    from mmload.load.runner import ScenarioRun  # imports Locust (gevent monkey-patching)
+
+    live_ctx = None
+    tick = None
+    if interactive():
+        from rich.live import Live
+
+        from mmload.load.live import render
+
+        live_ctx = Live(console=console, refresh_per_second=2, transient=True)
+
+        def tick(run: Any) -> None:
+            live_ctx.update(render(run))
+
+    def announce(run_dir: Path) -> None:
+        console.print(f"run record: {run_dir}")
+
+    run = ScenarioRun(scenario, opts, scenario_file=str(path), on_tick=tick, announce=announce)
+    if live_ctx is not None:
+        with live_ctx:
+            result = run.execute()
+    else:
+        result = run.execute()
+    print_summary(result)
+    return result
 
 
 def register(group: click.Group) -> None:
     """Add this stage's commands to group."""
+
+    @group.command("run")
+    @click.argument("scenario")
+    @click.option(
+        "--target", required=True, help="Base URL of the Mattermost server (or `mmload sim`)."
+    )
+    @click.option(
+        "--scale", type=float, help="Scale users and time together (0.1: 1,500 users in 90 s)."
+    )
+    @click.option("--users", type=int, help="Users (overrides the scenario, after --scale).")
+    @click.option("--duration", type=float, help="Hold time in seconds (ceiling: the time limit).")
+    @click.option("--workers", type=int, help="Local Locust worker processes (0: one process).")
+    @click.option("--label", help="A label for the run, e.g. the ESR under test.")
+    @click.option("--out", help="Parent folder of the run record.  [default: runs]")
+    @click.option("--prometheus", help="Prometheus base URL for server-side SLOs.")
+    @click.option("--rate-cap", type=float, help="Cap on requests per second for the whole run.")
+    @click.option("--master-bind", help="Address the master listens on for remote workers.")
+    @click.option("--master-port", type=int, help="Port the master listens on (0: free port).")
+    @click.option("--yes", is_flag=True, help="Do not ask before loading a non-loopback target.")
+    def run_cmd(scenario: str, yes: bool, **flags: Any) -> None:
+        """Run SCENARIO (a built-in name like sev0-login-storm, or a YAML file) against a target.
+
+        Writes a new run record under --out and prints its path. Ctrl-C stops cleanly and keeps
+        what was measured (outcome: interrupted).
+        """
+        result = execute_run(scenario, flags, yes)
+        if result.meta["outcome"] == "interrupted":
+            sys.exit(130)
+
+    @group.command("worker")
+    @click.option("--master", "master_host", required=True, help="Host of the `mmload run` master.")
+    @click.option(
+        "--master-port",
+        type=click.IntRange(1, 65535),
+        default=5557,
+        show_default=True,
+        help="The master's port (printed by `mmload run --master-bind`).",
+    )
+    @click.option(
+        "--locustfile",
+        type=click.Path(exists=True, dir_okay=False),
+        help="The scenario's custom locustfile, if it names one.",
+    )
+    def worker_cmd(master_host: str, master_port: int, locustfile: str | None) -> None:
+        """Run users for a remote `mmload run` master (a load agent)."""
+        from mmload.load.runner import run_worker
+
+        run_worker(master_host, master_port, locustfile)
+
+    @group.command("demo")
+    @click.option(
+        "--scale",
+        type=float,
+        default=DEMO_SCALE,
+        show_default=True,
+        help="Scale of sev0-login-storm.",
+    )
+    @click.option(
+        "--hold",
+        type=float,
+        default=DEMO_HOLD_S,
+        show_default=True,
+        help="Seconds everyone stays connected after the last arrival.",
+    )
+    @click.option("--out", default="runs", show_default=True, help="Parent folder of the record.")
+    def demo_cmd(scale: float, hold: float, out: str) -> None:
+        """Start the simulator, run the Sev0 login storm at a small scale, print the summary."""
+        from mmload.load.simproc import simulator
+
+        scenario, _ = load_scenario("sev0-login-storm")
+        users = max(1, int(scenario.users * scale) + 10)
+        err_console.print(f"starting the simulator ({users:,} users)…")
+        log = Path(tempfile.gettempdir()) / "mmload-demo-sim.log"
+        with simulator(users, log_path=log) as sim:
+            err_console.print(
+                f"simulator at {sim['url']}; running sev0-login-storm at scale {scale}"
+            )
+            execute_run(
+                "sev0-login-storm",
+                {"target": sim["url"], "scale": scale, "duration": hold, "out": out},
+                yes=True,
+            )

@@ -1,0 +1,245 @@
+"""Scenario and run models: the only home of the load engine's defaults.
+
+A scenario is a YAML file in ``scenarios/`` (or any path). Its ``kind`` decides how users arrive:
+
+- ``storm``: ``users`` arrive uniformly over ``arrival_s`` (open model), then everyone stays
+  connected for ``hold_s``.
+- ``herd``: ``users`` arrive over ``arrival_s``, settle, then an outage of ``herd.outage_s``
+  ends and every client reconnects at the time the web client's backoff rule gives it.
+- ``steady``: ``users`` arrive over ``arrival_s`` and run the action mix for ``hold_s`` (the
+  "bounded" comparison run).
+- ``ceiling``: a feedback loop adds users while every SLO holds and removes some when one breaks,
+  until the user count is stable; the result is the supported users.
+
+``--scale F`` multiplies users and every duration by F (0.1 -> 1,500 users in 90 s).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mmload.config.loader import load_model
+from mmload.errors import UserError
+
+SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+
+Kind = Literal["storm", "herd", "steady", "ceiling"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Population(_Strict):
+    """Who logs in: user i (1-based) is ``username_pattern.format(i=i)`` with ``password``."""
+
+    username_pattern: str = "user-{i}"
+    password: str = Field("Loadtest-1!", repr=False)
+    first_user: int = Field(1, ge=1)
+    size: int = Field(20_000, ge=1, description="users that exist on the server; indexes wrap")
+
+    @model_validator(mode="after")
+    def _pattern_has_i(self) -> Population:
+        if "{i}" not in self.username_pattern:
+            raise ValueError("username_pattern must contain {i}")
+        return self
+
+
+class Idle(_Strict):
+    """Idle time between two actions, drawn uniformly from [min_ms, 2*avg_ms - min_ms).
+
+    The rule and defaults of mattermost-load-test-ng's simulcontroller (expected value avg_ms).
+    """
+
+    min_ms: int = Field(1000, ge=0)
+    avg_ms: int = Field(20_000, gt=0)
+
+    @model_validator(mode="after")
+    def _avg_above_min(self) -> Idle:
+        if self.avg_ms <= self.min_ms:
+            raise ValueError("avg_ms must be greater than min_ms")
+        return self
+
+
+class WebSocketSpec(_Strict):
+    """The web client's WebSocket behaviour (mattermost-facts.md)."""
+
+    enabled: bool = True
+    ping_interval_s: float = Field(30.0, gt=0)
+    reconnect_min_s: float = Field(3.0, gt=0)
+    reconnect_max_s: float = Field(300.0, gt=0)
+    reconnect_jitter_s: float = Field(2.0, ge=0)
+    reconnect_backoff_after: int = Field(7, ge=0, description="failures before growing the delay")
+    auth: Literal["challenge", "header"] = "challenge"
+
+
+class SLOs(_Strict):
+    """Service-level objectives; a null threshold is not checked.
+
+    Defaults are the thresholds Mattermost's load-test coordinator uses.
+    """
+
+    login_p99_ms: float | None = Field(None, gt=0)
+    p99_ms: float | None = Field(2000.0, gt=0)
+    avg_ms: float | None = Field(100.0, gt=0)
+    error_rate: float | None = Field(None, ge=0, le=1, description="failed / all requests")
+    http_5xx_rate: float | None = Field(0.00025, ge=0, le=1, description="server-side, PromQL")
+    cpu_percent: float | None = Field(85.0, gt=0, description="server-side app CPU, PromQL")
+    exclude: list[str] = Field(
+        default_factory=lambda: ["WS ping"],
+        description="request names left out of the client-side latency SLOs",
+    )
+
+
+class PromQueries(_Strict):
+    """PromQL used for server-side SLOs; ``{window}`` is replaced by the interval, e.g. ``30s``."""
+
+    http_5xx_rate: str = (
+        'sum(rate(mattermost_api_time_count{{status_code=~"5.."}}[{window}]))'
+        " / sum(rate(mattermost_api_time_count[{window}]))"
+    )
+    cpu_percent: str = "100 * max(rate(process_cpu_seconds_total[{window}]))"
+
+
+class Ceiling(_Strict):
+    """The feedback loop of the ceiling scenario (like Mattermost's load-test coordinator)."""
+
+    start_users: int = Field(50, ge=1)
+    step_users: int = Field(50, ge=1, description="users added after an interval where SLOs hold")
+    min_step_users: int = Field(5, ge=1)
+    remove_fraction: float = Field(0.1, gt=0, lt=1, description="share removed when an SLO breaks")
+    max_users: int = Field(20_000, ge=1)
+    interval_s: float = Field(60.0, gt=0, description="measurement interval per decision")
+    settle_s: float = Field(
+        10.0, ge=0, description="skip this long after a change before measuring"
+    )
+    stable_intervals: int = Field(4, ge=2, description="the window: intervals with a stable count")
+    stable_tolerance: float = Field(0.1, ge=0, description="max spread within the window / mean")
+    spawn_rate: float = Field(20.0, gt=0, description="users per second when adding")
+    max_duration_s: float = Field(3600.0, gt=0)
+
+
+class Herd(_Strict):
+    """The reconnect herd: when the outage starts and how long it lasts."""
+
+    settle_s: float = Field(30.0, ge=0, description="after the last arrival, before the outage")
+    outage_s: float = Field(60.0, ge=0)
+
+
+class Scenario(_Strict):
+    """One load scenario (see the module docstring for the kinds)."""
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    kind: Kind
+    users: int = Field(100, ge=1)
+    arrival_s: float = Field(60.0, ge=0, description="arrivals spread uniformly over this time")
+    hold_s: float = Field(60.0, ge=0, description="after the last arrival")
+    actions: bool = Field(True, description="run the action mix after the initial load")
+    action_weights: dict[str, float] = Field(
+        default_factory=dict, description="override weights of mmload/load/actions.yaml by name"
+    )
+    idle: Idle = Idle()
+    websocket: WebSocketSpec = WebSocketSpec()
+    population: Population = Population()
+    slos: SLOs = SLOs()
+    prometheus: PromQueries = PromQueries()
+    ceiling: Ceiling = Ceiling()
+    herd: Herd = Herd()
+    rate_cap: float | None = Field(None, gt=0, description="requests per second, whole run")
+    locustfile: str | None = Field(None, description="custom locustfile; relative to the scenario")
+    request_timeout_s: float = Field(60.0, gt=0)
+
+    def scaled(self, factor: float) -> Scenario:
+        """Users and every duration multiplied by ``factor`` (at least one user)."""
+        if factor == 1:
+            return self
+        users = max(1, math.ceil(self.users * factor))
+        upd: dict = {
+            "users": users,
+            "arrival_s": self.arrival_s * factor,
+            "hold_s": self.hold_s * factor,
+            "herd": self.herd.model_copy(
+                update={
+                    "settle_s": self.herd.settle_s * factor,
+                    "outage_s": self.herd.outage_s * factor,
+                }
+            ),
+            "ceiling": self.ceiling.model_copy(
+                update={
+                    "start_users": max(1, math.ceil(self.ceiling.start_users * factor)),
+                    "step_users": max(1, math.ceil(self.ceiling.step_users * factor)),
+                    "min_step_users": max(1, math.ceil(self.ceiling.min_step_users * factor)),
+                    "max_users": max(1, math.ceil(self.ceiling.max_users * factor)),
+                }
+            ),
+        }
+        if self.rate_cap:
+            upd["rate_cap"] = self.rate_cap * factor
+        return self.model_copy(update=upd)
+
+
+class RunOptions(_Strict):
+    """Flags of ``mmload run`` (validated like a config file; errors name the flag)."""
+
+    target: str = Field(..., pattern=r"^https?://[^\s/]+(/.*)?$")
+    scale: float = Field(1.0, gt=0, le=10)
+    users: int | None = Field(None, ge=1)
+    duration: float | None = Field(None, gt=0, description="seconds: overrides hold_s")
+    workers: int = Field(0, ge=0, le=64)
+    label: str | None = Field(None, max_length=80)
+    out: str = "runs"
+    prometheus: str | None = Field(None, pattern=r"^https?://\S+$")
+    rate_cap: float | None = Field(None, gt=0)
+    master_bind: str = "127.0.0.1"
+    master_port: int = Field(0, ge=0, le=65535, description="0: a free port")
+    expect_workers_timeout_s: float = Field(60.0, gt=0)
+
+
+def resolve_scenario_path(name_or_path: str) -> Path:
+    """A path as given, or the name of a built-in scenario in ``scenarios/``."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    builtin = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if builtin.exists():
+        return builtin
+    known = ", ".join(sorted(q.stem for q in SCENARIO_DIR.glob("*.yaml"))) or "none"
+    raise UserError(
+        f"no such scenario file or built-in scenario (built-in: {known})", source=name_or_path
+    )
+
+
+def load_scenario(name_or_path: str) -> tuple[Scenario, Path]:
+    """Load and validate a scenario; a custom locustfile must exist (relative to the scenario)."""
+    path = resolve_scenario_path(name_or_path)
+    scenario = load_model(Scenario, path)
+    if scenario.locustfile:
+        lf = (path.parent / scenario.locustfile).resolve()
+        if not lf.is_file():
+            raise UserError("locustfile not found", source=str(path), field="locustfile")
+        scenario = scenario.model_copy(update={"locustfile": str(lf)})
+    return scenario, path
+
+
+def apply_options(scenario: Scenario, opts: RunOptions) -> Scenario:
+    """The scenario as this run uses it: scaled, then explicit --users/--duration/--rate-cap."""
+    s = scenario.scaled(opts.scale)
+    upd: dict = {}
+    if opts.users is not None:
+        upd["users"] = opts.users
+        if s.kind == "ceiling":
+            upd["ceiling"] = s.ceiling.model_copy(update={"max_users": opts.users})
+    if opts.duration is not None:
+        upd["hold_s"] = opts.duration
+        if s.kind == "ceiling":
+            upd["ceiling"] = (upd.get("ceiling") or s.ceiling).model_copy(
+                update={"max_duration_s": opts.duration}
+            )
+    if opts.rate_cap is not None:
+        upd["rate_cap"] = opts.rate_cap
+    return s.model_copy(update=upd) if upd else s

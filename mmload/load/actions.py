@@ -1,0 +1,69 @@
+"""The steady-state action mix (weights from actions.yaml) and the idle time between actions."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+ACTIONS_FILE = Path(__file__).with_name("actions.yaml")
+
+
+@dataclass(frozen=True)
+class Action:
+    """One entry of the table: name, relative frequency and the user method that performs it."""
+
+    name: str
+    weight: float
+    handler: str | None
+
+
+@lru_cache(maxsize=1)
+def load_table() -> tuple[Action, ...]:
+    """Every action of actions.yaml, implemented or not."""
+    data = yaml.safe_load(ACTIONS_FILE.read_text(encoding="utf-8"))
+    return tuple(
+        Action(name, float(spec["weight"]), spec.get("handler"))
+        for name, spec in data["actions"].items()
+    )
+
+
+class ActionPicker:
+    """Weighted random choice among the implemented actions (weights may be overridden)."""
+
+    def __init__(self, overrides: dict[str, float] | None = None, rng: random.Random | None = None):
+        overrides = overrides or {}
+        table = load_table()
+        unknown = set(overrides) - {a.name for a in table}
+        if unknown:
+            raise ValueError(f"unknown action(s): {', '.join(sorted(unknown))}")
+        self.actions = [
+            Action(a.name, overrides.get(a.name, a.weight), a.handler)
+            for a in table
+            if a.handler and overrides.get(a.name, a.weight) > 0
+        ]
+        if not self.actions:
+            raise ValueError("no action has a positive weight")
+        self._cum = list(itertools.accumulate(a.weight for a in self.actions))
+        self._rng = rng or random.Random()
+
+    def pick(self) -> Action:
+        """One action, with probability proportional to its weight."""
+        x = self._rng.random() * self._cum[-1]
+        return self.actions[bisect.bisect_right(self._cum, x)]
+
+    def share(self, name: str) -> float:
+        """The probability that ``name`` is picked."""
+        total = self._cum[-1]
+        return sum(a.weight for a in self.actions if a.name == name) / total
+
+
+def idle_seconds(min_ms: int, avg_ms: int, rng: random.Random | None = None) -> float:
+    """load-test-ng's idle rule: uniform in [min_ms, 2*avg_ms - min_ms), mean ``avg_ms``."""
+    r = (rng or random).random()
+    return (min_ms + r * (2 * avg_ms - 2 * min_ms)) / 1000.0

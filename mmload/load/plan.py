@@ -1,0 +1,119 @@
+"""The plan a worker runs: what the master decided (start time, scenario, its share of users).
+
+The master sends each worker its plan in a Locust custom message before spawning; a local run
+sets it directly. A ``MattermostUser`` in a plain locustfile (no plan) gets :func:`default_plan`:
+closed-model users that log in as soon as they spawn and run the default action mix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+
+from mmload.config.scenario import Scenario
+from mmload.load.schedule import Backoff, global_index, uniform_offset
+
+PLAN_MESSAGE = "mmload_plan"
+BATCH_MESSAGE = "mmload_batch"
+DONE_MESSAGE = "mmload_done"
+
+
+class RateLimiter:
+    """A per-process request-rate cap: each caller waits for its slot (gevent-friendly)."""
+
+    def __init__(self, rate_per_s: float):
+        self.interval = 1.0 / rate_per_s
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Block the calling greenlet until the next request may be sent."""
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            gevent.sleep(slot - now)
+
+
+@dataclass
+class Plan:
+    """One process's share of a run."""
+
+    scenario: Scenario
+    t0: float | None = None  # epoch seconds of the first scheduled arrival; None: no schedule
+    workers: int = 1
+    worker_index: int = 0
+    worker_name: str = "local"
+    schedule_users: int = 0  # users with a scheduled arrival (0: none scheduled)
+    herd_drop_at: float | None = None  # epoch seconds at which every socket drops
+    flush_s: float = 2.0
+    rate_cap: float | None = None  # requests/s for this process
+    counter: itertools.count = field(default_factory=itertools.count)
+    limiter: RateLimiter | None = None
+
+    def __post_init__(self) -> None:
+        if self.rate_cap and not self.limiter:
+            self.limiter = RateLimiter(self.rate_cap)
+
+    def next_user_index(self) -> int:
+        """The global index of the next user spawned in this process."""
+        return global_index(self.worker_index, self.workers, next(self.counter))
+
+    def username(self, index: int) -> str:
+        """Username of global user ``index`` (0-based), wrapping around the population."""
+        pop = self.scenario.population
+        return pop.username_pattern.format(i=pop.first_user + index % pop.size)
+
+    def arrival_time(self, index: int) -> float | None:
+        """Scheduled login time (epoch) of global user ``index``, or None if not scheduled."""
+        if self.t0 is None or index >= self.schedule_users:
+            return None
+        return self.t0 + uniform_offset(index, self.schedule_users, self.scenario.arrival_s)
+
+    def backoff(self) -> Backoff:
+        """The reconnect rule from the scenario's WebSocket settings."""
+        ws = self.scenario.websocket
+        return Backoff(
+            ws.reconnect_min_s,
+            ws.reconnect_max_s,
+            ws.reconnect_jitter_s,
+            ws.reconnect_backoff_after,
+        )
+
+    def to_message(self) -> dict[str, Any]:
+        """The plan as Locust message data (msgpack-serialisable)."""
+        return {
+            "scenario": self.scenario.model_dump(mode="json"),
+            "t0": self.t0,
+            "workers": self.workers,
+            "worker_index": self.worker_index,
+            "worker_name": self.worker_name,
+            "schedule_users": self.schedule_users,
+            "herd_drop_at": self.herd_drop_at,
+            "flush_s": self.flush_s,
+            "rate_cap": self.rate_cap,
+        }
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Plan:
+        """Inverse of :meth:`to_message`."""
+        data = dict(data)
+        data["scenario"] = Scenario.model_validate(data["scenario"])
+        return cls(**data)
+
+
+def default_plan() -> Plan:
+    """The plan of a MattermostUser run by plain Locust: no schedule, default steady mix."""
+    return Plan(scenario=Scenario(name="locustfile", kind="steady"))
+
+
+def get_plan(environment: Any) -> Plan:
+    """The environment's plan, creating the default one on first use."""
+    plan = getattr(environment, "mmload_plan", None)
+    if plan is None:
+        plan = default_plan()
+        environment.mmload_plan = plan
+    return plan

@@ -1,0 +1,479 @@
+"""Run a scenario with Locust as a library: local runner, or master + N local worker processes.
+
+The runner decides the plan (start time, who arrives when), drives the user count through the
+scenario's phases (storm, herd, steady, ceiling), writes the run record through
+:class:`~mmload.load.recorder.RecordWriter`, and stops cleanly on Ctrl-C / SIGTERM (outcome
+``interrupted``, data kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+from locust.stats import StatsCSVFileWriter
+
+from mmload import __version__, record
+from mmload.config.scenario import RunOptions, Scenario
+from mmload.errors import RunFailed, UserError
+from mmload.load import slo
+from mmload.load.ceiling import CeilingController
+from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
+from mmload.load.recorder import Collector, RecordWriter
+from mmload.load.summary import summarize
+from mmload.load.user import MattermostUser
+
+log = logging.getLogger(__name__)
+
+LEAD_S = 1.0  # the first arrival is scheduled this long after the users start spawning
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class RunResult:
+    """What ``mmload run`` prints: where the record is and what happened."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A currently free TCP port on ``host``."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def probe_target(target: str, timeout_s: float = 10.0) -> str | None:
+    """The server version the target reports (``Version`` of config/client), or raise."""
+    url = target.rstrip("/") + "/api/v4/config/client?format=old"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            cfg = json.loads(resp.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFailed(
+            f"target {target} did not answer GET /api/v4/config/client: {exc}"
+        ) from None
+    version = cfg.get("Version")
+    build = cfg.get("BuildNumber")
+    return f"{version} (build {build})" if version and build else version
+
+
+def load_user_classes(locustfile: str | None) -> list[type]:
+    """MattermostUser, or the user classes of a custom locustfile."""
+    if not locustfile:
+        return [MattermostUser]
+    from locust.util.load_locustfile import load_locustfile
+
+    try:
+        classes, _shapes = load_locustfile(locustfile)
+    except SystemExit:
+        raise UserError("could not load the locustfile", source=locustfile) from None
+    except Exception as exc:
+        raise UserError(f"could not load the locustfile: {exc}", source=locustfile) from None
+    found = [c for c in classes.values() if issubclass(c, MattermostUser)] or list(classes.values())
+    if not found:
+        raise UserError("the locustfile defines no User class", source=locustfile)
+    # a plain `from mmload.load.user import MattermostUser` alongside a subclass: keep the subclass
+    subclasses = [c for c in found if c is not MattermostUser]
+    return subclasses or found
+
+
+class StopFlag:
+    """Set by Ctrl-C / SIGTERM (or the caller); the phase loops poll it."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def __bool__(self) -> bool:
+        return self.reason is not None
+
+
+class ScenarioRun:
+    """One run of a scenario against a target (see the module docstring)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        opts: RunOptions,
+        *,
+        scenario_file: str | None = None,
+        on_tick: Callable[[ScenarioRun], None] | None = None,
+        announce: Callable[[Path], None] | None = None,
+    ):
+        self.scenario = scenario
+        self.opts = opts
+        self.scenario_file = scenario_file
+        self.on_tick = on_tick
+        self.announce = announce
+        self.stop = StopFlag()
+        self.started = time.time()
+        self.t0: float | None = None
+        self.phase = "starting"
+        self.ceiling: CeilingController | None = None
+        self.ceiling_log: list[dict[str, Any]] = []
+        self.workers: list[subprocess.Popen] = []
+        self.worker_logs: list[Any] = []
+        self.done_workers: set[str] = set()
+
+    # ---- the whole run -------------------------------------------------------------------
+    def execute(self) -> RunResult:
+        """Run the scenario; always leaves a finished run record (or an interrupted one)."""
+        server_version = probe_target(self.opts.target)
+        classes = load_user_classes(self.scenario.locustfile)
+        self.run_dir = record.new_run_dir(self.opts.out, self.scenario.name, self.opts.label)
+        self.meta = self._initial_meta(server_version)
+        self.writer = RecordWriter(self.run_dir, self.meta)
+        if self.announce:
+            self.announce(self.run_dir)
+        self.env = Environment(user_classes=classes, host=self.opts.target, events=events)
+        self.env.stop_timeout = 5.0
+        outcome, error = "completed", None
+        old = self._install_signal_handlers()
+        try:
+            self._start_runner()
+            self.writer.start_heartbeat()
+            self._drive()
+            if self.stop:
+                outcome = "interrupted"
+        except RunFailed as exc:
+            outcome, error = "failed", str(exc)
+        finally:
+            self._shutdown()
+            self._restore_signal_handlers(old)
+        extra = self._final_meta(error)
+        meta = self.writer.finish(outcome, extra)
+        summary = summarize(self.run_dir, meta)
+        meta["totals"] = summary["totals"]
+        meta["slos"] = summary["slos"]
+        record.write_run_json(self.run_dir, meta)
+        if outcome == "failed":
+            raise RunFailed(f"{error} (record: {self.run_dir})")
+        return RunResult(self.run_dir, meta, summary)
+
+    def _initial_meta(self, server_version: str | None) -> dict[str, Any]:
+        s = self.scenario
+        return {
+            "schema": record.SCHEMA_VERSION,
+            "run_id": self.run_dir.name,
+            "scenario": {
+                "name": s.name,
+                "kind": s.kind,
+                "file": self.scenario_file,
+                "spec": s.model_dump(mode="json", exclude={"population": {"password"}}),
+            },
+            "parameters": {
+                "scale": self.opts.scale,
+                "users": s.users,
+                "arrival_s": s.arrival_s,
+                "hold_s": s.hold_s,
+                "workers": self.opts.workers,
+                "rate_cap": s.rate_cap,
+                "prometheus": self.opts.prometheus,
+            },
+            "target": self.opts.target,
+            "server_version": server_version,
+            "label": self.opts.label,
+            "architecture": None,
+            "tool_version": __version__,
+            "started_at": record.iso(record.utc_now()),
+            "ended_at": None,
+            "outcome": "running",
+            "slos": [],
+            "supported_users": None,
+        }
+
+    def _final_meta(self, error: str | None) -> dict[str, Any]:
+        extra: dict[str, Any] = {"error": error, "workers_reported": sorted(self.writer.batches)}
+        if self.scenario.kind == "ceiling" and self.ceiling is not None:
+            extra["supported_users"] = self.ceiling.supported_users()
+            extra["ceiling"] = {
+                "converged": bool(self.ceiling.history and self.ceiling.history[-1].done),
+                "intervals": self.ceiling_log,
+            }
+        return extra
+
+    # ---- signals -------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> list[Any]:
+        handlers = []
+        for sig, why in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
+            with contextlib.suppress(ValueError):  # not the main thread
+                handlers.append(gevent.signal_handler(sig, self.stop.set, why))
+        return handlers
+
+    @staticmethod
+    def _restore_signal_handlers(handlers: list[Any]) -> None:
+        for h in handlers:
+            h.cancel()
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    # ---- runners -------------------------------------------------------------------------
+    def _plan(self, index: int, name: str) -> Plan:
+        s = self.scenario
+        n = max(1, self.opts.workers)
+        scheduled = 0 if s.kind == "ceiling" else s.users
+        herd_at = None
+        if s.kind == "herd" and self.t0 is not None:
+            herd_at = self.t0 + s.arrival_s + s.herd.settle_s
+        return Plan(
+            scenario=s,
+            t0=self.t0,
+            workers=n,
+            worker_index=index,
+            worker_name=name,
+            schedule_users=scheduled,
+            herd_drop_at=herd_at,
+            flush_s=min(record.FLUSH_INTERVAL_S, 2.0),
+            rate_cap=s.rate_cap / n if s.rate_cap else None,
+        )
+
+    def _start_runner(self) -> None:
+        self.t0 = time.time() + LEAD_S + (2.0 if self.opts.workers else 0.0)
+        if self.opts.workers == 0:
+            self.runner = self.env.create_local_runner()
+            plan = self._plan(0, "local")
+            self.env.mmload_plan = plan
+            self.collector = Collector(self.env, "local", self.writer.ingest, plan.flush_s)
+            self.env.mmload_collector = self.collector
+            self.collector.start()
+        else:
+            self._start_master()
+        self.csv = StatsCSVFileWriter(
+            self.env, [0.5, 0.9, 0.95, 0.99, 1.0], str(self.run_dir / "locust"), full_history=True
+        )
+        self.csv_greenlet = gevent.spawn(self.csv.stats_writer)
+
+    def _start_master(self) -> None:
+        port = self.opts.master_port or free_port(self.opts.master_bind)
+        self.runner = self.env.create_master_runner(self.opts.master_bind, port)
+        self.collector = None
+        self.runner.register_message(BATCH_MESSAGE, lambda msg, **_: self.writer.ingest(msg.data))
+        self.runner.register_message(
+            DONE_MESSAGE, lambda msg, **_: self.done_workers.add(msg.data["worker"])
+        )
+        host = "127.0.0.1" if self.opts.master_bind in ("0.0.0.0", "*") else self.opts.master_bind
+        for i in range(self.opts.workers):
+            cmd = [
+                sys.executable,
+                "-m",
+                "mmload.cli",
+                "worker",
+                "--master",
+                host,
+                "--master-port",
+                str(port),
+            ]
+            if self.scenario.locustfile:
+                cmd += ["--locustfile", self.scenario.locustfile]
+            logf = (self.run_dir / f"worker-{i}.log").open("w")
+            self.worker_logs.append(logf)
+            self.workers.append(
+                subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+            )
+        deadline = time.time() + self.opts.expect_workers_timeout_s
+        while len(self.runner.clients.ready) < self.opts.workers:
+            if self.stop:
+                return
+            if time.time() > deadline:
+                ready = len(self.runner.clients.ready)
+                raise RunFailed(f"only {ready} of {self.opts.workers} workers connected")
+            for w in self.workers:
+                if w.poll() is not None:
+                    raise RunFailed(f"a worker process exited (code {w.returncode}); see its log")
+            gevent.sleep(0.2)
+        self.t0 = time.time() + LEAD_S + 1.0
+        for i, client_id in enumerate(sorted(self.runner.clients.keys())):
+            plan = self._plan(i, f"w{i}")
+            self.runner.send_message(PLAN_MESSAGE, plan.to_message(), client_id=client_id)
+
+    # ---- phases --------------------------------------------------------------------------
+    def _wait_until(self, t: float) -> bool:
+        """Sleep until ``t`` (epoch) unless stopped; False when stopped."""
+        while time.time() < t:
+            if self.stop:
+                return False
+            if self.on_tick:
+                self.on_tick(self)
+            self._check_workers()
+            gevent.sleep(min(0.5, max(0.0, t - time.time())))
+        return not self.stop
+
+    def _check_workers(self) -> None:
+        for w in self.workers:
+            if w.poll() is not None:
+                raise RunFailed(f"a worker process died (code {w.returncode}); see its log")
+
+    def _spawn_rate(self, users: int, over_s: float) -> float:
+        return max(50.0, 4.0 * users / max(1.0, over_s))
+
+    def _drive(self) -> None:
+        if self.stop:
+            return
+        s = self.scenario
+        if s.kind == "ceiling":
+            self._drive_ceiling()
+            return
+        self.phase = "arrivals"
+        self.runner.start(s.users, self._spawn_rate(s.users, s.arrival_s))
+        assert self.t0 is not None
+        end_arrivals = self.t0 + s.arrival_s
+        if not self._wait_until(end_arrivals):
+            return
+        if s.kind == "herd":
+            drop_at = end_arrivals + s.herd.settle_s
+            self.phase = "settle"
+            if not self._wait_until(drop_at):
+                return
+            self.phase = "herd"
+            backoff_tail = s.websocket.reconnect_max_s if s.herd.outage_s > 60 else 10.0
+            if not self._wait_until(drop_at + s.herd.outage_s + backoff_tail):
+                return
+            end_arrivals = time.time()
+        self.phase = "hold"
+        self._wait_until(end_arrivals + s.hold_s)
+
+    def _drive_ceiling(self) -> None:
+        s = self.scenario
+        spec = s.ceiling
+        self.ceiling = ctl = CeilingController(spec)
+        deadline = time.time() + spec.max_duration_s
+        self.phase = "ceiling"
+        self.runner.start(ctl.users, spec.spawn_rate)
+        while not self.stop and time.time() < deadline:
+            ramp_s = ctl.users / spec.spawn_rate if not self.ceiling_log else 0.0
+            changed_at = time.time()
+            measure_from = changed_at + spec.settle_s + ramp_s
+            measure_to = measure_from + spec.interval_s
+            flush_lag = 2.0 + 0.5
+            if not self._wait_until(measure_to + flush_lag):
+                return
+            verdicts = self._interval_verdicts(measure_from, measure_to)
+            held = slo.all_held(verdicts)
+            failing = [v["name"] for v in verdicts if v["passed"] is False]
+            step = ctl.decide(held, failing)
+            self.ceiling_log.append(
+                {
+                    "users": step.users,
+                    "held": held,
+                    "failing": failing,
+                    "next_users": step.next_users,
+                    "verdicts": verdicts,
+                    "at": record.iso(record.utc_now()),
+                }
+            )
+            log.info("ceiling: %s users %s", step.users, "held" if held else f"broke {failing}")
+            if step.done:
+                return
+            if step.next_users != step.users:
+                self.runner.start(step.next_users, spec.spawn_rate)
+
+    def _interval_verdicts(self, t_from: float, t_to: float) -> list[dict[str, Any]]:
+        s = self.scenario
+        live = self.writer.live
+        exclude = tuple(s.slos.exclude)
+        overall = live.window(t_from, t_to, exclude)
+        login = live.window(t_from, t_to, only="POST /api/v4/users/login")
+        client = {
+            "p99_ms": overall["p99_ms"],
+            "avg_ms": overall["avg_ms"],
+            "error_rate": overall["error_rate"],
+            "login_p99_ms": login["p99_ms"],
+        }
+        server = None
+        if self.opts.prometheus:
+            server = slo.server_measures(self.opts.prometheus, s.prometheus, t_to - t_from)
+        return slo.evaluate(s.slos, client, server)
+
+    # ---- shutdown ------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        self.phase = "stopping"
+        runner = getattr(self, "runner", None)
+        if runner is None:
+            self._stop_worker_processes()
+            return
+        with contextlib.suppress(Exception):
+            runner.stop()
+        if self.opts.workers:
+            deadline = time.time() + STOP_TIMEOUT_S
+            while len(self.done_workers) < len(self.workers) and time.time() < deadline:
+                if all(w.poll() is not None for w in self.workers):
+                    break
+                gevent.sleep(0.2)
+        elif self.collector is not None:
+            self.collector.stop()
+        gevent.sleep(1.2)  # one more round of Locust's CSV writer with the final stats
+        csv_greenlet = getattr(self, "csv_greenlet", None)
+        if csv_greenlet is not None:
+            csv_greenlet.kill(block=True)
+            with contextlib.suppress(Exception):
+                self.csv.requests_flush()
+                self.csv.stats_history_flush()
+                self.csv.failures_flush()
+                self.csv.exceptions_flush()
+                self.csv.close_files()
+        with contextlib.suppress(Exception):
+            runner.quit()
+        self._stop_worker_processes()
+
+    def _stop_worker_processes(self) -> None:
+        for w in self.workers:
+            try:
+                w.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(w.pid, signal.SIGKILL)
+                w.wait(timeout=5)
+        for f in self.worker_logs:
+            f.close()
+
+
+def run_worker(master_host: str, master_port: int, locustfile: str | None = None) -> None:
+    """A worker process: connect to the master, take its plan, run users, ship batches."""
+    classes = load_user_classes(locustfile)
+    env = Environment(user_classes=classes, events=events)
+    runner = env.create_worker_runner(master_host, master_port)
+    state: dict[str, Any] = {}
+
+    def on_plan(msg: Any, **_: Any) -> None:
+        plan = Plan.from_message(msg.data)
+        env.mmload_plan = plan
+        collector = Collector(
+            env, plan.worker_name, lambda b: runner.send_message(BATCH_MESSAGE, b), plan.flush_s
+        )
+        env.mmload_collector = collector
+        state["collector"] = collector
+        collector.start()
+
+    def on_test_stop(**_: Any) -> None:
+        collector = state.get("collector")
+        if collector is not None:
+            collector.stop()
+            runner.send_message(DONE_MESSAGE, {"worker": collector.worker})
+
+    runner.register_message(PLAN_MESSAGE, on_plan)
+    env.events.test_stop.add_listener(on_test_stop)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, runner.quit)
+    runner.greenlet.join()

@@ -1,0 +1,212 @@
+"""The web client's WebSocket: connect until ``hello``, 30 s ping, reconnect with its backoff.
+
+Built on websocket-client, which cooperates with gevent once Locust has monkey-patched the socket
+module. The connect (until ``hello``) and each ping round trip are reported as Locust request
+samples named ``WS /api/v4/websocket`` and ``WS ping``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import websocket
+
+from mmload.load.schedule import Backoff
+
+CONNECT_NAME = "WS /api/v4/websocket"
+PING_NAME = "WS ping"
+MISSED_PONG_CLOSE = 4000  # the web client's close code on a missed pong
+
+Fire = Callable[..., None]
+
+
+def ws_url(http_base: str) -> str:
+    """``http(s)://host/sub`` -> ``ws(s)://host/sub/api/v4/websocket``."""
+    base = http_base.rstrip("/")
+    scheme = "wss" if base.startswith("https") else "ws"
+    return scheme + base[base.index(":") :] + "/api/v4/websocket"
+
+
+class MMWebSocket:
+    """One user's WebSocket connection and its background reader and pinger greenlets."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        fire: Fire,
+        *,
+        auth: str = "challenge",
+        ping_interval_s: float = 30.0,
+        backoff: Backoff | None = None,
+        timeout_s: float = 60.0,
+        cookie: str | None = None,
+    ):
+        self.url = url
+        self.token = token
+        self.fire = fire
+        self.auth = auth
+        self.ping_interval_s = ping_interval_s
+        self.backoff = backoff or Backoff()
+        self.timeout_s = timeout_s
+        self.cookie = cookie
+        self.ws: websocket.WebSocket | None = None
+        self.connection_id: str | None = None
+        self.server_version: str | None = None
+        self.events = 0
+        self.failures = 0
+        self._seq = itertools.count(1)
+        self._pending_ping: tuple[int, float, float] | None = None  # seq, epoch, perf
+        self._greenlets: list[gevent.Greenlet] = []
+        self._closing = False
+        self._reconnecting: gevent.Greenlet | None = None
+
+    @property
+    def connected(self) -> bool:
+        """True while a socket that received ``hello`` is open."""
+        return self.ws is not None
+
+    def connect(self, context: dict[str, Any] | None = None) -> bool:
+        """Open the socket, authenticate, wait for ``hello``; report one sample either way."""
+        self._closing = False
+        start, t0 = time.time(), time.perf_counter()
+        ws = None
+        try:
+            headers = [f"Authorization: Bearer {self.token}"] if self.auth == "header" else []
+            ws = websocket.create_connection(
+                self.url, timeout=self.timeout_s, header=headers, cookie=self.cookie
+            )
+            if self.auth == "challenge":
+                ws.send(
+                    json.dumps(
+                        {
+                            "seq": next(self._seq),
+                            "action": "authentication_challenge",
+                            "data": {"token": self.token},
+                        }
+                    )
+                )
+            size = self._await_hello(ws)
+        except Exception as exc:
+            if ws is not None:
+                with contextlib.suppress(Exception):
+                    ws.close()
+            self._report(CONNECT_NAME, start, t0, 0, exc, 0, context)
+            return False
+        self.ws = ws
+        self._report(CONNECT_NAME, start, t0, size, None, 101, context)
+        self._greenlets = [gevent.spawn(self._reader, ws), gevent.spawn(self._pinger, ws)]
+        return True
+
+    def _await_hello(self, ws: websocket.WebSocket) -> int:
+        while True:
+            raw = ws.recv()
+            msg = json.loads(raw)
+            if msg.get("event") == "hello":
+                data = msg.get("data") or {}
+                self.connection_id = data.get("connection_id")
+                self.server_version = data.get("server_version")
+                return len(raw)
+            if msg.get("status") == "FAIL":
+                raise ConnectionError(f"authentication failed: {msg.get('error')}")
+
+    def _report(
+        self,
+        name: str,
+        start: float,
+        t0: float,
+        size: int,
+        exc: BaseException | None,
+        status: int,
+        context: dict[str, Any] | None,
+    ) -> None:
+        ctx = {**(context or {}), "status": status}
+        self.fire(
+            request_type="WS",
+            name=name,
+            response_time=(time.perf_counter() - t0) * 1000,
+            response_length=size,
+            exception=exc,
+            context=ctx,
+            start_time=start,
+            response=None,
+            url=self.url,
+        )
+
+    def _reader(self, ws: websocket.WebSocket) -> None:
+        try:
+            while True:
+                raw = ws.recv()
+                if not raw:
+                    raise ConnectionError("socket closed by the server")
+                msg = json.loads(raw)
+                pending = self._pending_ping
+                if pending and msg.get("seq_reply") == pending[0]:
+                    self._pending_ping = None
+                    self._report(PING_NAME, pending[1], pending[2], len(raw), None, 200, None)
+                elif "event" in msg:
+                    self.events += 1
+        except Exception as exc:
+            if not self._closing and ws is self.ws:
+                self._lost(exc)
+
+    def _pinger(self, ws: websocket.WebSocket) -> None:
+        while True:
+            gevent.sleep(self.ping_interval_s)
+            if ws is not self.ws:
+                return
+            if (
+                self._pending_ping is not None
+            ):  # no pong since the last ping: the web client gives up
+                seq, start, t0 = self._pending_ping
+                self._pending_ping = None
+                self._report(PING_NAME, start, t0, 0, TimeoutError("missed pong"), 0, None)
+                with contextlib.suppress(Exception):
+                    ws.close(status=MISSED_PONG_CLOSE)
+                self._lost(TimeoutError("missed pong"))
+                return
+            seq = next(self._seq)
+            self._pending_ping = (seq, time.time(), time.perf_counter())
+            try:
+                ws.send(json.dumps({"action": "ping", "seq": seq}))
+            except Exception as exc:
+                self._lost(exc)
+                return
+
+    def _lost(self, exc: BaseException) -> None:
+        """The socket dropped: reconnect in the background with the web client's backoff."""
+        self.ws = None
+        self._pending_ping = None
+        if self._closing or (self._reconnecting and not self._reconnecting.dead):
+            return
+        self._reconnecting = gevent.spawn(self._reconnect_loop)
+
+    def _reconnect_loop(self) -> None:
+        failures = 0
+        while not self._closing:
+            gevent.sleep(self.backoff.delay(failures))
+            if self._closing:
+                return
+            if self.connect({"page_load_context": "reconnect"}):
+                self.failures += failures
+                return
+            failures += 1
+
+    def close(self, code: int = 1000) -> None:
+        """Close the socket and stop its greenlets (no reconnect)."""
+        self._closing = True
+        ws, self.ws = self.ws, None
+        current = gevent.getcurrent()
+        for g in [*self._greenlets, self._reconnecting]:
+            if g is not None and g is not current:
+                g.kill(block=False)
+        self._greenlets = []
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                ws.close(status=code, timeout=1)
