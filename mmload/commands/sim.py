@@ -1,9 +1,243 @@
-"""CLI commands of the sim stage."""
+"""CLI commands of the sim stage: `mmload sim` (the simulator) and `mmload seed` (bulk import)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+from pydantic import BaseModel, ValidationError
+
+from mmload.config.loader import field_path, read_yaml, validate_model
+from mmload.config.sim import NAMED_PROFILES, PopulationSpec, Profile, SimSettings
+from mmload.errors import UserError
+
+POPULATION_FLAGS = {
+    "users": "--users",
+    "teams": "--teams",
+    "channels_per_team": "--channels-per-team",
+    "channels_joined": "--channels-joined",
+    "posts_per_channel": "--posts-per-channel",
+    "seed": "--seed",
+    "password": "--password",
+}
+
+
+def population_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The population flags shared by `sim` and `seed` (defaults live in PopulationSpec)."""
+    d = PopulationSpec.model_fields
+    opts = [
+        click.option("--users", type=int, help=f"Number of users [default: {d['users'].default}]."),
+        click.option("--teams", type=int, help=f"Number of teams [default: {d['teams'].default}]."),
+        click.option(
+            "--channels-per-team",
+            type=int,
+            help="Open channels per team incl. town-square and off-topic "
+            f"[default: {d['channels_per_team'].default}].",
+        ),
+        click.option(
+            "--channels-joined",
+            type=int,
+            help="Extra channels each user joins besides the two defaults "
+            f"[default: {d['channels_joined'].default}].",
+        ),
+        click.option(
+            "--posts-per-channel",
+            type=int,
+            help=f"Seed posts per channel [default: {d['posts_per_channel'].default}].",
+        ),
+        click.option(
+            "--seed", type=int, help=f"Seed of every generated id [default: {d['seed'].default}]."
+        ),
+        click.option(
+            "--password",
+            type=str,
+            help=f"Every user's password [default: {d['password'].default}].",
+        ),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _validate_flags(model: type[BaseModel], values: dict[str, Any], names: dict[str, str]):
+    """Validate flags as ``model``; an error names the flag (``--users``), not the field."""
+    data = {k: v for k, v in values.items() if v is not None}
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        e = err.errors(include_url=False)[0]
+        key = str(e["loc"][0]) if e["loc"] else ""
+        flag = names.get(key, field_path(tuple(e["loc"])))
+        raise UserError(e["msg"], source="command line", field=flag) from None
+
+
+def population_from_flags(values: dict[str, Any]) -> PopulationSpec:
+    pop_values = {k: values.get(k) for k in POPULATION_FLAGS}
+    return _validate_flags(PopulationSpec, pop_values, POPULATION_FLAGS)
+
+
+def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
+    """A named profile, or a YAML file (optionally ``extends: <name>`` plus overrides)."""
+    if path is None:
+        key = name or "fast"
+        return key, NAMED_PROFILES[key].model_copy(deep=True)
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping at the top level", source=path)
+    base_name = data.pop("extends", name)
+    base: dict[str, Any] = {}
+    if base_name is not None:
+        if base_name not in NAMED_PROFILES:
+            known = ", ".join(NAMED_PROFILES)
+            raise UserError(
+                f"unknown profile {base_name!r} (known: {known})", source=path, field="extends"
+            )
+        base = NAMED_PROFILES[base_name].model_dump()
+    merged = {**base, **data}
+    profile = validate_model(Profile, merged, path)
+    return Path(path).stem, profile
+
+
+@click.command("sim")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=int,
+    default=8065,
+    show_default=True,
+    help="HTTP + WebSocket port (0: a free port; the URL printed says which).",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=8067,
+    show_default=True,
+    help="Prometheus /metrics port (0: a free port).",
+)
+@click.option("--no-metrics", is_flag=True, help="Do not serve /metrics.")
+@population_options
+@click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(list(NAMED_PROFILES)),
+    help="Server-cost profile [default: fast]; see docs/simulator.md.",
+)
+@click.option(
+    "--profile-file",
+    type=click.Path(dir_okay=False),
+    help="A custom profile in YAML (may say `extends: <profile>`).",
+)
+@click.option(
+    "--ws-auth-timeout",
+    type=float,
+    help="Seconds before an unauthenticated WebSocket is closed [default: 5].",
+)
+@click.option(
+    "--ws-ping-interval", type=float, help="Seconds between server ping frames [default: 60]."
+)
+def sim_command(
+    host: str,
+    port: int,
+    metrics_port: int,
+    no_metrics: bool,
+    profile_name: str | None,
+    profile_file: str | None,
+    ws_auth_timeout: float | None,
+    ws_ping_interval: float | None,
+    **population: Any,
+) -> None:
+    """Run the Mattermost API v4 simulator until Ctrl-C / SIGTERM.
+
+    Prints its URL when ready. Serves login, the web app's initial-load calls, posts, the
+    WebSocket and Prometheus metrics for a deterministic population (see `mmload seed`).
+    """
+    from mmload.sim.server import serve_until_signal
+
+    spec = population_from_flags(population)
+    name, profile = load_profile(profile_name, profile_file)
+    values = {
+        "host": host,
+        "port": port,
+        "metrics_port": None if no_metrics else metrics_port,
+        "ws_auth_timeout_s": ws_auth_timeout,
+        "ws_ping_interval_s": ws_ping_interval,
+    }
+    names = {
+        "host": "--host",
+        "port": "--port",
+        "metrics_port": "--metrics-port",
+        "ws_auth_timeout_s": "--ws-auth-timeout",
+        "ws_ping_interval_s": "--ws-ping-interval",
+    }
+    data = {k: v for k, v in values.items() if v is not None or k == "metrics_port"}
+    settings = _validate_flags(SimSettings, data, names)
+    settings = settings.model_copy(
+        update={"population": spec, "profile": profile, "profile_name": name}
+    )
+
+    def ready(running: Any) -> None:
+        metrics = running.metrics_url or "disabled"
+        click.echo(f"mmload sim ready: {running.url} (metrics {metrics})")
+        p = settings.population
+        click.echo(
+            f"  profile {name}: {profile.description or 'custom'}; server version "
+            f"{profile.server_version}"
+        )
+        click.echo(
+            f"  population: {p.users} users (user-1 .. user-{p.users}, password "
+            f"{p.password!r}), {p.teams} teams x {p.channels_per_team} channels, "
+            f"seed {p.seed}"
+        )
+        click.echo("  stop with Ctrl-C or SIGTERM")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_until_signal(settings, ready))
+    click.echo("mmload sim stopped")
+
+
+@click.command("seed")
+@population_options
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="Bulk-import JSONL file to write ('-': stdout).",
+)
+def seed_command(out: str, **population: Any) -> None:
+    """Write the deterministic population as Mattermost bulk-import JSONL.
+
+    The same flags give the same population `mmload sim` serves. Load it into a real server
+    with `mmctl import process` (raise TeamSettings.MaxUsersPerTeam first: it defaults to 50).
+    """
+    from mmload.sim.bulk import write_bulk_import
+    from mmload.sim.population import Population
+
+    spec = population_from_flags(population)
+    pop = Population(spec)
+    if out == "-":
+        lines = write_bulk_import(pop, sys.stdout)
+        sys.stdout.flush()
+        return
+    path = Path(out)
+    if not path.parent.is_dir():
+        raise UserError("directory does not exist", source=str(path), field="--out")
+    with path.open("w", encoding="utf-8") as fh:
+        lines = write_bulk_import(pop, fh)
+    click.echo(
+        f"wrote {path}: {lines} lines ({spec.users} users, {spec.teams} teams, "
+        f"{spec.teams * spec.channels_per_team} channels)",
+        err=True,
+    )
 
 
 def register(group: click.Group) -> None:
     """Add this stage's commands to group."""
+    group.add_command(sim_command)
+    group.add_command(seed_command)

@@ -1,0 +1,161 @@
+"""Config models of the simulator: the seed population and the server-cost profiles.
+
+This module is the only home of their defaults. A profile is data: it composes a password hash
+cost, the per-node login mutex, the login rate limiter and a bounded worker pool, plus the server
+version the simulator reports. See docs/simulator.md for which Mattermost versions each named
+profile models and the sources behind it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_PASSWORD = "Loadtest-1!"
+MAX_PASSWORD_BYTES = 72  # Mattermost caps passwords at 72 bytes (bcrypt's limit, kept for PBKDF2)
+ID_SEED_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PopulationSpec(Strict):
+    """A deterministic test population: the same numbers always give the same ids and names.
+
+    Membership rule (documented in docs/simulator.md): user i (1-based) belongs to team
+    ``(i-1) % teams``; every team member is in ``town-square`` and ``off-topic`` and in up to
+    ``channels_joined`` of the team's other public channels, chosen round-robin from i.
+    """
+
+    users: int = Field(20_000, ge=1, le=1_000_000, description="number of users")
+    teams: int = Field(10, ge=1, le=1_000, description="number of teams")
+    channels_per_team: int = Field(
+        8,
+        ge=2,
+        le=1_000,
+        description="public channels per team, town-square and off-topic included",
+    )
+    channels_joined: int = Field(
+        3, ge=0, le=1_000, description="extra channels each user joins besides the two defaults"
+    )
+    posts_per_channel: int = Field(5, ge=0, le=1_000, description="seed posts per channel")
+    seed: int = Field(1, ge=0, le=2**31 - 1, description="seed of every generated id")
+    password: str = Field(
+        DEFAULT_PASSWORD, min_length=8, description="every user's password (8..72 bytes)"
+    )
+    username_prefix: str = Field("user-", pattern=r"^[a-z][a-z0-9._-]{0,20}$")
+    email_domain: str = Field("example.com", pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
+
+    @field_validator("password")
+    @classmethod
+    def _password_fits(cls, value: str) -> str:
+        if len(value.encode()) > MAX_PASSWORD_BYTES:
+            raise ValueError(f"must be at most {MAX_PASSWORD_BYTES} bytes (Mattermost's limit)")
+        return value
+
+
+class RateLimit(Strict):
+    """GCRA login limiter keyed by the remote address host (X-Forwarded-For ignored)."""
+
+    per_sec: float = Field(5, gt=0, le=100_000)
+    burst: int = Field(10, ge=0, le=100_000)
+
+
+class WorkerPool(Strict):
+    """K slots held S ms by every HTTP request (not the WebSocket); excess waits FIFO.
+
+    Capacity is ``size * 1000 / service_ms`` requests per second. ``queue_max`` bounds the
+    waiting requests; past it the simulator answers 503 at once (null: unbounded).
+    """
+
+    size: int = Field(ge=1, le=100_000)
+    service_ms: float = Field(gt=0, le=60_000)
+    queue_max: int | None = Field(None, ge=0)
+
+
+class Profile(Strict):
+    """A server-cost profile: what a login storm pays on a real Mattermost node."""
+
+    description: str = ""
+    server_version: str = Field("10.11.0", pattern=r"^\d+\.\d+\.\d+$")
+    build_number: str = "dev"
+    password_hash: Literal["none", "bcrypt", "pbkdf2"] = "none"
+    bcrypt_cost: int = Field(10, ge=4, le=16)
+    pbkdf2_iterations: int = Field(600_000, ge=1, le=10_000_000)
+    login_mutex: bool = False
+    login_rate_limit: RateLimit | None = None
+    worker_pool: WorkerPool | None = None
+    hash_threads: int | None = Field(
+        None, ge=1, le=256, description="password-check threads (null: one per CPU)"
+    )
+
+
+FAST = Profile(description="no server costs: keeps the demo and tests fast")
+
+NAMED_PROFILES: dict[str, Profile] = {
+    "fast": FAST,
+    "v10.2": Profile(
+        description="before the login mutex: bcrypt cost 10, logins in parallel, no limiter",
+        server_version="10.2.0",
+        password_hash="bcrypt",
+    ),
+    "v10.11": Profile(
+        description="ESR 10.11 (before 10.11.12): bcrypt cost 10 + per-node login mutex",
+        server_version="10.11.0",
+        password_hash="bcrypt",
+        login_mutex=True,
+    ),
+    "v10.11-ratelimit": Profile(
+        description="ESR 10.11.12+ with RateLimitSettings.Enable: bcrypt + mutex + limiter",
+        server_version="10.11.12",
+        password_hash="bcrypt",
+        login_mutex=True,
+        login_rate_limit=RateLimit(),
+    ),
+    "v11.5": Profile(
+        description="11.5 .. 11.8 with rate limiting on: PBKDF2 600k + mutex + limiter",
+        server_version="11.5.0",
+        password_hash="pbkdf2",
+        login_mutex=True,
+        login_rate_limit=RateLimit(),
+    ),
+    "v11.9": Profile(
+        description="11.9+: PBKDF2 600k, no login mutex, limiter on",
+        server_version="11.9.0",
+        password_hash="pbkdf2",
+        login_rate_limit=RateLimit(),
+    ),
+    "overload": Profile(
+        description="a small worker pool (4 slots x 20 ms = 200 req/s) whose queue grows",
+        server_version="10.11.0",
+        worker_pool=WorkerPool(size=4, service_ms=20),
+    ),
+}
+
+
+class SimSettings(Strict):
+    """Everything `mmload sim` needs to start."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8065, ge=0, le=65535)
+    metrics_port: int | None = Field(8067, ge=0, le=65535)
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
+    profile: Profile = Field(default_factory=lambda: FAST.model_copy())
+    profile_name: str = "fast"
+    site_url: str | None = None
+    ws_auth_timeout_s: float = Field(5.0, gt=0, description="close unauthenticated sockets")
+    ws_ping_interval_s: float = Field(60.0, gt=0, description="server ping frames")
+    posts_kept_per_channel: int = Field(200, ge=1, le=100_000)
+    session_length_web_hours: int = Field(720, ge=1)
+
+    @field_validator("host")
+    @classmethod
+    def _host_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value

@@ -1,0 +1,225 @@
+"""Server costs that shape a login storm: password hashing, the login mutex, the login rate
+limiter (GCRA) and a bounded worker pool. Each piece is small and tested on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import math
+import os
+import time
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import bcrypt
+
+from mmload.config.sim import Profile, RateLimit, WorkerPool
+
+PBKDF2_SALT_BYTES = 16
+PBKDF2_KEY_BYTES = 32
+
+
+# -- password hashes ---------------------------------------------------------------------------
+def hash_password(profile: Profile, password: str) -> str:
+    """Hash ``password`` the way the modelled server stores it.
+
+    bcrypt: ``$2a$<cost>$…`` (Go's x/crypto/bcrypt). PBKDF2 (v11+):
+    ``$pbkdf2$f=SHA256,w=<iterations>,l=32$<salt>$<hash>`` with unpadded standard base64.
+    ``none``: the plain text (the cheap default profile).
+    """
+    pw = password.encode()
+    if profile.password_hash == "bcrypt":
+        return bcrypt.hashpw(pw, bcrypt.gensalt(profile.bcrypt_cost, prefix=b"2a")).decode()
+    if profile.password_hash == "pbkdf2":
+        salt = os.urandom(PBKDF2_SALT_BYTES)
+        key = hashlib.pbkdf2_hmac("sha256", pw, salt, profile.pbkdf2_iterations, PBKDF2_KEY_BYTES)
+        params = f"f=SHA256,w={profile.pbkdf2_iterations},l={PBKDF2_KEY_BYTES}"
+        return f"$pbkdf2${params}${_b64(salt)}${_b64(key)}"
+    return password
+
+
+def check_password(stored: str, password: str) -> bool:
+    """Compare ``password`` with a stored hash of any supported format (CPU-bound)."""
+    pw = password.encode()
+    if stored.startswith("$2"):
+        return bcrypt.checkpw(pw, stored.encode())
+    if stored.startswith("$pbkdf2$"):
+        _, _, params, salt, key = stored.split("$")
+        fields = dict(p.split("=") for p in params.split(","))
+        want = _unb64(key)
+        got = hashlib.pbkdf2_hmac("sha256", pw, _unb64(salt), int(fields["w"]), int(fields["l"]))
+        return hmac.compare_digest(got, want)
+    return hmac.compare_digest(stored.encode(), pw)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+class PasswordChecker:
+    """Checks passwords with the profile's hash in a thread pool, optionally one at a time.
+
+    One stored hash per distinct password is computed once (lazily) and cached: every seeded
+    user shares the population password, so startup never hashes 20,000 passwords, while every
+    login still pays one real hash comparison.
+    """
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        threads = profile.hash_threads or os.cpu_count() or 2
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mmload-hash")
+        self.mutex = asyncio.Lock() if profile.login_mutex else None
+        self._stored: dict[str, str] = {}
+        self.active = 0  # checks in progress right now (the mutex test reads the maximum)
+        self.max_active = 0
+
+    async def stored_hash(self, password: str) -> str:
+        """The stored hash of ``password`` (computed once)."""
+        stored = self._stored.get(password)
+        if stored is None:
+            loop = asyncio.get_running_loop()
+            stored = await loop.run_in_executor(
+                self.executor, hash_password, self.profile, password
+            )
+            self._stored[password] = stored
+        return stored
+
+    async def verify(self, real_password: str, attempt: str) -> bool:
+        """Compare ``attempt`` to the user's password at the profile's cost."""
+        stored = await self.stored_hash(real_password)
+        if self.mutex is None:
+            return await self._compare(stored, attempt)
+        async with self.mutex:
+            return await self._compare(stored, attempt)
+
+    async def _compare(self, stored: str, attempt: str) -> bool:
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if self.profile.password_hash == "none":
+                return check_password(stored, attempt)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, check_password, stored, attempt)
+        finally:
+            self.active -= 1
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+# -- login rate limiter ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """The outcome of one limiter check and the values of its response headers."""
+
+    limited: bool
+    limit: int
+    remaining: int
+    reset_after_s: float
+    retry_after_s: float  # -1 when allowed
+
+    def headers(self) -> dict[str, str]:
+        """``X-RateLimit-*`` (always) and ``Retry-After`` (when refused), seconds rounded up."""
+        out = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(math.ceil(self.reset_after_s)),
+        }
+        if self.retry_after_s >= 0:
+            out["Retry-After"] = str(math.ceil(self.retry_after_s))
+        return out
+
+
+class GcraLimiter:
+    """The GCRA limiter of throttled/v2 as Mattermost configures it for ``/login``.
+
+    Emission interval T = 1/per_sec; delay variation tolerance = T*(burst+1), so burst+1
+    requests pass at once; the limit header is burst+1. Keys are kept in an LRU of
+    ``max_keys`` entries (10,000 in Mattermost).
+    """
+
+    def __init__(self, rate: RateLimit, max_keys: int = 10_000, clock=time.monotonic_ns):
+        self.interval = round(1e9 / rate.per_sec)  # nanoseconds: exact arithmetic, as in Go
+        self.tolerance = self.interval * (rate.burst + 1)
+        self.limit = rate.burst + 1
+        self.max_keys = max_keys
+        self.clock = clock
+        self._tat: OrderedDict[str, int] = OrderedDict()
+
+    def check(self, key: str) -> RateDecision:
+        """Count one request for ``key``."""
+        now = self.clock()
+        tat = self._tat.get(key, now)
+        new_tat = max(tat, now) + self.interval
+        diff = now - (new_tat - self.tolerance)
+        if diff < 0:
+            ttl = max(tat - now, 0)
+            return RateDecision(True, self.limit, 0, ttl / 1e9, -diff / 1e9)
+        self._tat[key] = new_tat
+        self._tat.move_to_end(key)
+        if len(self._tat) > self.max_keys:
+            self._tat.popitem(last=False)
+        ttl = new_tat - now
+        remaining = max((self.tolerance - ttl) // self.interval, 0)
+        return RateDecision(False, self.limit, remaining, ttl / 1e9, -1)
+
+
+# -- worker pool -------------------------------------------------------------------------------
+class PoolFull(Exception):
+    """The worker pool's queue is at ``queue_max``."""
+
+
+class FifoWorkerPool:
+    """K slots, each held ``service_ms`` by a request; waiters are served first come first served.
+
+    A request's latency is its queue wait plus ``max(service_ms, handler time)``, so the pool
+    serves at most ``size * 1000 / service_ms`` requests per second and latency grows without
+    bound (or up to ``queue_max`` waiters, then 503) once offered load exceeds that.
+    """
+
+    def __init__(self, pool: WorkerPool):
+        self.size = pool.size
+        self.service_s = pool.service_ms / 1000.0
+        self.queue_max = pool.queue_max
+        self.free = pool.size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def queued(self) -> int:
+        return len(self.waiters)
+
+    async def acquire(self) -> None:
+        """Take a slot, waiting in FIFO order; raise PoolFull when the queue is full."""
+        if self.free > 0 and not self.waiters:
+            self.free -= 1
+            return
+        if self.queue_max is not None and len(self.waiters) >= self.queue_max:
+            raise PoolFull
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # we were handed a slot just as we were cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    self.waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        """Hand the slot to the oldest waiter, or free it."""
+        while self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.free += 1

@@ -1,0 +1,311 @@
+"""JSON bodies shaped like the real server's (``server/public/model/*.go``).
+
+Builders are small functions over population objects; the simulator caches the bytes of the ones
+that never change (users, teams, channels) so hot handlers only concatenate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from mmload.config.sim import Profile
+from mmload.sim.population import EPOCH_MS, Channel, Team, User
+
+USER_ROLES = "system_user"
+TEAM_ROLES = "team_user"
+CHANNEL_ROLES = "channel_user"
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON like Go's encoding/json (no spaces)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def user_body(user: User) -> dict[str, Any]:
+    """A user as ``GET /users/{id}`` returns it (sanitized: no password, no auth data)."""
+    return {
+        "id": user.id,
+        "create_at": EPOCH_MS,
+        "update_at": EPOCH_MS,
+        "delete_at": 0,
+        "username": user.username,
+        "auth_data": "",
+        "auth_service": "",
+        "email": user.email,
+        "email_verified": True,
+        "nickname": "",
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "position": "",
+        "roles": USER_ROLES,
+        "props": {},
+        "notify_props": {
+            "channel": "true",
+            "comments": "never",
+            "desktop": "mention",
+            "desktop_sound": "true",
+            "email": "true",
+            "first_name": "false",
+            "mention_keys": "",
+            "push": "mention",
+            "push_status": "away",
+        },
+        "last_password_update": EPOCH_MS,
+        "locale": "en",
+        "timezone": {
+            "automaticTimezone": "",
+            "manualTimezone": "",
+            "useAutomaticTimezone": "true",
+        },
+        "disable_welcome_email": False,
+    }
+
+
+def team_body(team: Team) -> dict[str, Any]:
+    """A team as ``GET /users/me/teams`` lists it."""
+    return {
+        "id": team.id,
+        "create_at": EPOCH_MS,
+        "update_at": EPOCH_MS,
+        "delete_at": 0,
+        "display_name": team.display_name,
+        "name": team.name,
+        "description": "",
+        "email": "",
+        "type": "O",
+        "company_name": "",
+        "allowed_domains": "",
+        "invite_id": "",
+        "allow_open_invite": True,
+        "scheme_id": None,
+        "group_constrained": None,
+        "policy_id": None,
+        "cloud_limits_archived": False,
+    }
+
+
+def team_member_body(team: Team, user: User) -> dict[str, Any]:
+    """A team membership."""
+    return {
+        "team_id": team.id,
+        "user_id": user.id,
+        "roles": TEAM_ROLES,
+        "delete_at": 0,
+        "scheme_guest": False,
+        "scheme_user": True,
+        "scheme_admin": False,
+        "explicit_roles": "",
+        "create_at": EPOCH_MS,
+    }
+
+
+def channel_body(channel: Channel, team_id: str, last_post_at: int, total: int) -> dict[str, Any]:
+    """A channel."""
+    return {
+        "id": channel.id,
+        "create_at": channel.create_at,
+        "update_at": channel.create_at,
+        "delete_at": 0,
+        "team_id": team_id,
+        "type": channel.type,
+        "display_name": channel.display_name,
+        "name": channel.name,
+        "header": "",
+        "purpose": "",
+        "last_post_at": last_post_at,
+        "last_root_post_at": last_post_at,
+        "total_msg_count": total,
+        "total_msg_count_root": total,
+        "extra_update_at": 0,
+        "creator_id": channel.creator_id,
+        "scheme_id": None,
+        "props": None,
+        "group_constrained": None,
+        "shared": None,
+        "policy_id": None,
+    }
+
+
+def channel_member_body(
+    channel_id: str, user_id: str, last_viewed_at: int, msg_count: int
+) -> dict[str, Any]:
+    """A channel membership."""
+    return {
+        "channel_id": channel_id,
+        "user_id": user_id,
+        "roles": CHANNEL_ROLES,
+        "last_viewed_at": last_viewed_at,
+        "msg_count": msg_count,
+        "mention_count": 0,
+        "mention_count_root": 0,
+        "urgent_mention_count": 0,
+        "msg_count_root": msg_count,
+        "notify_props": {
+            "desktop": "default",
+            "email": "default",
+            "ignore_channel_mentions": "default",
+            "mark_unread": "all",
+            "push": "default",
+        },
+        "last_update_at": last_viewed_at,
+        "scheme_guest": False,
+        "scheme_user": True,
+        "scheme_admin": False,
+        "explicit_roles": "",
+    }
+
+
+def preferences_body(user: User) -> list[dict[str, str]]:
+    """The preferences a fresh web-app user has after the first login."""
+    return [
+        {"user_id": user.id, "category": "tutorial_step", "name": user.id, "value": "999"},
+        {"user_id": user.id, "category": "recommended_next_steps", "name": "hide", "value": "true"},
+        {
+            "user_id": user.id,
+            "category": "display_settings",
+            "name": "use_military_time",
+            "value": "false",
+        },
+    ]
+
+
+_ROLE_PERMISSIONS: dict[str, list[str]] = {
+    "system_user": [
+        "create_team",
+        "list_public_teams",
+        "join_public_teams",
+        "create_direct_channel",
+        "create_group_channel",
+        "view_members",
+        "list_team_channels",
+        "create_emojis",
+        "delete_emojis",
+        "edit_custom_group",
+        "create_custom_group",
+        "delete_custom_group",
+        "manage_custom_group_members",
+        "restore_custom_group",
+    ],
+    "system_admin": ["manage_system"],
+    "system_guest": ["create_direct_channel", "create_group_channel"],
+    "team_user": [
+        "list_team_channels",
+        "join_public_channels",
+        "read_public_channel",
+        "view_team",
+        "create_public_channel",
+        "create_private_channel",
+        "invite_user",
+        "add_user_to_team",
+    ],
+    "team_admin": ["manage_team", "remove_user_from_team", "manage_team_roles"],
+    "team_guest": ["view_team"],
+    "channel_user": [
+        "read_channel",
+        "add_reaction",
+        "remove_reaction",
+        "manage_public_channel_members",
+        "upload_file",
+        "get_public_link",
+        "create_post",
+        "use_channel_mentions",
+        "manage_private_channel_members",
+        "delete_post",
+        "edit_post",
+        "read_channel_content",
+        "use_group_mentions",
+    ],
+    "channel_admin": ["manage_channel_roles"],
+    "channel_guest": ["read_channel", "add_reaction", "create_post", "read_channel_content"],
+    "custom_group_user": [],
+}
+
+
+def role_body(name: str, index: int) -> dict[str, Any]:
+    """One of the built-in roles (ids derived from the name)."""
+    return {
+        "id": hashlib.blake2b(name.encode(), digest_size=13).hexdigest(),
+        "name": name,
+        "display_name": f"authentication.roles.{name}.name",
+        "description": f"authentication.roles.{name}.description",
+        "create_at": EPOCH_MS,
+        "update_at": EPOCH_MS,
+        "delete_at": 0,
+        "permissions": _ROLE_PERMISSIONS[name],
+        "scheme_managed": True,
+        "built_in": True,
+    }
+
+
+ROLE_NAMES = tuple(_ROLE_PERMISSIONS)
+
+
+def client_config(profile: Profile, site_url: str, logged_in: bool) -> dict[str, str]:
+    """``GET /config/client?format=old``: every value a string, as the real server sends."""
+    limited = {
+        "Version": profile.server_version,
+        "BuildNumber": profile.build_number,
+        "BuildDate": "Thu Jan  1 00:00:00 UTC 2026",
+        "BuildHash": "mmload-sim",
+        "BuildHashEnterprise": "none",
+        "BuildEnterpriseReady": "false",
+        "SiteName": "Mattermost (mmload sim)",
+        "SiteURL": site_url,
+        "DiagnosticsEnabled": "false",
+        "TelemetryId": "",
+        "EnableSignInWithEmail": "true",
+        "EnableSignInWithUsername": "true",
+        "EnableSignUpWithEmail": "true",
+        "EnableLdap": "false",
+        "EnableSaml": "false",
+        "EnableSignUpWithGitLab": "false",
+        "EnableSignUpWithGoogle": "false",
+        "EnableSignUpWithOffice365": "false",
+        "EnableSignUpWithOpenId": "false",
+        "EnableMultifactorAuthentication": "false",
+        "EnforceMultifactorAuthentication": "false",
+        "EnableCustomBrand": "false",
+        "CustomDescriptionText": "",
+        "EnableUserCreation": "true",
+        "NoAccounts": "false",
+        "PasswordMinimumLength": "8",
+        "IsDefaultMarketplace": "true",
+        "WebsocketURL": "",
+        "WebsocketPort": "80",
+        "WebsocketSecurePort": "443",
+        "FeatureFlagCollapsedThreads": "true",
+    }
+    if not logged_in:
+        return limited
+    return {
+        **limited,
+        "CollapsedThreads": "default_on",
+        "EnableCustomEmoji": "true",
+        "EnableReliableWebSockets": "true",
+        "ExperimentalPrimaryTeam": "",
+        "MaxPostSize": "16383",
+        "MaxFileSize": "104857600",
+        "TeammateNameDisplay": "username",
+        "RestrictDirectMessage": "any",
+        "ShowEmailAddress": "true",
+        "ShowFullName": "true",
+        "EnableUserStatuses": "true",
+        "EnableUserTypingMessages": "true",
+        "TimeBetweenUserTypingUpdatesMilliseconds": "5000",
+        "EnablePostSearch": "true",
+        "EnableFileSearch": "true",
+        "ExtendSessionLengthWithActivity": "true",
+        "SessionLengthWebInHours": "720",
+    }
+
+
+def client_license() -> dict[str, str]:
+    """``GET /license/client?format=old`` of an unlicensed (Team Edition) server."""
+    return {"IsLicensed": "false"}
+
+
+def config_hash(config: dict[str, str]) -> str:
+    """The client-config hash in ``server_version`` strings (``ClientConfigHash``)."""
+    return hashlib.md5(dumps(config).encode(), usedforsecurity=False).hexdigest()

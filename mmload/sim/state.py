@@ -1,0 +1,234 @@
+"""The simulator's mutable state: sessions, statuses, posts, direct channels, views, threads.
+
+Everything is in memory with O(1) lookups; posts are bounded per channel (the oldest are
+forgotten), so a long load test cannot grow the simulator without limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from mmload.config.sim import SimSettings
+from mmload.sim.ids import new_id, seeded_id
+from mmload.sim.population import EPOCH_MS, Channel, Population, User
+
+MAX_THREADS_PER_USER = 200
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch, as Mattermost timestamps are."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Session:
+    """A login session: the token is the bearer/cookie value; csrf the MMCSRF value."""
+
+    token: str
+    user: User
+    csrf: str
+    create_at: int
+    expires_at: int
+
+
+@dataclass(slots=True)
+class ChannelState:
+    """A channel's posts (ids, oldest first, bounded) and counters."""
+
+    post_ids: deque[str]
+    last_post_at: int = EPOCH_MS
+    total_msg_count: int = 0
+
+
+@dataclass(slots=True)
+class Membership:
+    """What changes in a channel membership: when it was last viewed and what was read."""
+
+    last_viewed_at: int = 0
+    msg_count: int = 0
+
+
+@dataclass
+class Thread:
+    """A root post with replies, for the collapsed-threads view."""
+
+    root_id: str
+    channel_id: str
+    participants: list[str] = field(default_factory=list)  # user ids, oldest first
+    reply_count: int = 0
+    last_reply_at: int = 0
+
+
+class SimState:
+    """Population plus everything the API changes."""
+
+    def __init__(self, settings: SimSettings, population: Population | None = None):
+        self.settings = settings
+        self.pop = population or Population(settings.population)
+        self.sessions: dict[str, Session] = {}
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.failed_attempts: dict[int, int] = {}
+        self.posts: dict[str, dict[str, Any]] = {}
+        self.channel_state: dict[str, ChannelState] = {}
+        self.memberships: dict[tuple[int, str], Membership] = {}
+        self.threads: dict[str, Thread] = {}
+        self.user_threads: dict[str, OrderedDict[str, None]] = {}
+        self.direct: dict[str, Channel] = {}  # by name "<id1>__<id2>"
+        self.direct_by_id: dict[str, Channel] = {}
+        self.reactions: dict[str, list[dict[str, Any]]] = {}
+        self._keep = settings.posts_kept_per_channel
+        self._load_seed_posts()
+
+    # -- posts ------------------------------------------------------------------------------
+    def _load_seed_posts(self) -> None:
+        for channel in self.pop.channels.values():
+            self.channel_state[channel.id] = ChannelState(deque())
+        for seed in self.pop.seed_posts():
+            author = self.pop.user(seed.user_number)
+            self.add_post(
+                post_body(seed.id, seed.create_at, author.id, seed.channel_id, seed.message)
+            )
+
+    def channel(self, channel_id: str) -> Channel | None:
+        """An open channel of the population or a direct channel."""
+        return self.pop.channels.get(channel_id) or self.direct_by_id.get(channel_id)
+
+    def add_post(self, post: dict[str, Any]) -> None:
+        """Store ``post`` at the end of its channel, forgetting the oldest past the bound."""
+        cs = self.channel_state[post["channel_id"]]
+        if len(cs.post_ids) >= self._keep:
+            old = cs.post_ids.popleft()
+            self.posts.pop(old, None)
+        cs.post_ids.append(post["id"])
+        self.posts[post["id"]] = post
+        cs.last_post_at = max(cs.last_post_at, post["create_at"])
+        cs.total_msg_count += 1
+        root_id = post["root_id"]
+        if root_id and root_id in self.posts:
+            self._count_reply(self.posts[root_id], post)
+
+    def _count_reply(self, root: dict[str, Any], reply: dict[str, Any]) -> None:
+        root["reply_count"] = root.get("reply_count", 0) + 1
+        root["last_reply_at"] = reply["create_at"]
+        reply["reply_count"] = root["reply_count"]
+        thread = self.threads.get(root["id"])
+        if thread is None:
+            thread = Thread(root["id"], root["channel_id"], [root["user_id"]])
+            self.threads[root["id"]] = thread
+        thread.reply_count = root["reply_count"]
+        thread.last_reply_at = reply["create_at"]
+        if reply["user_id"] not in thread.participants:
+            thread.participants.append(reply["user_id"])
+        for uid in (root["user_id"], reply["user_id"]):
+            followed = self.user_threads.setdefault(uid, OrderedDict())
+            followed[root["id"]] = None
+            followed.move_to_end(root["id"])
+            if len(followed) > MAX_THREADS_PER_USER:
+                followed.popitem(last=False)
+
+    # -- memberships ------------------------------------------------------------------------
+    def membership(self, user: User, channel_id: str) -> Membership:
+        """The (mutable) membership of ``user`` in ``channel_id``."""
+        key = (user.number, channel_id)
+        m = self.memberships.get(key)
+        if m is None:
+            m = self.memberships[key] = Membership()
+        return m
+
+    def can_read(self, user: User, channel: Channel) -> bool:
+        """Members read a channel; so does anyone on the team for an open channel."""
+        if channel.type == "O":
+            return channel.team == user.team
+        return user.number in channel.members
+
+    def direct_channel(self, a: User, b: User) -> Channel:
+        """The direct channel of ``a`` and ``b``, created on first use."""
+        first, second = sorted((a.id, b.id))
+        name = f"{first}__{second}"
+        channel = self.direct.get(name)
+        if channel is None:
+            cid = seeded_id(self.pop.spec.seed, "direct", name)
+            members = sorted({a.number, b.number})
+            channel = Channel(cid, -1, -1, name, "", "D", a.id, members, create_at=now_ms())
+            self.direct[name] = channel
+            self.direct_by_id[cid] = channel
+            self.channel_state[cid] = ChannelState(deque(), last_post_at=channel.create_at)
+        return channel
+
+    def directs_of(self, user: User) -> list[Channel]:
+        """Direct channels ``user`` is in (a linear scan: direct channels are few here)."""
+        return [c for c in self.direct.values() if user.number in c.members]
+
+    # -- statuses ---------------------------------------------------------------------------
+    def set_status(self, user: User, status: str) -> None:
+        self.statuses[user.id] = status_body(user.id, status, now_ms())
+
+    def status_of(self, user_id: str) -> dict[str, Any]:
+        return self.statuses.get(user_id) or status_body(user_id, "offline", 0)
+
+    # -- sessions ---------------------------------------------------------------------------
+    def create_session(self, user: User) -> Session:
+        now = now_ms()
+        hours = self.settings.session_length_web_hours
+        session = Session(new_id(), user, new_id(), now, now + hours * 3_600_000)
+        self.sessions[session.token] = session
+        return session
+
+    def session(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        session = self.sessions.get(token)
+        if session is not None and session.expires_at < now_ms():
+            del self.sessions[token]
+            return None
+        return session
+
+
+def post_body(
+    post_id: str,
+    create_at: int,
+    user_id: str,
+    channel_id: str,
+    message: str,
+    *,
+    root_id: str = "",
+    props: dict[str, Any] | None = None,
+    pending_post_id: str = "",
+) -> dict[str, Any]:
+    """A post as the server returns it."""
+    return {
+        "id": post_id,
+        "create_at": create_at,
+        "update_at": create_at,
+        "edit_at": 0,
+        "delete_at": 0,
+        "is_pinned": False,
+        "user_id": user_id,
+        "channel_id": channel_id,
+        "root_id": root_id,
+        "original_id": "",
+        "message": message,
+        "type": "",
+        "props": props or {},
+        "hashtags": "",
+        "pending_post_id": pending_post_id,
+        "reply_count": 0,
+        "last_reply_at": 0,
+        "participants": None,
+        "metadata": {},
+    }
+
+
+def status_body(user_id: str, status: str, last_activity_at: int) -> dict[str, Any]:
+    """A user status."""
+    return {
+        "user_id": user_id,
+        "status": status,
+        "manual": False,
+        "last_activity_at": last_activity_at,
+        "active_channel": "",
+        "dnd_end_time": 0,
+    }

@@ -1,0 +1,70 @@
+"""`mmload sim` and `mmload seed` as a user runs them: URL when ready, SIGTERM, bad input."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from mmload.sim.testing import running_sim
+from tests.conftest import run_cli
+
+
+def test_sim_prints_url_serves_and_stops_on_sigterm() -> None:
+    with running_sim(users=50, teams=1) as sim:
+        with urllib.request.urlopen(sim.url + "/api/v4/system/ping", timeout=5) as resp:
+            assert resp.status == 200
+            assert json.load(resp)["status"] == "OK"
+        with urllib.request.urlopen(sim.metrics_url, timeout=5) as resp:
+            assert b"mattermost_http_requests_total 1.0" in resp.read()
+        code = sim.stop()
+    assert code == 0
+    assert sim.output[-1] == "mmload sim stopped"
+    assert "50 users" in "\n".join(sim.output)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["sim", "--users", "0"], "command line: --users: Input should be greater than"),
+        (["sim", "--users", "many"], "'--users': 'many' is not a valid integer"),
+        (["sim", "--profile", "v9"], "'--profile': 'v9' is not one of"),
+        (["sim", "--port", "70000"], "--port: Input should be less than or equal to 65535"),
+        (["sim", "--password", "short"], "--password: String should have at least 8 characters"),
+        (["sim", "--ws-auth-timeout", "0"], "--ws-auth-timeout: Input should be greater than 0"),
+        (["sim", "--profile-file", "/nonexistent.yaml"], "/nonexistent.yaml: file not found"),
+        (["seed", "--teams", "0"], "command line: --teams: Input should be greater than"),
+        (["seed", "--out", "/no/such/dir/x.jsonl"], "--out: directory does not exist"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(args: list[str], expected: str) -> None:
+    proc = run_cli(*args, timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_profile_file_names_file_and_field(tmp_path) -> None:
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("extends: v11.9\nlogin_rate_limit:\n  per_sec: -1\n")
+    proc = run_cli("sim", "--profile-file", str(bad), timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"mmload: error: {bad}: login_rate_limit.per_sec: Input should be greater than 0"
+    )
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("pasword_hash: bcrypt\n")
+    proc = run_cli("sim", "--profile-file", str(typo), timeout=30)
+    assert proc.returncode == 2
+    assert "pasword_hash: unknown field" in proc.stderr
+
+
+def test_port_in_use_is_a_user_error() -> None:
+    with running_sim(users=10, teams=1) as sim:
+        port = sim.url.rsplit(":", 1)[1]
+        proc = run_cli("sim", "--port", port, "--metrics-port", "0", timeout=30)
+    assert proc.returncode == 2
+    assert f"--port: cannot listen on 127.0.0.1:{port}" in proc.stderr.strip()
