@@ -94,7 +94,10 @@ def run_locust_generator(
     if child.popen.returncode != 0 or not lines:
         code = child.popen.returncode
         raise RuntimeError(f"{kind} generator failed (exit {code}):\n{child.tail()}")
-    return json.loads(lines[-1])
+    result = json.loads(lines[-1])
+    if not result["requests"]:
+        raise RuntimeError(f"the {kind} generator made no request:\n{child.tail(30)}")
+    return result
 
 
 def run_wrk_generator(host: str, token: str, args: argparse.Namespace) -> dict:
@@ -160,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             runs["wrk"].append(run_wrk_generator(sim.url, token, args))
             common.log(f"  {runs['wrk'][-1]['rps']:.0f} req/s")
     result = summarize(runs)
-    ratio = result["ratios"]["mattermost_vs_bare_rps"]
+    # judged on the lower of the two ratios: requests/s, and requests per generator CPU-second
+    # (the latter stays meaningful if the sim, not the generator, limits the rate)
+    ratio = min(
+        result["ratios"]["mattermost_vs_bare_rps"],
+        result["ratios"]["mattermost_vs_bare_rps_per_cpu_second"],
+    )
     result.update(
         benchmark="generator",
         endpoint=ENDPOINT_NAME,
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         users=args.users,
         rounds=args.rounds,
         seconds_per_run=args.seconds,
-        target={"mattermost_vs_bare_rps": f">= {TARGET_RATIO}"},
+        target={"mattermost_vs_bare (lower of rps and rps per CPU-second)": f">= {TARGET_RATIO}"},
         met=ratio >= TARGET_RATIO,
         shortfall=round(max(0.0, TARGET_RATIO - ratio), 3),
         wall_seconds=round(time.monotonic() - started, 1),
