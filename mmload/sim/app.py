@@ -32,6 +32,7 @@ JSON = "application/json"
 MAX_PER_PAGE = 200
 MAX_POST_SIZE = 16383
 MAX_LOGIN_ATTEMPTS = 10  # ServiceSettings.MaximumLoginAttempts default
+REQUEST_ID = web.RequestKey("request_id", str)
 INVALID_CREDENTIALS = "api.user.login.invalid_credentials_email_username"
 
 
@@ -166,7 +167,7 @@ class Simulator:
     def error(
         self, request: web.Request, status: int, error_id: str, message: str, detailed: str = ""
     ) -> web.Response:
-        rid = request.get("request_id") or new_id()
+        rid = request.get(REQUEST_ID) or new_id()
         body = {
             "id": error_id,
             "message": message,
@@ -241,7 +242,7 @@ class Simulator:
     ) -> web.StreamResponse:
         start = time.perf_counter()
         rid = new_id()
-        request["request_id"] = rid
+        request[REQUEST_ID] = rid
         try:
             ctx = Ctx(request, self._authenticate(request, session_required, trust_requester))
             resp = await handler(ctx)

@@ -580,7 +580,7 @@ class Handlers:
             {
                 "order": ids,
                 "posts": {i: posts[i] for i in ids},
-                "matches": None,
+                "matches": {i: words for i in ids},
                 "next_post_id": "",
                 "prev_post_id": "",
                 "has_next": False,
