@@ -1,0 +1,234 @@
+"""The WebSocket end to end with an independent client (the `websockets` library): auth by
+header, cookie and challenge; hello; seq; ping/pong; posted events to members only; the
+unauthenticated timeout (shortened here, 5 s by default); server ping frames; the gauge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from mmload.config.sim import SimSettings
+from mmload.sim.server import SimHandle, start_in_thread
+from tests.sim.conftest import small_settings
+
+PASSWORD = "Loadtest-1!"
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimHandle]:
+    handle = start_in_thread(small_settings(ws_auth_timeout_s=0.5, ws_ping_interval_s=0.3))
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def ws_url(sim: SimHandle) -> str:
+    return sim.url.replace("http://", "ws://") + "/api/v4/websocket"
+
+
+def login(sim: SimHandle, username: str, xhr: bool = False) -> requests.Response:
+    headers = {"X-Requested-With": "XMLHttpRequest"} if xhr else {}
+    resp = requests.post(
+        sim.url + "/api/v4/users/login",
+        timeout=5,
+        headers=headers,
+        json={"login_id": username, "password": PASSWORD},
+    )
+    assert resp.status_code == 200
+    return resp
+
+
+async def recv_json(ws: Any, timeout: float = 3.0) -> dict[str, Any]:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+def assert_hello(msg: dict[str, Any], user_id: str) -> None:
+    assert msg["event"] == "hello" and msg["seq"] == 0
+    assert len(msg["data"]["connection_id"]) == 26
+    version, build, config_hash, enterprise = msg["data"]["server_version"].rsplit(".", 3)
+    assert version == "10.11.0" and build == "dev" and len(config_hash) == 32
+    assert enterprise == "false"
+    assert msg["broadcast"]["user_id"] == user_id
+
+
+def test_header_auth_hello_ping_pong_and_seq(sim: SimHandle) -> None:
+    resp = login(sim, "user-1")
+
+    async def run() -> None:
+        headers = {"Authorization": "Bearer " + resp.headers["Token"]}
+        async with websockets.connect(ws_url(sim), additional_headers=headers) as ws:
+            assert_hello(await recv_json(ws), resp.json()["id"])
+            for seq in (1, 2):
+                await ws.send(json.dumps({"seq": seq, "action": "ping"}))
+                reply = await recv_json(ws)
+                assert reply["status"] == "OK" and reply["seq_reply"] == seq
+                assert reply["data"]["text"] == "pong" and reply["data"]["version"] == "10.11.0"
+                assert abs(reply["data"]["server_time"] - time.time() * 1000) < 5000
+                assert reply["data"]["node_id"] == ""
+            await ws.send(json.dumps({"seq": 3, "action": "no_such_action"}))
+            bad = await recv_json(ws)
+            assert bad["status"] == "FAIL" and bad["seq_reply"] == 3
+            assert bad["error"]["id"] == "api.web_socket_router.bad_action.app_error"
+
+    asyncio.run(run())
+
+
+def test_cookie_auth_on_upgrade(sim: SimHandle) -> None:
+    resp = login(sim, "user-2", xhr=True)
+    cookie = "; ".join(f"{c.name}={c.value}" for c in resp.cookies)
+
+    async def run() -> None:
+        async with websockets.connect(ws_url(sim), additional_headers={"Cookie": cookie}) as ws:
+            assert_hello(await recv_json(ws), resp.json()["id"])
+
+    asyncio.run(run())
+
+
+def test_authentication_challenge(sim: SimHandle) -> None:
+    resp = login(sim, "user-3")
+
+    async def run() -> None:
+        async with websockets.connect(ws_url(sim)) as ws:
+            await ws.send(json.dumps({"seq": 1, "action": "ping"}))
+            refused = await recv_json(ws)
+            assert refused["status"] == "FAIL"
+            assert refused["error"]["id"] == "api.web_socket_router.not_authenticated.app_error"
+            await ws.send(
+                json.dumps(
+                    {
+                        "seq": 2,
+                        "action": "authentication_challenge",
+                        "data": {"token": resp.headers["Token"]},
+                    }
+                )
+            )
+            first, second = await recv_json(ws), await recv_json(ws)
+            assert_hello(first, resp.json()["id"])
+            assert second == {"status": "OK", "seq_reply": 2}
+            await asyncio.sleep(0.8)  # past the auth timeout: an authenticated socket stays
+            await ws.send(json.dumps({"seq": 3, "action": "ping"}))
+            assert (await recv_json(ws))["data"]["text"] == "pong"
+
+    asyncio.run(run())
+
+
+def test_bad_challenge_token_closes(sim: SimHandle) -> None:
+    async def run() -> None:
+        async with websockets.connect(ws_url(sim)) as ws:
+            await ws.send(
+                json.dumps(
+                    {"seq": 1, "action": "authentication_challenge", "data": {"token": "x" * 26}}
+                )
+            )
+            with pytest.raises(ConnectionClosed):
+                await recv_json(ws)
+
+    asyncio.run(run())
+
+
+def test_unauthenticated_socket_dropped_after_timeout(sim: SimHandle) -> None:
+    async def run() -> float:
+        start = time.monotonic()
+        async with websockets.connect(ws_url(sim)) as ws:
+            with pytest.raises(ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert info.value.rcvd is None  # TCP closed without a close frame, like the server
+        return time.monotonic() - start
+
+    elapsed = asyncio.run(run())
+    assert 0.4 <= elapsed < 3
+
+
+def test_default_auth_timeout_is_the_servers_5_s() -> None:
+    assert SimSettings().ws_auth_timeout_s == 5.0
+    assert SimSettings().ws_ping_interval_s == 60.0
+
+
+def test_server_ping_frames(sim: SimHandle) -> None:
+    resp = login(sim, "user-4")
+
+    async def run() -> None:
+        headers = {"Authorization": "Bearer " + resp.headers["Token"]}
+        async with websockets.connect(
+            ws_url(sim), additional_headers=headers, ping_interval=None
+        ) as ws:
+            await recv_json(ws)
+            pings: list[float] = []
+            # websockets answers pings itself; observe them via the protocol's hook.
+            original = ws.protocol.recv_frame if hasattr(ws.protocol, "recv_frame") else None
+            assert original is not None
+
+            def spy(frame: Any) -> None:
+                if frame.opcode.name == "PING":
+                    pings.append(time.monotonic())
+                original(frame)
+
+            ws.protocol.recv_frame = spy
+            await asyncio.sleep(1.0)
+            assert len(pings) >= 2  # every 0.3 s here (60 s by default)
+
+    asyncio.run(run())
+
+
+def test_posted_event_reaches_members_only_and_gauge(sim: SimHandle) -> None:
+    author = login(sim, "user-5")  # team-1 (odd users); user-7 too; user-6 is in team-2
+    same_team = login(sim, "user-7")
+    other_team = login(sim, "user-6")
+    bearer = {"Authorization": "Bearer " + author.headers["Token"]}
+    teams = requests.get(sim.url + "/api/v4/users/me/teams", headers=bearer, timeout=5).json()
+    chans = requests.get(
+        sim.url + f"/api/v4/users/me/teams/{teams[0]['id']}/channels", headers=bearer, timeout=5
+    ).json()
+    town = next(c for c in chans if c["name"] == "town-square")
+
+    async def run() -> None:
+        def hdr(r: requests.Response) -> dict[str, str]:
+            return {"Authorization": "Bearer " + r.headers["Token"]}
+
+        async with (
+            websockets.connect(ws_url(sim), additional_headers=hdr(same_team)) as member,
+            websockets.connect(ws_url(sim), additional_headers=hdr(other_team)) as outsider,
+        ):
+            await recv_json(member)
+            await recv_json(outsider)
+            gauge = requests.get(sim.metrics_url, timeout=5).text
+            # websockets' User-Agent ("Python/3.11 websockets/…") counts as a web client.
+            assert 'mattermost_http_websockets_total{origin_client="web"} 2.0' in gauge
+            created = await asyncio.to_thread(
+                requests.post,
+                sim.url + "/api/v4/posts",
+                headers=bearer,
+                timeout=5,
+                json={"channel_id": town["id"], "message": "to the town"},
+            )
+            assert created.status_code == 201
+            event = await recv_json(member)
+            assert event["event"] == "posted" and event["seq"] == 1
+            assert event["broadcast"]["channel_id"] == town["id"]
+            post = json.loads(event["data"]["post"])
+            assert post == created.json()
+            assert event["data"]["channel_name"] == "town-square"
+            assert event["data"]["sender_name"] == "@user-5"
+            assert event["data"]["team_id"] == teams[0]["id"]
+            with pytest.raises(TimeoutError):
+                await recv_json(outsider, timeout=0.3)
+        metrics = requests.get(sim.metrics_url, timeout=5).text
+        assert 'mattermost_websocket_broadcasts_total{name="posted"}' in metrics
+        for _ in range(40):  # closed sockets leave the gauge
+            metrics = requests.get(sim.metrics_url, timeout=5).text
+            if 'mattermost_http_websockets_total{origin_client="web"} 0.0' in metrics:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("mattermost_http_websockets_total did not return to 0")
+
+    asyncio.run(run())
