@@ -1,0 +1,172 @@
+"""Each server-cost profile's effect, measured through real HTTP requests to a simulator:
+the login limiter (429 + headers past the burst, keyed by peer address), the login mutex
+(serialised password checks), the worker pool (FIFO queueing raises latency; capacity
+K*1000/S), and the password hash formats and costs (bcrypt cost 10, PBKDF2 600k)."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from mmload.config.sim import NAMED_PROFILES, Profile, RateLimit, SimSettings, WorkerPool
+from mmload.sim.costs import check_password, hash_password
+from mmload.sim.server import start_in_thread
+from tests.sim.conftest import SMALL
+
+PASSWORD = "Loadtest-1!"
+
+
+def settings_with(profile: Profile) -> SimSettings:
+    return SimSettings(port=0, metrics_port=0, population=SMALL, profile=profile)
+
+
+def login(url: str, n: int, **headers: str) -> requests.Response:
+    return requests.post(
+        url + "/api/v4/users/login",
+        headers=headers,
+        timeout=30,
+        json={"login_id": f"user-{n}", "password": PASSWORD},
+    )
+
+
+def test_limiter_429_with_headers_past_the_burst() -> None:
+    profile = Profile(login_rate_limit=RateLimit(per_sec=5, burst=10))
+    with start_in_thread(settings_with(profile)) as sim:
+        session = requests.Session()
+        results = []
+        for i in range(12):  # as fast as one client can: well within one emission interval
+            results.append(
+                session.post(
+                    sim.url + "/api/v4/users/login",
+                    timeout=5,
+                    json={"login_id": f"user-{i + 1}", "password": PASSWORD},
+                    headers={"X-Forwarded-For": f"10.0.0.{i}"},
+                )
+            )
+        codes = [r.status_code for r in results]
+        assert codes[:11] == [200] * 11, codes  # burst 10 = 11 at once (GCRA, throttled)
+        refused = results[11]
+        assert refused.status_code == 429  # X-Forwarded-For ignored: one bucket per peer
+        assert refused.text == "limit exceeded\n"
+        assert refused.headers["Content-Type"].startswith("text/plain")
+        assert refused.headers["X-RateLimit-Limit"] == "11"
+        assert refused.headers["X-RateLimit-Remaining"] == "0"
+        assert int(refused.headers["X-RateLimit-Reset"]) >= 1
+        assert refused.headers["Retry-After"] == "1"
+        first = results[0].headers
+        assert first["X-RateLimit-Limit"] == "11" and first["X-RateLimit-Remaining"] == "10"
+        assert "Retry-After" not in first
+        # Other endpoints are not limited; the refusal never reached the handler metrics.
+        assert requests.get(sim.url + "/api/v4/system/ping", timeout=5).status_code == 200
+        metrics = requests.get(sim.metrics_url, timeout=5).text
+        assert (
+            'handler="login",method="POST",origin_client="web",page_load_context="",'
+            'status_code="429"' not in metrics
+        )
+        assert "mattermost_login_logins_total 11.0" in metrics
+        time.sleep(0.25)  # one emission interval (200 ms) later, one more login passes
+        assert login(sim.url, 1).status_code == 200
+
+
+def _concurrent_logins(url: str, users: range) -> tuple[float, list[int]]:
+    start = time.monotonic()
+    with ThreadPoolExecutor(len(users)) as pool:
+        codes = [r.status_code for r in pool.map(lambda n: login(url, n), users)]
+    return time.monotonic() - start, codes
+
+
+def test_login_mutex_serialises_password_checks() -> None:
+    base = Profile(password_hash="bcrypt", hash_threads=4)
+    one = time.perf_counter()
+    check_password(hash_password(base, PASSWORD), PASSWORD)
+    cost = (time.perf_counter() - one) / 2
+    with start_in_thread(settings_with(base.model_copy(update={"login_mutex": True}))) as sim:
+        elapsed, codes = _concurrent_logins(sim.url, range(1, 7))
+        max_active = sim.call(lambda: sim.sim.passwords.max_active)
+    assert codes == [200] * 6
+    assert max_active == 1
+    assert elapsed >= 6 * cost * 0.8  # strictly one bcrypt at a time
+    with start_in_thread(settings_with(base)) as sim:
+        _, codes = _concurrent_logins(sim.url, range(1, 7))
+        parallel = sim.call(lambda: sim.sim.passwords.max_active)
+    assert codes == [200] * 6
+    assert parallel > 1  # without the mutex, checks overlap in the hash thread pool
+
+
+def test_worker_pool_queues_fifo_and_latency_grows() -> None:
+    profile = Profile(worker_pool=WorkerPool(size=2, service_ms=50))  # 40 requests/s
+    with start_in_thread(settings_with(profile)) as sim:
+        token = login(sim.url, 1).headers["Token"]
+
+        def timed(_: int) -> float:
+            t = time.monotonic()
+            r = requests.get(
+                sim.url + "/api/v4/users/me",
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 200
+            return time.monotonic() - t
+
+        alone = timed(0)
+        start = time.monotonic()
+        with ThreadPoolExecutor(10) as pool:
+            latencies = sorted(pool.map(timed, range(10)))
+        wall = time.monotonic() - start
+    assert 0.045 <= alone < 0.2  # one request holds a slot for service_ms
+    assert wall >= 0.24  # 10 requests / 2 slots x 50 ms = 250 ms at capacity
+    assert latencies[-1] >= 0.24 and latencies[0] < 0.15  # the queue raises latency
+
+
+def test_worker_pool_queue_max_answers_503() -> None:
+    profile = Profile(worker_pool=WorkerPool(size=1, service_ms=200, queue_max=1))
+    with start_in_thread(settings_with(profile)) as sim, ThreadPoolExecutor(4) as pool:
+        codes = sorted(
+            pool.map(
+                lambda _: requests.get(sim.url + "/api/v4/system/ping", timeout=10).status_code,
+                range(4),
+            )
+        )
+    assert codes.count(200) >= 2 and 503 in codes
+
+
+def test_hash_formats_and_verification() -> None:
+    bcrypt_hash = hash_password(NAMED_PROFILES["v10.11"], PASSWORD)
+    assert bcrypt_hash.startswith("$2a$10$") and len(bcrypt_hash) == 60
+    pbkdf2 = hash_password(NAMED_PROFILES["v11.9"], PASSWORD)
+    prefix, salt, key = pbkdf2.rsplit("$", 2)
+    assert prefix == "$pbkdf2$f=SHA256,w=600000,l=32"
+    assert len(salt) == 22 and len(key) == 43  # 16- and 32-byte values, unpadded base64
+    for stored in (bcrypt_hash, pbkdf2):
+        assert check_password(stored, PASSWORD)
+        assert not check_password(stored, PASSWORD + "x")
+
+
+@pytest.mark.parametrize("name", ["v10.11", "v11.9"])
+def test_named_profile_login_pays_the_hash(name: str) -> None:
+    profile = NAMED_PROFILES[name]
+    cost_start = time.perf_counter()
+    check_password(hash_password(profile, PASSWORD), PASSWORD)
+    one_hash = (time.perf_counter() - cost_start) / 2
+    with start_in_thread(settings_with(profile)) as sim:
+        start = time.perf_counter()
+        resp = login(sim.url, 2)
+        took = time.perf_counter() - start
+        hello = requests.get(sim.url + "/api/v4/system/ping", timeout=5)
+    assert resp.status_code == 200
+    assert took >= one_hash * 0.7
+    assert hello.headers["X-Version-Id"].startswith(profile.server_version + ".")
+
+
+def test_named_profiles_model_the_documented_versions() -> None:
+    p = NAMED_PROFILES
+    assert p["fast"].password_hash == "none" and not p["fast"].login_mutex
+    assert p["v10.11"].password_hash == "bcrypt" and p["v10.11"].login_mutex
+    assert p["v10.11"].login_rate_limit is None
+    assert p["v11.5"].password_hash == "pbkdf2" and p["v11.5"].login_mutex
+    assert p["v11.5"].login_rate_limit == RateLimit(per_sec=5, burst=10)
+    assert p["v11.9"].password_hash == "pbkdf2" and not p["v11.9"].login_mutex
+    assert p["overload"].worker_pool is not None
