@@ -205,7 +205,7 @@ def run_capacity_worker(
     counters = CapacityCounters()
     env.events.request.add_listener(counters.on_request)
     attach_recorder(env, tempfile.mkdtemp(prefix="mmload-bench-capacity-run-"), worker)
-    gevent.signal_handler(signal.SIGUSR1, counters.start_hold)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: counters.start_hold())
     runner = env.create_local_runner()
     runner.start(users, spawn_rate=spawn_rate)
     while True:
