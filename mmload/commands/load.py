@@ -56,18 +56,20 @@ def _fmt_ms(v: Any) -> str:
 
 def print_summary(result: Any) -> None:
     """The end-of-run summary: outcome, arrivals, endpoints, SLOs, where the record is."""
+    from rich.console import Console
     from rich.table import Table
 
+    out = console if interactive() else Console(width=160, highlight=False)
     meta, summary = result.meta, result.summary
     totals = summary["totals"]
-    console.print(
+    out.print(
         f"[bold]{meta['scenario']['name']}[/bold] against {meta['target']} "
         f"(server {meta.get('server_version') or 'unknown'}): "
         f"outcome [bold]{meta['outcome']}[/bold]"
     )
     arr = totals["arrivals"]
     if arr.get("scheduled"):
-        console.print(
+        out.print(
             f"arrivals: {arr['scheduled']:,} scheduled, {arr['started']:,} started, "
             f"{arr['loaded']:,} loaded, {arr['failed']:,} failed, {arr['pending']:,} pending; "
             f"websocket {arr['ws_connected']:,}; lag p50 {_fmt_ms(arr['lag_p50_ms'])} ms, "
@@ -76,24 +78,24 @@ def print_summary(result: Any) -> None:
         )
     rec = totals.get("reconnects") or {}
     if rec.get("scheduled"):
-        console.print(
+        out.print(
             f"reconnects: {rec['scheduled']:,} scheduled, {rec['loaded']:,} done, "
             f"{rec['failed']:,} failed; lag p99 {_fmt_ms(rec['lag_p99_ms'])} ms"
         )
     if meta.get("supported_users") is not None or meta["scenario"]["kind"] == "ceiling":
         conv = (meta.get("ceiling") or {}).get("converged")
-        console.print(
+        out.print(
             f"supported users: [bold]{meta.get('supported_users')}[/bold]"
             + ("" if conv else " (did not converge)")
         )
     rate = totals["error_rate"]
-    console.print(
+    out.print(
         f"requests: {totals['requests']:,}, failures {totals['failures']:,}"
         + (f" ({rate:.3%})" if rate is not None else "")
     )
     table = Table(show_edge=False, box=None, pad_edge=False)
     for col in ("endpoint", "count", "fail", "avg ms", "p50 ms", "p99 ms"):
-        table.add_column(col, justify="left" if col == "endpoint" else "right")
+        table.add_column(col, justify="left" if col == "endpoint" else "right", no_wrap=True)
     for row in summary["endpoints"]:
         table.add_row(
             row["name"],
@@ -103,12 +105,12 @@ def print_summary(result: Any) -> None:
             _fmt_ms(row["p50_ms"]),
             _fmt_ms(row["p99_ms"]),
         )
-    console.print(table)
+    out.print(table)
     for v in summary["slos"]:
         mark = {True: "PASS", False: "FAIL", None: "n/a"}[v["passed"]]
         val = "-" if v["value"] is None else f"{v['value']:.4g}"
-        console.print(f"SLO {v['name']} ({v['source']}): {val} {v['op']} {v['threshold']}: {mark}")
-    console.print(f"run record: {result.run_dir}")
+        out.print(f"SLO {v['name']} ({v['source']}): {val} {v['op']} {v['threshold']}: {mark}")
+    out.print(f"run record: {result.run_dir}")
 
 
 def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:

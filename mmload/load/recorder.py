@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 
 import gevent
 import pyarrow as pa
+from gevent.threadpool import ThreadPool
 from hdrh.histogram import HdrHistogram
 
 from mmload import record
@@ -173,38 +173,35 @@ class LiveStats:
         self.loaded = 0
         self.arrivals_failed = 0
         self.lag_ms: list[float] = []
-        self._lock = threading.Lock()
 
     def add_requests(self, cols: dict[str, list]) -> None:
         """Add one batch of request rows."""
-        with self._lock:
-            for ts, name, lat, err in zip(
-                cols["timestamp"], cols["name"], cols["latency_ms"], cols["error"], strict=True
-            ):
-                sec = ts // 1_000_000
-                b = self._secs.get(sec)
-                if b is None:
-                    b = self._secs[sec] = []
-                b.append((name, lat, err is not None))
-                self.total += 1
-                self.failed += err is not None
-            cutoff = time.time() - self.keep_s
-            for sec in [s for s in self._secs if s < cutoff]:
-                del self._secs[sec]
+        for ts, name, lat, err in zip(
+            cols["timestamp"], cols["name"], cols["latency_ms"], cols["error"], strict=True
+        ):
+            sec = ts // 1_000_000
+            b = self._secs.get(sec)
+            if b is None:
+                b = self._secs[sec] = []
+            b.append((name, lat, err is not None))
+            self.total += 1
+            self.failed += err is not None
+        cutoff = time.time() - self.keep_s
+        for sec in [s for s in self._secs if s < cutoff]:
+            del self._secs[sec]
 
     def add_arrivals(self, rows: list[dict[str, Any]]) -> None:
         """Count finished arrivals and their lag."""
-        with self._lock:
-            for row in rows:
-                if row.get("phase", "login") != "login":
-                    continue
-                self.arrived += 1
-                if row.get("outcome") == "loaded":
-                    self.loaded += 1
-                elif row.get("outcome") == "failed":
-                    self.arrivals_failed += 1
-                if row.get("lag_ms") is not None:
-                    self.lag_ms.append(row["lag_ms"])
+        for row in rows:
+            if row.get("phase", "login") != "login":
+                continue
+            self.arrived += 1
+            if row.get("outcome") == "loaded":
+                self.loaded += 1
+            elif row.get("outcome") == "failed":
+                self.arrivals_failed += 1
+            if row.get("lag_ms") is not None:
+                self.lag_ms.append(row["lag_ms"])
 
     def window(
         self, t_from: float, t_to: float, exclude: tuple[str, ...] = (), only: str | None = None
@@ -212,13 +209,12 @@ class LiveStats:
         """count, errors, error_rate, rps, avg_ms, p50_ms, p99_ms of requests in [t_from, t_to)."""
         lats: list[float] = []
         errors = 0
-        with self._lock:
-            for sec in range(int(t_from), int(t_to)):
-                for name, lat, failed in self._secs.get(sec, ()):
-                    if name in exclude or (only is not None and name != only):
-                        continue
-                    lats.append(lat)
-                    errors += failed
+        for sec in range(int(t_from), int(t_to)):
+            for name, lat, failed in self._secs.get(sec, ()):
+                if name in exclude or (only is not None and name != only):
+                    continue
+                lats.append(lat)
+                errors += failed
         n = len(lats)
         span = max(1e-9, t_to - t_from)
         if not n:
@@ -277,26 +273,50 @@ class RecordWriter:
         self._hdr = (run_dir / record.HDR_FILE).open("a", encoding="utf-8")
         self._beat: gevent.Greenlet | None = None
         self.batches: dict[str, int] = defaultdict(int)
-        self.done_workers: set[str] = set()
+        self._pool = ThreadPool(1)
+        self._pending: list[Any] = []
         record.write_run_json(run_dir, meta)
 
     def ingest(self, batch: Batch) -> None:
-        """Write one batch now: parquet parts, HDR lines; update the live statistics."""
+        """Update the live statistics now; write the batch in the writer thread.
+
+        Files are written in one native thread (in arrival order), so parquet encoding never
+        stalls the greenlets that keep arrivals on schedule.
+        """
         worker = batch["worker"]
         self.batches[worker] += 1
+        if batch["requests"]["timestamp"]:
+            self.live.add_requests(batch["requests"])
+        if batch["arrivals"]:
+            self.live.add_arrivals(batch["arrivals"])
+        self._pending = [p for p in self._pending if not p.ready()]
+        self._pending.append(self._pool.spawn(self._write, batch))
+
+    def drain(self) -> None:
+        """Wait until every batch received so far is on disk."""
+        for p in self._pending:
+            p.get()
+        self._pending = []
+
+    def _write(self, batch: Batch) -> None:
+        try:
+            self._write_batch(batch)
+        except Exception:
+            log.exception("writing a batch of the run record failed")
+
+    def _write_batch(self, batch: Batch) -> None:
+        worker = batch["worker"]
         reqs = batch["requests"]
         if reqs["timestamp"]:
             self._seq[worker] += 1
             table = _to_table(reqs, record.REQUEST_SCHEMA)
             record.write_part(self.run_dir, record.REQUESTS, worker, self._seq[worker], table)
-            self.live.add_requests(reqs)
         if batch["arrivals"]:
             self._seq[worker + "-a"] += 1
             table = _arrival_table(batch["arrivals"])
             record.write_part(
                 self.run_dir, record.ARRIVALS, worker, self._seq[worker + "-a"], table
             )
-            self.live.add_arrivals(batch["arrivals"])
         for win, name, kind, encoded, count in batch["hdr"]:
             self._hdr.write(
                 json.dumps(
@@ -331,6 +351,8 @@ class RecordWriter:
         """Compact the tables and HDR lines and write the final run.json."""
         if self._beat is not None:
             self._beat.kill(block=True)
+        self.drain()
+        self._pool.kill()
         self._hdr.close()
         record.compact(self.run_dir, record.REQUESTS)
         record.compact(self.run_dir, record.ARRIVALS)

@@ -147,7 +147,7 @@ class ScenarioRun:
         if self.announce:
             self.announce(self.run_dir)
         self.env = Environment(user_classes=classes, host=self.opts.target, events=events)
-        self.env.stop_timeout = 5.0
+        self.env.stop_timeout = 0.0  # users idle inside their task: stop them at once
         outcome, error = "completed", None
         old = self._install_signal_handlers()
         try:

@@ -22,12 +22,14 @@ log in as ``user-1``, ``user-2``… as they spawn and run the default action mix
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 import uuid
 from typing import Any
 
 import gevent
+from gevent import GreenletExit
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -36,6 +38,7 @@ from mmload.load.plan import Plan, get_plan
 from mmload.load.ws import MMWebSocket, ws_url
 
 API = "/api/v4"
+log = logging.getLogger(__name__)
 
 
 class LoginFailed(Exception):
@@ -74,6 +77,7 @@ class MattermostUser(FastHttpUser):
         self.post_ids: list[str] = []
         self.oldest_post: dict[str, str] = {}
         self.known_users: list[str] = []
+        self.roots: dict[str, list[str]] = {}  # root post ids per channel (replies stay in it)
         self.logged_in = False
         self.ws: MMWebSocket | None = None
         self._herd: gevent.Greenlet | None = None
@@ -138,7 +142,18 @@ class MattermostUser(FastHttpUser):
         if self.scheduled_at is not None:
             delay = self.scheduled_at - time.time()
             if delay > 0:
-                gevent.sleep(delay)
+                try:
+                    gevent.sleep(delay)
+                except GreenletExit:  # the run stopped before this user's turn
+                    self._add_arrival(
+                        {
+                            "user": self.username,
+                            "scheduled": self.scheduled_at,
+                            "outcome": "pending",
+                            "phase": "login",
+                        }
+                    )
+                    raise
         started = time.time()
         self.lag_s = started - self.scheduled_at if self.scheduled_at is not None else 0.0
         row: dict[str, Any] = {
@@ -161,6 +176,10 @@ class MattermostUser(FastHttpUser):
         except LoginFailed as exc:
             row["outcome"] = "failed"
             row["error"] = str(exc)
+        except Exception as exc:  # a bug or an unexpected answer: record it, keep the user alive
+            log.exception("login flow of %s failed", self.username)
+            row["outcome"] = "failed"
+            row["error"] = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             self.lag_s = None
             self._add_arrival(row)
@@ -323,6 +342,8 @@ class MattermostUser(FastHttpUser):
         if order:
             self.oldest_post[channel_id] = order[-1]
             self.post_ids = (order[:20] + self.post_ids)[:200]
+            roots = [p for p in order if not (posts.get(p) or {}).get("root_id")]
+            self.roots[channel_id] = (roots[:20] + self.roots.get(channel_id, []))[:50]
         authors = list({p.get("user_id") for p in posts.values() if isinstance(p, dict)} - {None})
         new = [a for a in authors if a not in self.known_users]
         self.known_users = (new + self.known_users)[:100]
@@ -400,13 +421,16 @@ class MattermostUser(FastHttpUser):
             "message": _sentence(self.rng),
             "pending_post_id": f"{self.user_id}:{int(time.time() * 1000)}",
         }
-        if self.post_ids and self.rng.random() < 0.18:
-            body["root_id"] = self.rng.choice(self.post_ids)
+        roots = self.roots.get(self.channel_id)
+        if roots and self.rng.random() < 0.18:
+            body["root_id"] = self.rng.choice(roots)
         resp = self.api("POST", "/posts", "/posts", json=body)
         post = _json_or_none(resp)
         if isinstance(post, dict) and post.get("id"):
             self.post_ids.insert(0, post["id"])
             del self.post_ids[200:]
+            if not post.get("root_id"):
+                self.roots.setdefault(self.channel_id, []).insert(0, post["id"])
 
     def _other_user_id(self) -> str | None:
         """Someone this user has seen (a post author), not the user itself."""
@@ -560,17 +584,11 @@ def _error_message(resp: Any) -> str:
 
 
 def _cookie(resp: Any, name: str) -> str | None:
-    """A cookie set by the response (FastResponse keeps raw Set-Cookie headers)."""
-    headers = resp.headers
-    values = []
-    with contextlib.suppress(Exception):
-        values = headers.get_list("set-cookie")  # geventhttpclient's Headers
-    if not values:
-        v = headers.get("set-cookie")
-        values = [v] if v else []
+    """A cookie set by the response's Set-Cookie headers (geventhttpclient gives a list)."""
+    raw = resp.headers.get("set-cookie") if resp.headers is not None else None
+    values = raw if isinstance(raw, list) else [raw] if raw else []
     for v in values:
-        for part in v.split(","):
-            part = part.strip()
-            if part.startswith(name + "="):
-                return part.split(";", 1)[0].split("=", 1)[1]
+        first = v.split(";", 1)[0].strip()
+        if first.startswith(name + "="):
+            return first.split("=", 1)[1]
     return None

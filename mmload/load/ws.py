@@ -209,4 +209,4 @@ class MMWebSocket:
         self._greenlets = []
         if ws is not None:
             with contextlib.suppress(Exception):
-                ws.close(status=code, timeout=1)
+                ws.close(status=code, timeout=0.5)
