@@ -104,7 +104,13 @@ def import_ltng(
     opt = ReportOptions()
     formats = parse_formats(fmt, out, opt)
     with status("importing") as progress:
-        runs = load_runs(list(paths), architecture, label, progress=progress)
+        runs = load_runs(
+            list(paths),
+            architecture,
+            label,
+            detail="full" if "html" in formats else "timings",
+            progress=progress,
+        )
     ltng = [r for r in runs if r.kind == "ltng"]
     if len(ltng) != len(runs):
         err_console.print(f"skipped {len(runs) - len(ltng)} mmload run record(s): not ltng data")
@@ -188,7 +194,7 @@ def ceiling_cmd(
     opt = ReportOptions()
     formats = parse_formats(fmt, out, opt)
     with status("reading") as progress:
-        runs = load_runs(list(paths), architecture, label, timings=False, progress=progress)
+        runs = load_runs(list(paths), architecture, label, detail="head", progress=progress)
     rows, skipped = ceiling_rows(runs)
     for s in skipped:
         err_console.print(f"skipped {s}")

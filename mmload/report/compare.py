@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from mmload.config.report import ReportOptions
 from mmload.report import hdr
@@ -120,6 +119,8 @@ def spread(values: list[float]) -> dict[str, Any]:
 
 def welch_p(base: list[float], new: list[float]) -> float:
     """Two-sided p-value of Welch's t-test; exact 0/1 when both sides have no variance."""
+    from scipy import stats  # imported here: scipy.stats costs a second at start-up
+
     if np.var(base) == 0 and np.var(new) == 0:
         return 1.0 if statistics.fmean(base) == statistics.fmean(new) else 0.0
     return float(stats.ttest_ind(new, base, equal_var=False).pvalue)

@@ -130,36 +130,83 @@ def looks_like_ltng(data: Any) -> bool:
     return isinstance(data, dict) and "Label" in data and any(k in data for k in SECTIONS.values())
 
 
+def read_head(path: Path, size: int = 4096) -> str:
+    """The first ``size`` characters of the (possibly gzipped) file, without reading it all."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(65536)
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, size)
+        except zlib.error as exc:
+            raise UserError(f"corrupt gzip: {exc}", source=str(path)) from None
+    return raw[:size].decode("utf-8", errors="replace")
+
+
+_HEAD_FIELD = {k: re.compile(rf'"{k}"\s*:\s*"([^"]*)"') for k in ("Label", "StartTime", "EndTime")}
+
+
+def head_data(path: Path) -> dict[str, Any] | None:
+    """Label and times from the top of a report (ltctl writes them first), or None."""
+    head = read_head(path)
+    found = {k: m.group(1) for k, rx in _HEAD_FIELD.items() if (m := rx.search(head))}
+    return found if head.lstrip().startswith("{") and "Label" in found else None
+
+
+def parse_report(text: str, path: Path, graphs: bool) -> dict[str, Any]:
+    """Decode the report JSON; without graphs, only the part before ``"Graphs"`` when possible.
+
+    ltctl encodes the fields in a fixed order with Graphs (most of the bytes) last, so cutting
+    there and closing the object decodes the timings several times faster; any doubt (no marker,
+    or the cut text does not decode) falls back to decoding everything.
+    """
+    if not graphs:
+        cut = text.rfind('"Graphs"')
+        if cut > 0:
+            try:
+                return json.loads(text[:cut].rstrip().rstrip(",") + "}")
+            except json.JSONDecodeError:
+                pass
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"invalid JSON: {exc.msg} (line {exc.lineno})", source=str(path)) from None
+
+
 def load_ltng(
-    path: str | Path, architecture: str | None = None, label: str | None = None
+    path: str | Path,
+    architecture: str | None = None,
+    label: str | None = None,
+    detail: str = "timings",
 ) -> RunSummary:
     """Read one ltng report (plain or .gz) and its siblings into a RunSummary.
 
+    ``detail`` is ``head`` (identity and supported users only: enough for ceiling tables),
+    ``timings`` (plus the API/store times) or ``full`` (plus the time-series graphs).
     An empty report file (the tool sometimes writes none) is accepted when a sibling
     ``results.txt`` gives the supported users; the run then has no timings and a warning.
     """
     path = Path(path)
-    text = read_text_maybe_gz(path)
     results_file = path.parent / "results.txt"
     results = parse_results_txt(results_file) if results_file.is_file() else {}
     warnings: list[str] = []
-    if not text.strip():
-        if "supported_users" not in results:
-            raise UserError("empty report (and no results.txt beside it)", source=str(path))
-        data: dict[str, Any] = {"Label": report_stem(path)}
-        warnings.append(f"{path.name} is empty: supported users from results.txt only")
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(
-                f"invalid JSON: {exc.msg} (line {exc.lineno})", source=str(path)
-            ) from None
-        if not looks_like_ltng(data):
-            raise UserError(
-                "not an ltng report (expected Label and AvgAPITimes/...StoreTimes)",
-                source=str(path),
-            )
+    data: dict[str, Any] | None = head_data(path) if detail == "head" else None
+    if data is None:
+        text = read_text_maybe_gz(path)
+        if not text.strip():
+            if "supported_users" not in results:
+                raise UserError("empty report (and no results.txt beside it)", source=str(path))
+            data = {"Label": report_stem(path)}
+            warnings.append(f"{path.name} is empty: supported users from results.txt only")
+        else:
+            data = parse_report(text, path, graphs=detail == "full")
+            if not looks_like_ltng(data):
+                raise UserError(
+                    "not an ltng report (expected Label and AvgAPITimes/...StoreTimes)",
+                    source=str(path),
+                )
     name = str(data.get("Label") or report_stem(path))
     window = results.get("window") or (None, None)
     graphs = data.get("Graphs") or []

@@ -241,8 +241,8 @@ def sev0_tables(run_dir: Path, rows: pa.Table) -> tuple[dict[str, Any] | None, p
     df = arr.to_pandas()
     n = len(df)
     sched = df["scheduled"]
-    to_loaded = (df["loaded"] - sched).dt.total_seconds().dropna().to_numpy()
-    to_login = (df["logged_in"] - sched).dt.total_seconds().dropna().to_numpy()
+    to_loaded = (df["loaded"] - sched).dt.total_seconds().dropna().to_numpy() * 1000.0
+    to_login = (df["logged_in"] - sched).dt.total_seconds().dropna().to_numpy() * 1000.0
     logged_in = int(df["logged_in"].notna().sum())
     ws_ok = int(df["ws_connected"].notna().sum())
     outcomes = df["outcome"].fillna("pending").value_counts().to_dict()
@@ -258,12 +258,17 @@ def sev0_tables(run_dir: Path, rows: pa.Table) -> tuple[dict[str, Any] | None, p
         "ws_connect_success": ws_ok / logged_in if logged_in else None,
         "login_success": logged_in / n if n else None,
         "outcomes": {str(k): int(v) for k, v in outcomes.items()},
+        "phases": (
+            {str(k): int(v) for k, v in df["phase"].fillna("login").value_counts().items()}
+            if "phase" in df
+            else {"login": n}
+        ),
         "login_requests": login_rows.num_rows,
         "login_429": int(pc.sum(login_rows["is_429"]).as_py() or 0),
         "status_429": int(pc.sum(rows["is_429"]).as_py() or 0),
         **_ms_percentiles(df["lag_ms"].dropna().to_numpy(), "lag_ms"),
-        **_ms_percentiles(to_login, "to_login_s"),
-        **_ms_percentiles(to_loaded, "to_loaded_s"),
+        **_ms_percentiles(to_login, "to_login_ms"),
+        **_ms_percentiles(to_loaded, "to_loaded_ms"),
     }
     by_window = (
         pd.DataFrame(

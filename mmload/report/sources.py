@@ -51,12 +51,13 @@ def load_runs(
     paths: list[str | Path],
     architecture: str | None = None,
     label: str | None = None,
-    timings: bool = True,
+    detail: str = "timings",
     progress: Callable[[str], None] | None = None,
 ) -> list[RunSummary]:
     """Every run at or under ``paths`` as RunSummary; nothing found is a UserError.
 
-    ``timings=False`` reads only run.json of mmload records (enough for ceiling tables).
+    ``detail`` is ``head`` (identity and supported users: run.json only, the top of ltng
+    files; enough for ceiling tables), ``timings`` or ``full`` (ltng graphs too).
     """
     runs: list[RunSummary] = []
     for raw in paths:
@@ -67,19 +68,19 @@ def load_runs(
         for item in found:
             if progress:
                 progress(str(item))
-            runs.append(load_one(item, architecture, label, timings))
+            runs.append(load_one(item, architecture, label, detail))
     return runs
 
 
-def load_one(path: Path, architecture: str | None, label: str | None, timings: bool) -> RunSummary:
+def load_one(path: Path, architecture: str | None, label: str | None, detail: str) -> RunSummary:
     """One run record or ltng report file."""
     if is_run_record(path):
-        if timings:
-            return summary_of(build_run_report(path), architecture, label)
-        return summary_from_meta(path, architecture, label)
+        if detail == "head":
+            return summary_from_meta(path, architecture, label)
+        return summary_of(build_run_report(path), architecture, label)
     if path.is_dir():
         raise UserError("not a run record (no run.json)", source=str(path))
-    return load_ltng(path, architecture, label)
+    return load_ltng(path, architecture, label, detail)
 
 
 def summary_from_meta(path: Path, architecture: str | None, label: str | None) -> RunSummary:

@@ -11,10 +11,8 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 import pandas as pd
-import plotly.io as pio
 
 from mmload import __version__
-from mmload.report import plots
 from mmload.report.ceiling import CEILING_KEYS, trend_table
 from mmload.report.compare import Comparison, changed
 from mmload.report.model import RunSummary
@@ -63,7 +61,10 @@ def fmt(value: Any, digits: int = 1) -> str:
     if isinstance(value, int | np.integer):
         return f"{int(value):,}"
     if isinstance(value, float | np.floating):
-        return f"{float(value):,.{digits}f}"
+        v = float(value)
+        if v != 0 and abs(v) < 10 ** (1 - digits) * 5:  # too small for the fixed decimals
+            return f"{v:.3g}"
+        return f"{v:,.{digits}f}"
     return str(value)
 
 
@@ -209,7 +210,7 @@ def slo_rows(slos: list[dict[str, Any]]) -> list[list[Any]]:
         [
             s.get("name"),
             s.get("description") or "",
-            f"{s.get('op', '')} {fmt(s.get('threshold'))}",
+            f"{s.get('op', '')} {fmt(s.get('threshold'), 2)}",
             fmt(s.get("value"), 2),
             s.get("source") or "",
             verdict.get(s.get("passed"), "?"),
@@ -234,12 +235,12 @@ def sev0_rows(s: dict[str, Any]) -> list[list[Any]]:
             " / ".join(fmt(s[f"lag_ms_{k}"]) for k in ("p50", "p95", "p99", "max")),
         ],
         [
-            "arrival → logged in p50 / p95 / p99 / max (s)",
-            " / ".join(fmt(s[f"to_login_s_{k}"], 2) for k in ("p50", "p95", "p99", "max")),
+            "arrival → logged in p50 / p95 / p99 / max (ms)",
+            " / ".join(fmt(s[f"to_login_ms_{k}"]) for k in ("p50", "p95", "p99", "max")),
         ],
         [
-            "arrival → fully loaded p50 / p95 / p99 / max (s)",
-            " / ".join(fmt(s[f"to_loaded_s_{k}"], 2) for k in ("p50", "p95", "p99", "max")),
+            "arrival → fully loaded p50 / p95 / p99 / max (ms)",
+            " / ".join(fmt(s[f"to_loaded_ms_{k}"]) for k in ("p50", "p95", "p99", "max")),
         ],
         ["login requests / answered 429", f"{s['login_requests']:,} / {s['login_429']:,}"],
         ["all 429 responses", fmt(s["status_429"])],
@@ -273,13 +274,13 @@ def window_rows(w: pd.DataFrame) -> list[list[Any]]:
 def run_markdown(rep: RunReport) -> str:
     """The run report as Markdown."""
     f = run_facts(rep)
-    out = [f"# mmload report: {f['run_id'] or rep.run_dir}\n"]
+    out = [f"# mmload report: {f['run_id'] or rep.run_dir}\n\n"]
     facts = [
         ["scenario", f"{f['scenario']} ({f['scenario_kind']})"],
         ["outcome", f["outcome"]],
         ["target", f["target"]],
         ["server version", f["server_version"]],
-        ["label / architecture", f"{f['label']} / {f['architecture']}"],
+        ["label / architecture", f"{fmt(f['label'])} / {fmt(f['architecture'])}"],
         ["window (UTC)", f"{f['started_at']} → {f['ended_at']} ({fmt(f['duration_s'])} s)"],
         ["requests / errors", f"{f['requests']:,} / {f['errors']:,} ({pct(f['error_rate'])})"],
         ["throughput", f"{fmt(f['rps'], 1)} req/s"],
@@ -287,11 +288,11 @@ def run_markdown(rep: RunReport) -> str:
     if f["supported_users"] is not None:
         facts.append(["supported users", fmt(f["supported_users"])])
     out.append(md_table(["", ""], facts, "ll"))
-    out += [f"> {n}\n" for n in rep.notes]
+    out += [f"\n> {n}\n" for n in rep.notes]
     c = slo_counts(rep.slos)
     out.append(
         f"\n## SLO verdicts: {c['passed']} passed, {c['failed']} failed, "
-        f"{c['unmeasured']} not measured\n"
+        f"{c['unmeasured']} not measured\n\n"
     )
     if rep.slos:
         out.append(
@@ -407,6 +408,8 @@ def html_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def html_page(title: str, sections: list[str], figures: list[Any]) -> str:
     """One self-contained page: plotly.js inlined once, every figure rendered from JSON."""
+    import plotly.io as pio  # plotly is imported only when HTML is asked for
+
     divs = []
     for i, fig in enumerate(figures):
         divs.append(
@@ -429,6 +432,8 @@ def html_page(title: str, sections: list[str], figures: list[Any]) -> str:
 
 def run_html(rep: RunReport, top: int = 8) -> str:
     """The run report as one self-contained HTML file with plots."""
+    from mmload.report import plots
+
     f = run_facts(rep)
     facts = [
         ["scenario", f"{f['scenario']} ({f['scenario_kind']})"],
@@ -553,7 +558,7 @@ def change_rows(df: pd.DataFrame) -> list[list[Any]]:
             r.stat,
             go_duration(r.base),
             go_duration(r.new),
-            go_duration(r.delta),
+            go_duration(round(r.new) - round(r.base)),  # as shown, like ltctl
             MISSING if r.delta_pct is None or pd.isna(r.delta_pct) else f"{r.delta_pct:.2f}",
         ]
         for r in df.itertuples()
@@ -586,7 +591,7 @@ def compare_markdown(c: Comparison) -> str:
         out.append(md_table(CHANGE_HEADERS, change_rows(df), "llrrrr"))
     only = c.rows[c.rows["change"].isin(["only_base", "only_new"]) & (c.rows["stat"] == "avg")]
     if len(only):
-        out.append("\n### Present on one side only\n")
+        out.append("\n### Present on one side only\n\n")
         out.append(
             md_table(
                 ["", "kind", "side"],
@@ -680,6 +685,8 @@ def ceiling_markdown(rows: list[dict[str, Any]], skipped: list[str]) -> str:
 def ceiling_html(rows: list[dict[str, Any]], skipped: list[str]) -> str:
     """The ceiling table as HTML with a bar chart of the means (error bars: min..max)."""
     import plotly.graph_objects as go
+
+    from mmload.report import plots
 
     body = [
         [
@@ -808,6 +815,8 @@ def imports_markdown(runs: list[RunSummary]) -> str:
 
 def imports_html(runs: list[RunSummary]) -> str:
     """Imported reports as HTML with their time series graphs."""
+    from mmload.report import plots
+
     sections = [
         html_table(
             ["run", "architecture", "label", "supported users"],

@@ -1,0 +1,96 @@
+"""Fixtures for the reporter: synthetic run records (written through mmload/record.py), the
+published Mattermost dataset, and a headless Chromium page check."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.report.synth import Spec, make_record
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A Sev0 run, and two sides of three ceiling repeats each (new is slower, fewer users)."""
+    root = tmp_path_factory.mktemp("records")
+    out = {"sev0": make_record(root / "sev0-run", Spec(rows=30_000, duration_s=120))}
+    for i, users in enumerate((10_000, 10_150, 9_900)):
+        make_record(
+            root / "base" / f"base-{i + 1}",
+            Spec(
+                rows=6_000,
+                duration_s=60,
+                sev0=False,
+                seed=100 + i,
+                supported_users=users,
+                label="10.11.17",
+                architecture="2xl",
+            ),
+        )
+    for i, users in enumerate((8_000, 8_100, 7_950)):
+        make_record(
+            root / "new" / f"new-{i + 1}",
+            Spec(
+                rows=6_000,
+                duration_s=60,
+                sev0=False,
+                seed=100 + i,
+                supported_users=users,
+                label="11.7.1",
+                architecture="2xl",
+                latency_scale=1.5,
+            ),
+        )
+    out["base"], out["new"] = root / "base", root / "new"
+    return out
+
+
+@pytest.fixture
+def mpr(shared: Path) -> Path:
+    """Mattermost's published performance reports (read-only)."""
+    return shared / "datasets" / "mattermost-performance-reports"
+
+
+@dataclass
+class PageCheck:
+    """What headless Chromium saw after loading a page and running its scripts."""
+
+    dom: str
+    console: list[str]
+    returncode: int
+
+    def attr(self, name: str) -> str | None:
+        m = re.search(rf'<html[^>]*\s{name}="([^"]*)"', self.dom)
+        return m.group(1) if m else None
+
+
+def load_in_chromium(page: Path, tmp: Path) -> PageCheck:
+    """Open ``page`` offline in headless Chromium; return the DOM after scripts and the console."""
+    profile = tmp / "chromium-profile"
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
+    return PageCheck(proc.stdout, console, proc.returncode)
