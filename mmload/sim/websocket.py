@@ -118,7 +118,8 @@ class Hub:
 async def websocket_handler(sim: Simulator, request: web.Request) -> web.StreamResponse:
     """Upgrade, authenticate, say hello, answer actions until the socket closes."""
     settings = sim.settings
-    ws = web.WebSocketResponse(heartbeat=settings.ws_ping_interval_s, autoping=True)
+    # No permessage-deflate: each zlib context costs ~260 KB, and 15,000 sockets must fit.
+    ws = web.WebSocketResponse(heartbeat=settings.ws_ping_interval_s, autoping=True, compress=False)
     if not ws.can_prepare(request).ok:
         return sim.error(
             request,
