@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mmload.config.loader import load_model
 from mmload.errors import UserError
@@ -143,6 +143,9 @@ class Scenario(_Strict):
     action_weights: dict[str, float] = Field(
         default_factory=dict, description="override weights of mmload/load/actions.yaml by name"
     )
+    only_listed_actions: bool = Field(
+        False, description="use only the actions named in action_weights (others weigh 0)"
+    )
     idle: Idle = Idle()
     websocket: WebSocketSpec = WebSocketSpec()
     population: Population = Population()
@@ -153,6 +156,21 @@ class Scenario(_Strict):
     rate_cap: float | None = Field(None, gt=0, description="requests per second, whole run")
     locustfile: str | None = Field(None, description="custom locustfile; relative to the scenario")
     request_timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("action_weights")
+    @classmethod
+    def _known_actions(cls, weights: dict[str, float]) -> dict[str, float]:
+        from mmload.load.actions import load_table
+
+        table = {a.name: a for a in load_table()}
+        for name, weight in weights.items():
+            if name not in table:
+                raise ValueError(f"unknown action {name!r} (see mmload/load/actions.yaml)")
+            if weight < 0:
+                raise ValueError(f"weight of {name} must be >= 0")
+            if weight > 0 and not table[name].handler:
+                raise ValueError(f"action {name} is not implemented by mmload")
+        return weights
 
     def scaled(self, factor: float) -> Scenario:
         """Users and every duration multiplied by ``factor`` (at least one user)."""

@@ -36,9 +36,16 @@ def load_table() -> tuple[Action, ...]:
 class ActionPicker:
     """Weighted random choice among the implemented actions (weights may be overridden)."""
 
-    def __init__(self, overrides: dict[str, float] | None = None, rng: random.Random | None = None):
+    def __init__(
+        self,
+        overrides: dict[str, float] | None = None,
+        rng: random.Random | None = None,
+        only_listed: bool = False,
+    ):
         overrides = overrides or {}
         table = load_table()
+        if only_listed:
+            overrides = {a.name: overrides.get(a.name, 0.0) for a in table}
         unknown = set(overrides) - {a.name for a in table}
         if unknown:
             raise ValueError(f"unknown action(s): {', '.join(sorted(unknown))}")

@@ -1,10 +1,11 @@
 """The ceiling feedback loop, like Mattermost's load-test coordinator.
 
-Every interval: if every SLO held, add ``step`` users; if one broke, remove ``remove_fraction`` of
-them and halve the step (never below ``min_step``). Stop when the user count has been stable over
-the last ``stable_intervals`` intervals (spread / mean <= ``stable_tolerance``) after at least one
-break, or when ``max_users`` held for that long. The supported users are the highest count at
-which every SLO held within that final window.
+Every interval: if every SLO held, add ``step`` users, but stay ``min_step`` below the count that
+broke most recently; if one broke, remove ``remove_fraction`` of them (at least ``min_step``) and
+halve the step (never below ``min_step``). Stop when the user count has been stable over the last
+``stable_intervals`` intervals (spread / mean <= ``stable_tolerance``) after at least one break,
+or when ``max_users`` held for that long. The supported users are the highest count at which
+every SLO held within that final window.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class CeilingController:
     users: int = 0
     step: int = 0
     broke: bool = False
+    last_broken: int | None = None
     history: list[Step] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -44,10 +46,14 @@ class CeilingController:
         measured = self.users
         if held:
             nxt = min(self.spec.max_users, measured + self.step)
+            if self.last_broken is not None:
+                nxt = max(measured, min(nxt, self.last_broken - self.spec.min_step_users))
         else:
             self.broke = True
+            self.last_broken = measured
             self.step = max(self.spec.min_step_users, self.step // 2)
-            nxt = max(1, measured - max(1, round(measured * self.spec.remove_fraction)))
+            remove = max(self.spec.min_step_users, round(measured * self.spec.remove_fraction))
+            nxt = max(1, measured - remove)
         step = Step(measured, held, failing or [], nxt, False)
         self.history.append(step)
         step.done = self._stable()

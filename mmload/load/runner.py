@@ -35,6 +35,7 @@ from mmload.load import slo
 from mmload.load.ceiling import CeilingController
 from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
 from mmload.load.recorder import Collector, RecordWriter
+from mmload.load.schedule import herd_offsets
 from mmload.load.summary import summarize
 from mmload.load.user import MattermostUser
 
@@ -347,8 +348,9 @@ class ScenarioRun:
             if not self._wait_until(drop_at):
                 return
             self.phase = "herd"
-            backoff_tail = s.websocket.reconnect_max_s if s.herd.outage_s > 60 else 10.0
-            if not self._wait_until(drop_at + s.herd.outage_s + backoff_tail):
+            plan = self._plan(0, "herd")
+            last = max(herd_offsets(500, s.herd.outage_s, plan.backoff()))
+            if not self._wait_until(drop_at + last + 5.0):
                 return
             end_arrivals = time.time()
         self.phase = "hold"

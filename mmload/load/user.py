@@ -91,7 +91,9 @@ class MattermostUser(FastHttpUser):
         """The action picker for this scenario's weights (shared by the process's users)."""
         key = id(self.scenario)
         if key not in self._pickers:
-            self._pickers[key] = ActionPicker(self.scenario.action_weights)
+            self._pickers[key] = ActionPicker(
+                self.scenario.action_weights, only_listed=self.scenario.only_listed_actions
+            )
         return self._pickers[key]
 
     def _headers(self, method: str) -> dict[str, str]:

@@ -1,0 +1,42 @@
+"""Fixtures of the load-engine tests: a real `mmload sim` subprocess on free ports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mmload.load.simproc import simulator
+from tests.conftest import MMLOAD
+
+SIM_USERS = 1000
+
+
+@pytest.fixture(scope="session")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The simulator with the cheap default profile; yields its base URL."""
+    log = tmp_path_factory.mktemp("sim") / "sim.log"
+    with simulator(SIM_USERS, log_path=log) as s:
+        yield s["url"]
+
+
+def run_mmload(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """`mmload ARGS` as a user runs it (stdout is not a TTY: plain output)."""
+    return subprocess.run([MMLOAD, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def run_dir_from(stdout: str) -> Path:
+    """The run record path printed by `mmload run`."""
+    for line in stdout.splitlines():
+        if line.startswith("run record: "):
+            return Path(line.split(": ", 1)[1].strip())
+    raise AssertionError(f"no run record path printed:\n{stdout}")
+
+
+def write_scenario(path: Path, **fields: object) -> Path:
+    """A scenario YAML file (JSON is valid YAML)."""
+    path.write_text(json.dumps(fields), encoding="utf-8")
+    return path

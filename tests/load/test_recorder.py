@@ -1,0 +1,140 @@
+"""The recorder: rows and HDR histograms per flush, exact merging, compaction, dead writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import gevent
+
+from mmload import record
+from mmload.load.recorder import Collector, RecordWriter
+
+
+class Hook:
+    """The listener interface of Locust's EventHook. Importing Locust here would monkey-patch
+    the whole pytest process (gevent), which other stages' in-process tests must not get."""
+
+    def __init__(self) -> None:
+        self.listeners: list = []
+
+    def add_listener(self, fn) -> None:
+        self.listeners.append(fn)
+
+    def remove_listener(self, fn) -> None:
+        self.listeners.remove(fn)
+
+    def fire(self, **kw) -> None:
+        for fn in self.listeners:
+            fn(**kw)
+
+
+def Events() -> SimpleNamespace:
+    return SimpleNamespace(request=Hook())
+
+
+def _fire(
+    env,
+    name: str,
+    start: float,
+    ms: float,
+    lag: float | None = None,
+    status: int = 200,
+    exc: Exception | None = None,
+    user: str = "user-1",
+) -> None:
+    env.events.request.fire(
+        request_type=name.split()[0],
+        name=name,
+        response_time=ms,
+        response_length=10,
+        exception=exc,
+        context={"user": user, "lag_s": lag},
+        start_time=start,
+        response=SimpleNamespace(status_code=status),
+    )
+
+
+def test_flushes_compacts_and_merges_exactly(tmp_path: Path) -> None:
+    run_dir = record.new_run_dir(tmp_path, "t")
+    writer = RecordWriter(run_dir, {"outcome": "running"})
+    envs = [SimpleNamespace(events=Events()) for _ in range(2)]
+    collectors = [Collector(e, f"w{i}", writer.ingest, 60) for i, e in enumerate(envs)]
+    t0 = 1_800_000_000.0
+    expected = record.new_histogram()
+    for i in range(300):
+        env = envs[i % 2]
+        ms = 1 + (i * 7) % 250
+        _fire(env, "GET /api/v4/users/me", t0 + i * 0.1, ms, lag=0.5 if i < 100 else None)
+        expected.record_value(ms * 1000)
+        if i == 150:  # two flushes per worker: two HDR lines per key before compaction
+            for c in collectors:
+                c.flush()
+    _fire(envs[0], "POST /api/v4/users/login", t0, 5, status=401, exc=RuntimeError("HTTP 401 x"))
+    collectors[0].add_arrival(
+        {
+            "user": "user-1",
+            "scheduled": t0,
+            "started": t0 + 0.002,
+            "lag_ms": 2.0,
+            "outcome": "loaded",
+            "phase": "login",
+        }
+    )
+    for c in collectors:
+        c.stop()
+    writer.drain()
+    parts = list((run_dir / "requests").glob("part-*.parquet"))
+    assert len(parts) == 4  # written while running: a killed run keeps them
+    t = record.read_table(run_dir, "requests")
+    assert t.num_rows == 301
+    meta = writer.finish("completed", {})
+    assert meta["outcome"] == "completed" and not (run_dir / "requests").exists()
+    df = record.read_table(run_dir, "requests").to_pandas()
+    assert len(df) == 301
+    failed = df[df["error"].notna()].iloc[0]
+    assert (failed["status"], failed["error"], failed["method"]) == (401, "HTTP 401 x", "POST")
+    sched = df[df["scheduled"].notna()]
+    assert len(sched) == 100
+    lag = (sched["timestamp"] - sched["scheduled"]).dt.total_seconds()
+    assert lag.round(6).eq(0.5).all()
+    recs = [r for r in record.iter_hdr(run_dir) if r["name"] == "GET /api/v4/users/me"]
+    service = [r for r in recs if r["kind"] == "service"]
+    keys = {(r["window_start"], r["worker"]) for r in service}
+    assert len(keys) == len(service)  # compaction: one line per key
+    merged = record.merge_histograms([r["hist"] for r in service])
+    assert merged.get_total_count() == 300
+    for q in (50, 90, 99, 100):
+        assert merged.get_value_at_percentile(q) == expected.get_value_at_percentile(q)
+    corrected = [r for r in recs if r["kind"] == "corrected"]
+    assert sum(r["hist"].get_total_count() for r in corrected) == 100
+    arr = record.read_table(run_dir, "arrivals").to_pylist()
+    assert arr[0]["worker"] == "w0" and arr[0]["phase"] == "login"
+
+
+def test_a_dead_writer_reads_as_interrupted(tmp_path: Path) -> None:
+    run_dir = record.new_run_dir(tmp_path, "t")
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    meta = {"outcome": "running", "pid": proc.pid}
+    record.write_run_json(run_dir, meta)
+    assert record.read_run(run_dir)["outcome"] == "interrupted"
+    record.write_run_json(run_dir, {"outcome": "running", "pid": os.getpid()})
+    assert record.read_run(run_dir)["outcome"] == "running"
+    assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"
+
+
+def test_collector_flushes_in_the_background(tmp_path: Path) -> None:
+    batches = []
+    env = SimpleNamespace(events=Events())
+    c = Collector(env, "local", batches.append, 0.05)
+    c.start()
+    _fire(env, "GET /x", 1_800_000_000.0, 3)
+    gevent.sleep(0.2)
+    c.stop()
+    assert sum(len(b["requests"]["timestamp"]) for b in batches) == 1
+    assert len(batches) >= 2
