@@ -1,0 +1,1 @@
+"""Configuration stage: the inventory built from outputs.json and the ansible-runner driver."""

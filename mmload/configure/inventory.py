@@ -1,0 +1,185 @@
+"""outputs.json (docs/deployment-outputs.md) → an Ansible inventory for ansible/site.yml.
+
+Groups ``app``, ``proxy``, ``metrics``, ``agents``, ``coordinator``; deployment facts (database
+endpoints, search, cache, bucket, site URL, users) as ``mmload_*`` variables of ``all``.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmload.config.loader import validate_model
+from mmload.errors import UserError
+
+GROUPS: tuple[str, ...] = ("app", "proxy", "metrics", "agents", "coordinator")
+Group = Literal["app", "proxy", "metrics", "agents", "coordinator"]
+
+
+class _Out(BaseModel):
+    # outputs.json is written by provisioning: tolerate fields added there later.
+    model_config = ConfigDict(extra="ignore")
+
+
+class HostOut(_Out):
+    """One provisioned machine."""
+
+    name: str = Field(min_length=1)
+    private_ip: str = Field(min_length=1)
+    public_ip: str | None = None
+
+
+class DatabaseOut(_Out):
+    """The database cluster; the password is never here (master_secret_arn points to it)."""
+
+    engine: str
+    writer_endpoint: str = Field(min_length=1)
+    reader_endpoints: list[str] = Field(default_factory=list)
+    port: int
+    name: str
+    username: str
+    master_secret_arn: str | None = None
+
+
+class SearchOut(_Out):
+    endpoint: str
+
+
+class CacheOut(_Out):
+    endpoint: str
+    port: int
+
+
+class BucketOut(_Out):
+    name: str
+    region: str
+
+
+class DeploymentOutputs(_Out):
+    """The whole outputs.json."""
+
+    deployment: str
+    region: str
+    tier: str | int
+    ssh_user: str
+    ssh_private_key_path: str
+    ssh_jump_host: str | None = None
+    hosts: dict[Group, list[HostOut]]
+    database: DatabaseOut
+    search: SearchOut | None = None
+    cache: CacheOut | None = None
+    bucket: BucketOut | None = None
+    proxy_address: str | None = None
+    site_url: str
+
+
+def load_outputs(path: str | Path) -> DeploymentOutputs:
+    """Read and validate outputs.json; problems are one-line UserErrors naming the field."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(
+            "not found (run `mmload infra apply` first, or pass --outputs)", source=str(p)
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"invalid JSON: {exc.msg}", source=str(p), field=f"line {exc.lineno}"
+        ) from None
+    if not isinstance(data, dict):
+        raise UserError("expected a JSON object", source=str(p))
+    return validate_model(DeploymentOutputs, data, str(p))
+
+
+def resolve_key(outputs: DeploymentOutputs, outputs_path: Path) -> Path:
+    """The SSH private key: as written (relative to the working folder), else next to outputs."""
+    key = Path(outputs.ssh_private_key_path).expanduser()
+    if key.is_absolute() or key.exists():
+        return key.resolve()
+    beside = outputs_path.resolve().parent / key.name
+    return beside if beside.exists() else key.resolve()
+
+
+def jump_host(outputs: DeploymentOutputs) -> str | None:
+    """The public address private nodes are reached through (the coordinator by default)."""
+    if outputs.ssh_jump_host:
+        return outputs.ssh_jump_host
+    for group in ("coordinator", "proxy", "metrics", "agents"):
+        for host in outputs.hosts.get(group, []):  # type: ignore[call-overload]
+            if host.public_ip:
+                return host.public_ip
+    return None
+
+
+def host_vars(host: HostOut, *, jump: str | None, user: str, key: Path) -> dict[str, Any]:
+    """Connection variables of one host: direct when public, else through the jump host."""
+    hv: dict[str, Any] = {
+        "ansible_host": host.public_ip or host.private_ip,
+        "mmload_private_ip": host.private_ip,
+    }
+    if not host.public_ip and jump:
+        proxy_cmd = (
+            f"ssh -i {shlex.quote(str(key))} -o StrictHostKeyChecking=accept-new "
+            f"-W %h:%p {shlex.quote(user)}@{jump}"
+        )
+        hv["ansible_ssh_common_args"] = f"-o ProxyCommand={shlex.quote(proxy_cmd)}"
+    return hv
+
+
+def deployment_vars(outputs: DeploymentOutputs, *, users: int) -> dict[str, Any]:
+    """Variables every role reads: the deployment's endpoints (never a secret)."""
+    db = outputs.database.model_dump(exclude={"master_secret_arn"})
+    return {
+        "mmload_deployment": outputs.deployment,
+        "mmload_users": users,
+        "mmload_site_url": outputs.site_url,
+        "mmload_db": db,
+        "mmload_search": outputs.search.model_dump() if outputs.search else None,
+        "mmload_cache": outputs.cache.model_dump() if outputs.cache else None,
+        "mmload_bucket": outputs.bucket.model_dump() if outputs.bucket else None,
+    }
+
+
+def build_inventory(outputs: DeploymentOutputs, *, users: int, key: Path) -> dict[str, Any]:
+    """The inventory (YAML/JSON inventory shape) for ``outputs``."""
+    jump = jump_host(outputs)
+    children: dict[str, Any] = {}
+    for group in GROUPS:
+        hosts = outputs.hosts.get(group, [])  # type: ignore[call-overload]
+        children[group] = {
+            "hosts": {
+                h.name: host_vars(h, jump=jump, user=outputs.ssh_user, key=key) for h in hosts
+            }
+        }
+    return {
+        "all": {
+            "vars": {
+                "ansible_user": outputs.ssh_user,
+                "ansible_ssh_private_key_file": str(key),
+                **deployment_vars(outputs, users=users),
+            },
+            "children": children,
+        }
+    }
+
+
+def local_inventory(
+    deployment_vars_: dict[str, Any], *, become: bool = False, python: str = "/usr/bin/python3"
+) -> dict[str, Any]:
+    """One host, this machine (connection local), in every group: for a local converge."""
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": python,
+        "ansible_become": become,
+        "mmload_private_ip": "127.0.0.1",
+    }
+    return {
+        "all": {
+            "vars": deployment_vars_,
+            "children": {g: {"hosts": {"localhost": host}} for g in GROUPS},
+        }
+    }

@@ -1,0 +1,102 @@
+"""`mmload configure`: deployment.yaml + outputs.json → inventory → ansible-runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmload.config.loader import load_model
+from mmload.configure.driver import PlaybookResult, run_playbook
+from mmload.configure.inventory import build_inventory, load_outputs, resolve_key
+from mmload.configure.plan import (
+    MattermostInputs,
+    agents_extravars,
+    check_tags,
+    has_hosts,
+    selected_roles,
+    users_for,
+)
+from mmload.configure.progress import Reporter
+from mmload.configure.secrets import read_db_password
+from mmload.configure.wheel import build_wheel
+from mmload.errors import RunFailed, UserError
+
+
+def configure(
+    config: Path,
+    *,
+    outputs_path: Path | None,
+    tags: list[str],
+    skip_tags: list[str],
+    reporter: Reporter,
+    limit: str | None = None,
+    seed_file: Path | None = None,
+    check: bool = False,
+) -> PlaybookResult:
+    """Configure a provisioned deployment; raise RunFailed naming host, task and message."""
+    from mmload.config.deployment import Deployment
+
+    check_tags(tags, skip_tags)
+    dep = load_model(Deployment, config)
+    work = Path(dep.working_dir) / dep.name
+    out_path = outputs_path or work / "outputs.json"
+    outputs = load_outputs(out_path)
+    if outputs.deployment != dep.name:
+        raise UserError(
+            f"belongs to deployment {outputs.deployment!r}, not {dep.name!r}",
+            source=str(out_path),
+            field="deployment",
+        )
+    roles = selected_roles(tags, skip_tags)
+    if "seed" in roles and not seed_file:
+        raise UserError(
+            "--tags seed needs --seed FILE (the JSONL from `mmload seed`)",
+            source="command line",
+            field="--seed",
+        )
+    users = users_for(dep)
+    mm = MattermostInputs(dep.mattermost, users=users, source=str(config), seed_file=seed_file)
+    installs_app = "mattermost" in roles and has_hosts(outputs, "app")
+    extravars = mm.extravars(need_checksum=installs_app)
+    secrets: dict[str, str] = {}
+    if installs_app:
+        secrets["mattermost_db_password"] = read_db_password(
+            outputs.database.master_secret_arn,
+            region=outputs.region,
+            profile=dep.aws.profile,
+            endpoint_url=dep.aws.endpoint_url,
+            source=str(out_path),
+        )
+    if roles & {"agents", "coordinator"}:
+        extravars |= agents_extravars(build_wheel(work / "configure" / "wheels"))
+    inventory = build_inventory(outputs, users=users, key=resolve_key(outputs, out_path))
+    result = run_playbook(
+        inventory=inventory,
+        work_dir=work / "configure" / "runner",
+        reporter=reporter,
+        extravars=extravars,
+        secrets=secrets,
+        tags=tags,
+        skip_tags=skip_tags,
+        limit=limit,
+        check=check,
+    )
+    raise_on_failure(result)
+    return result
+
+
+def raise_on_failure(result: PlaybookResult) -> None:
+    """RunFailed with the first failure (host, task, message) and where the full log is."""
+    if result.ok:
+        return
+    where = f" (full log: {result.artifacts}/stdout)" if result.artifacts else ""
+    if result.failures:
+        first = result.failures[0]
+        more = len(result.failures) - 1
+        extra = f"; and {more} more failure(s)" if more else ""
+        raise RunFailed(f"configure failed: {first.one_line()}{extra}{where}")
+    why = result.last_output_line()
+    raise RunFailed(
+        f"configure failed: ansible-playbook ended {result.status} (rc {result.rc})"
+        + (f": {why}" if why else "")
+        + where
+    )
