@@ -227,7 +227,7 @@ def _hdr_lines(
     idx_all = hdr_indices(cols["lat_us"])
     corr_all = hdr_indices(cols["lat_us"] + 1500)  # login rows started 1.5 ms after schedule
     keys, starts = np.unique(key[order], return_index=True)
-    bounds = list(starts[1:]) + [len(order)]
+    bounds = [*starts[1:].tolist(), len(order)]
     for k, a, b in zip(keys.tolist(), starts.tolist(), bounds, strict=True):
         sel = order[a:b]
         ni, wi = divmod(k, spec.workers)

@@ -1,0 +1,221 @@
+"""`mmload report` over run records written through mmload/record.py."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from scipy import stats
+
+from mmload import record
+from mmload.report import hdr
+from mmload.report.runs import build_run_report
+from tests.conftest import run_cli
+from tests.report.conftest import load_in_chromium
+from tests.report.synth import LOGIN, Spec, make_record
+
+
+def expected_percentile_ms(latency_ms: np.ndarray, p: float) -> float:
+    """Independently: HDR's percentile rule on the raw rows, via HdrHistogram's own bucket math."""
+    h = record.new_histogram()
+    values = np.sort(np.maximum(np.rint(latency_ms * 1000).astype(np.int64), 1))
+    target = max(int(p * len(values) / 100 + 0.5), 1)
+    return h.get_highest_equivalent_value(int(values[target - 1])) / 1000.0
+
+
+def test_endpoint_figures_agree_with_rows(records: dict[str, Path]) -> None:
+    run = records["sev0"]
+    rep = build_run_report(run)
+    rows = record.read_table(run, "requests", columns=["name", "latency_ms", "error", "status"])
+    names = rows["name"].to_numpy(zero_copy_only=False)
+    lat = rows["latency_ms"].to_numpy()
+    errors = pc.is_valid(rows["error"]).to_numpy(zero_copy_only=False)
+    assert rep.endpoints["count"].sum() == rows.num_rows == 30_000
+    assert len(rep.endpoints) == 40
+    for r in rep.endpoints.itertuples():
+        sel = names == r.name
+        assert r.count == sel.sum() and r.errors == errors[sel].sum()
+        assert r.mean_ms == pytest.approx(lat[sel].mean())
+        for p in (50, 90, 95, 99):
+            assert getattr(r, f"p{p}_ms") == expected_percentile_ms(lat[sel], p), (r.name, p)
+        assert r.max_ms == expected_percentile_ms(lat[sel], 100)
+    assert rep.windows["count"].sum() == rows.num_rows
+    assert rep.endpoint_windows["count"].sum() == rows.num_rows
+    login = rep.endpoints.set_index("name").loc[LOGIN]
+    assert login["status_429"] == ((names == LOGIN) & (rows["status"].to_numpy() == 429)).sum() > 0
+    assert login["p99_corrected_ms"] > login["p99_ms"]
+
+
+def test_vectorised_percentiles_match_hdrhistogram(records: dict[str, Path]) -> None:
+    """hdr.percentiles_ms on merged sparse histograms == HdrHistogram on record.merge_histograms."""
+    by_name: dict[str, list] = {}
+    for rec in record.iter_hdr(records["sev0"]):
+        if rec["kind"] == "service":
+            by_name.setdefault(rec["name"], []).append(rec["hist"])
+    for name in list(by_name)[:5]:
+        merged = record.merge_histograms(by_name[name])
+        ours = hdr.percentiles_ms(hdr.merge(hdr.sparse_of(h) for h in by_name[name]))
+        for p in (50, 90, 95, 99):
+            assert ours[f"p{p}_ms"] == merged.get_value_at_percentile(p) / 1000.0
+        assert ours["max_ms"] == merged.get_max_value() / 1000.0
+
+
+def test_report_writes_four_formats(records: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = run_cli("report", str(records["sev0"]), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "report.html",
+        "report.json",
+        "report.junit.xml",
+        "report.md",
+    ]
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["schema"] == "mmload.report/1" and doc["run"]["requests"] == 30_000
+    assert doc["slo_summary"] == {"passed": 1, "failed": 1, "unmeasured": 1}
+    assert doc["sev0"]["arrivals"] == 200 and doc["sev0"]["login_429"] > 0
+    assert 0.9 < doc["sev0"]["login_success"] < 1.0
+    assert len(doc["windows"]) == 12 and doc["windows"][0]["active_users"] >= 1
+    md = (out / "report.md").read_text()
+    for heading in (
+        "## SLO verdicts: 1 passed, 1 failed, 1 not measured",
+        "## Endpoints",
+        "## Sev0 login storm",
+        "## Errors by kind",
+        "## Over time (10 s windows)",
+    ):
+        assert heading in md
+    assert "| error_rate | share of failed requests | <= 0.001 | 0.012 | client | FAIL |" in md
+    suite = ET.parse(out / "report.junit.xml").getroot().find("testsuite")
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert set(cases) == {"run.outcome", "slo.login_p99_ms", "slo.error_rate", "slo.app_cpu_p95"}
+    assert cases["slo.error_rate"].find("failure") is not None
+    assert cases["slo.app_cpu_p95"].find("skipped") is not None
+    assert cases["slo.login_p99_ms"].find("failure") is None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "1")
+
+
+def test_one_format_goes_to_stdout(records: dict[str, Path]) -> None:
+    res = run_cli("report", str(records["sev0"]), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["run"]["outcome"] == "completed"
+
+
+def test_interrupted_run_is_reported_as_such(tmp_path: Path) -> None:
+    run = make_record(tmp_path / "dead", Spec(rows=2_000, duration_s=30, outcome="running"))
+    # the writer "died": a pid that is certainly gone on this host
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    meta = json.loads((run / "run.json").read_text())
+    meta["pid"] = dead.pid
+    (run / "run.json").write_text(json.dumps(meta))
+    res = run_cli("report", str(run), "--format", "junit")
+    assert res.returncode == 0, res.stderr
+    outcome = ET.fromstring(res.stdout).find("testsuite/testcase[@name='run.outcome']")
+    assert "interrupted" in outcome.find("failure").get("message")
+    md = run_cli("report", str(run)).stdout
+    assert "| outcome | interrupted |" in md and "figures cover what was recorded" in md
+
+
+@pytest.mark.slow
+def test_html_renders_in_headless_chromium(records: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "html"
+    res = run_cli("report", str(records["sev0"]), "--out", str(out), "--format", "html")
+    assert res.returncode == 0, res.stderr
+    page = out / "report.html"
+    text = page.read_text()
+    # opens offline: no external script, stylesheet or image (plotly.js is inlined)
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)
+    seen = load_in_chromium(page, tmp_path)
+    assert seen.returncode == 0
+    assert seen.console == [], seen.console
+    assert seen.attr("data-js-errors") is None
+    # latency, throughput+errors, active users, arrivals vs schedule, per-endpoint p99
+    assert seen.attr("data-plots-rendered") == "5"
+    assert int(seen.attr("data-plot-svgs")) >= 5
+    assert "Login arrivals against the schedule" in seen.dom
+
+    # Control: the same check must notice a page whose script breaks.
+    broken = tmp_path / "broken.html"
+    broken.write_text(
+        text.replace("</body>", "<script>Plotly.newPlot(undefined_div)</script></body>")
+    )
+    bad = load_in_chromium(broken, tmp_path)
+    assert bad.console and bad.attr("data-js-errors")
+
+
+def test_compare_mmload_repeats_pools_histograms(records: dict[str, Path]) -> None:
+    res = run_cli("compare", str(records["base"]), str(records["new"]), "-f", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    u = doc["supported_users"]
+    base, new = [10_000, 10_150, 9_900], [8_000, 8_100, 7_950]
+    assert u["verdict"] == "regressed" and "Welch" in u["method"]
+    assert u["p_value"] == pytest.approx(stats.ttest_ind(new, base, equal_var=False).pvalue)
+    assert u["delta_pct"] == pytest.approx((np.mean(new) - np.mean(base)) / np.mean(base) * 100)
+    # p99 of one endpoint over the three repeats == HDR percentile of all their rows together
+    name = "GET /api/v4/users/me"
+    lat = {}
+    for side in ("base", "new"):
+        parts = [
+            record.read_table(d, "requests", columns=["name", "latency_ms"])
+            for d in sorted(records[side].iterdir())
+        ]
+        lat[side] = np.concatenate(
+            [t.filter(pc.equal(t["name"], name))["latency_ms"].to_numpy() for t in parts]
+        )
+    rows = {(r["name"], r["stat"]): r for r in doc["rows"]}
+    assert rows[(name, "p99")]["base"] == expected_percentile_ms(lat["base"], 99)
+    assert rows[(name, "p99")]["new"] == expected_percentile_ms(lat["new"], 99)
+    assert rows[(name, "avg")]["base"] == pytest.approx(lat["base"].mean())
+    assert rows[(name, "avg")]["change"] == "worsened"  # every latency is 1.5x
+    assert all(r["kind"] == "api" for r in doc["rows"])
+
+
+def test_ceiling_over_mmload_records(records: dict[str, Path], tmp_path: Path) -> None:
+    res = run_cli(
+        "ceiling",
+        str(records["base"]),
+        str(records["new"]),
+        "--out",
+        str(tmp_path),
+        "--format",
+        "json,md",
+    )
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((tmp_path / "ceiling.json").read_text())
+    assert [(r["architecture"], r["label"], r["runs"]) for r in rows] == [
+        ("2xl", "10.11.17", 3),
+        ("2xl", "11.7.1", 3),
+    ]
+    assert rows[0]["mean"] == pytest.approx(np.mean([10_000, 10_150, 9_900]))
+    assert rows[0]["stdev"] == pytest.approx(np.std([10_000, 10_150, 9_900], ddof=1))
+    assert rows[1]["delta_pct_vs_previous"] == pytest.approx(
+        (np.mean([8_000, 8_100, 7_950]) / np.mean([10_000, 10_150, 9_900]) - 1) * 100
+    )
+    assert "## Trend across labels" in (tmp_path / "ceiling.md").read_text()
+
+
+def test_unwritable_out_is_a_user_error(records: dict[str, Path], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = run_cli("report", str(records["sev0"]), "--out", str(blocker / "sub"))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert str(blocker / "sub") in res.stderr
+
+
+def test_run_without_requests_reports_empty_tables(tmp_path: Path) -> None:
+    run = tmp_path / "empty-run"
+    run.mkdir()
+    record.write_run_json(run, {"run_id": "empty-run", "outcome": "failed", "scenario": "steady"})
+    res = run_cli("report", str(run), "-f", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["run"]["requests"] == 0 and doc["endpoints"] == []
