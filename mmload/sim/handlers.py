@@ -33,6 +33,18 @@ if TYPE_CHECKING:
     from mmload.sim.app import Simulator
 
 
+_PING = {
+    "ActiveSearchBackend": "database",
+    "AndroidLatestVersion": "",
+    "AndroidMinVersion": "",
+    "IosLatestVersion": "",
+    "IosMinVersion": "",
+    "status": "OK",
+}
+PING = P.dumps(_PING).encode()
+PING_WITH_STATUS = P.dumps({**_PING, "database_status": "OK", "filestore_status": "OK"}).encode()
+
+
 def add_routes(sim: Simulator) -> None:
     """Register every simulated endpoint on ``sim``."""
     h = Handlers(sim)
@@ -117,18 +129,9 @@ class Handlers:
 
     # -- system -----------------------------------------------------------------------------
     async def ping(self, ctx: Ctx) -> web.Response:
-        body: dict[str, Any] = {
-            "ActiveSearchBackend": "database",
-            "AndroidLatestVersion": "",
-            "AndroidMinVersion": "",
-            "IosLatestVersion": "",
-            "IosMinVersion": "",
-            "status": "OK",
-        }
         if ctx.request.query.get("get_server_status") == "true":
-            body["database_status"] = "OK"
-            body["filestore_status"] = "OK"
-        return json_response(body)
+            return raw_json(PING_WITH_STATUS)
+        return raw_json(PING)
 
     def _format_old(self, ctx: Ctx) -> None:
         fmt = ctx.request.query.get("format", "")

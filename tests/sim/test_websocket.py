@@ -173,7 +173,7 @@ def test_server_ping_frames(sim: SimHandle) -> None:
                 original(frame)
 
             ws.protocol.recv_frame = spy
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.5)
             assert len(pings) >= 2  # every 0.3 s here (60 s by default)
 
     asyncio.run(run())
