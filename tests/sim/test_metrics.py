@@ -91,7 +91,4 @@ def test_metrics_names_labels_and_promtool() -> None:
     check = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
     )
-    problems = [
-        line for line in (check.stdout + check.stderr).splitlines() if "error" in line.lower()
-    ]
-    assert not problems, check.stdout + check.stderr
+    assert check.returncode == 0, check.stdout + check.stderr
