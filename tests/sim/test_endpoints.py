@@ -479,3 +479,52 @@ def test_version_header_matches_hello_format(sim: SimHandle) -> None:
     version, build, config_hash, enterprise = resp.headers["X-Version-Id"].rsplit(".", 3)
     assert version == "10.11.0" and build == "dev" and enterprise == "false"
     assert len(config_hash) == 32
+
+
+NOT_IN_EXCERPTS = {("POST", "/api/v4/reactions")}  # reactions.yaml is not among the excerpts
+
+
+def test_every_simulated_route_is_a_documented_operation(sim: SimHandle, spec: Spec) -> None:
+    routes = set()
+    for resource in sim.sim.app.router.resources():
+        info = resource.get_info()
+        template = info.get("formatter") or info.get("path")
+        for route in resource:
+            if route.method not in ("*", "HEAD") and template and "{tail" not in template:
+                routes.add((route.method, template))
+    assert len(routes) >= 30
+    for method, template in sorted(routes - NOT_IN_EXCERPTS):
+        spec.operation(template, method)  # raises if the spec has no such operation
+
+
+def test_error_bodies_match_the_documented_error_responses(
+    sim: SimHandle, spec: Spec, client: Client
+) -> None:
+    token = {"Authorization": f"Bearer {client.token}"}
+    cases = [
+        ("GET", "/api/v4/users/{user_id}", "/api/v4/users/me", {}, 401),
+        ("GET", "/api/v4/users/{user_id}", "/api/v4/users/" + "z" * 26, token, 404),
+        ("GET", "/api/v4/users/{user_id}", "/api/v4/users/bad", token, 400),
+        (
+            "GET",
+            "/api/v4/users/{user_id}/teams",
+            "/api/v4/users/" + "z" * 26 + "/teams",
+            token,
+            403,
+        ),
+        ("GET", "/api/v4/channels/{channel_id}", "/api/v4/channels/" + "z" * 26, token, 404),
+        ("POST", "/api/v4/posts", "/api/v4/posts", token, 400),
+        ("POST", "/api/v4/users/ids", "/api/v4/users/ids", token, 400),
+    ]
+    for method, template, path, headers, status in cases:
+        resp = requests.request(
+            method,
+            sim.url + path,
+            headers=headers,
+            timeout=5,
+            json={} if method == "POST" else None,
+        )
+        assert resp.status_code == status, (path, resp.text)
+        body = resp.json()
+        assert set(body) == ERROR_KEYS and body["status_code"] == status
+        spec.validate(template, method, status, body)
