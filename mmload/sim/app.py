@@ -22,6 +22,14 @@ from aiohttp import web
 from mmload.config.sim import SimSettings
 from mmload.sim import payloads as P
 from mmload.sim.costs import FifoWorkerPool, GcraLimiter, PasswordChecker, PoolFull
+from mmload.sim.errors import (
+    ApiError,
+    bad_body,
+    bad_param,
+    forbidden,
+    query_token_refused,
+    session_expired,
+)
 from mmload.sim.ids import is_valid_id, new_id
 from mmload.sim.metrics import SimMetrics
 from mmload.sim.population import Channel, Population, User
@@ -34,50 +42,6 @@ MAX_POST_SIZE = 16383
 MAX_LOGIN_ATTEMPTS = 10  # ServiceSettings.MaximumLoginAttempts default
 REQUEST_ID = web.RequestKey("request_id", str)
 INVALID_CREDENTIALS = "api.user.login.invalid_credentials_email_username"
-
-
-class ApiError(Exception):
-    """Raised by handlers; rendered as Mattermost's error JSON."""
-
-    def __init__(self, status: int, error_id: str, message: str, detailed: str = ""):
-        super().__init__(message)
-        self.status, self.error_id, self.message, self.detailed = (
-            status,
-            error_id,
-            message,
-            detailed,
-        )
-
-
-def bad_param(name: str) -> ApiError:
-    return ApiError(
-        400,
-        "api.context.invalid_url_param.app_error",
-        f"Invalid or missing {name} parameter in request URL.",
-    )
-
-
-def bad_body(name: str) -> ApiError:
-    return ApiError(
-        400,
-        "api.context.invalid_body_param.app_error",
-        f"Invalid or missing {name} in request body.",
-    )
-
-
-def forbidden() -> ApiError:
-    return ApiError(
-        403, "api.context.permissions.app_error", "You do not have the appropriate permissions."
-    )
-
-
-def session_expired(detail: str = "") -> ApiError:
-    return ApiError(
-        401,
-        "api.context.session_expired.app_error",
-        "Invalid or expired session, please login again.",
-        detail,
-    )
 
 
 @dataclass(slots=True)
@@ -276,7 +240,10 @@ class Simulator:
             if required:
                 raise session_expired("token not found")
             return None
-        if source == "cookie" and request.method != "GET" and not trust_requester:
+        if source == "query":  # only OAuth sessions may use access_token (none here)
+            raise query_token_refused()
+        csrf_checked = required and not trust_requester and request.method != "GET"
+        if source == "cookie" and csrf_checked:
             csrf = request.headers.get("X-CSRF-Token")
             xrw = request.headers.get("X-Requested-With") == "XMLHttpRequest"
             if csrf != session.csrf and not xrw:
@@ -388,4 +355,4 @@ def clear_login_cookies(resp: web.Response) -> None:
         resp.del_cookie(name, path="/")
 
 
-__all__ = ["ApiError", "Ctx", "Simulator"]
+__all__ = ["ApiError", "Ctx", "Simulator", "bad_body", "bad_param", "forbidden"]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from mmload.sim.errors import query_token_refused
 from mmload.sim.ids import new_id
 from mmload.sim.payloads import dumps
 
@@ -127,8 +128,11 @@ async def websocket_handler(sim: Simulator, request: web.Request) -> web.StreamR
             "api.web_socket.connect.upgrade.app_error",
             "Failed to upgrade websocket connection.",
         )
-    token, _source = sim.token_of(request)
+    token, source = sim.token_of(request)
     session = sim.state.session(token)
+    if session is not None and source == "query":
+        err = query_token_refused()
+        return sim.error(request, err.status, err.error_id, err.message)
     await ws.prepare(request)
     conn = Conn(ws, request, new_id(), sim.origin_client(request))
     sim.hub.all.add(conn)

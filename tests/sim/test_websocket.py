@@ -232,3 +232,16 @@ def test_posted_event_reaches_members_only_and_gauge(sim: SimHandle) -> None:
             pytest.fail("mattermost_http_websockets_total did not return to 0")
 
     asyncio.run(run())
+
+
+def test_query_string_token_is_refused_for_non_oauth_sessions(sim: SimHandle) -> None:
+    resp = login(sim, "user-9")
+
+    async def run() -> None:
+        url = ws_url(sim) + "?access_token=" + resp.headers["Token"]
+        with pytest.raises(websockets.exceptions.InvalidStatus) as info:
+            async with websockets.connect(url):
+                pass
+        assert info.value.response.status_code == 401
+
+    asyncio.run(run())
