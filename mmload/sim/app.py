@@ -2,7 +2,8 @@
 
 Every route is wrapped once (:meth:`Simulator.route`) with what the real server's ``web.Handler``
 does around a handler: request id and version headers, token lookup (cookie, Bearer/Token
-header, ``access_token``), the CSRF rule for cookie sessions, error JSON, ``mattermost_api_time``.
+header; ``access_token`` refused: OAuth only), the CSRF rule for cookie sessions, error
+JSON, ``mattermost_api_time``.
 The profile's costs are applied there too: the login limiter before anything else (refusals are
 cheap and never reach the handler metrics), then the worker pool, then the handler (the login
 handler adds the password hash and the mutex).

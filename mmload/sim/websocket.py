@@ -1,6 +1,6 @@
 """``GET /api/v4/websocket``: Mattermost's WebSocket protocol (``platform/web_conn.go``, ``wsapi``).
 
-- auth on the upgrade (MMAUTHTOKEN cookie, ``Authorization`` header, ``access_token`` query) or by
+- auth on the upgrade (MMAUTHTOKEN cookie or ``Authorization`` header) or by
   the ``authentication_challenge`` action; a socket still unauthenticated after
   ``ws_auth_timeout_s`` (5 s, ``authCheckInterval``) is dropped without a close frame, as the
   real server closes the TCP connection;
