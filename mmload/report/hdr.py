@@ -51,9 +51,18 @@ def sparse_of(hist: HdrHistogram) -> Sparse:
     """The non-empty buckets of a decoded histogram (which must use record's layout)."""
     if hist.counts_len != len(bucket_values_us()[0]):
         raise ValueError("histogram layout differs from record.new_histogram()")
+    if hist.get_total_count() == 0:
+        return EMPTY
     counts = np.ctypeslib.as_array(hist.counts)
-    idx = np.flatnonzero(counts)
-    return Sparse(idx.astype(np.int64), counts[idx].astype(np.int64))
+    # only the buckets between the lowest and highest recorded values can be non-empty
+    lo = hist.get_counts_array_index(hist.get_min_value())
+    hi = hist.get_counts_array_index(hist.max_value) + 1
+    idx = np.flatnonzero(counts[lo:hi]) + lo
+    cnt = counts[idx].astype(np.int64)
+    if int(cnt.sum()) != hist.get_total_count():  # min/max not tracked: scan everything
+        idx = np.flatnonzero(counts)
+        cnt = counts[idx].astype(np.int64)
+    return Sparse(idx.astype(np.int64), cnt)
 
 
 def merge(parts: Iterable[Sparse]) -> Sparse:

@@ -89,12 +89,17 @@ def index_hdr(run_dir: Path) -> HdrIndex:
 
 def request_table(run_dir: Path) -> pa.Table:
     """The request rows reduced to what the report needs: name (dictionary), window, flags."""
-    t = record.read_table(run_dir, record.REQUESTS, columns=REQUEST_COLUMNS)
+    t = record.read_table(
+        run_dir, record.REQUESTS, columns=REQUEST_COLUMNS, dictionary=["name", "error"]
+    )
     ts_us = pc.cast(t["timestamp"], pa.int64())
     window = pc.multiply(pc.divide(ts_us, WINDOW_US), record.WINDOW_S)  # integer division
+    name = t["name"]
+    if not pa.types.is_dictionary(name.type):
+        name = pc.dictionary_encode(name)
     return pa.table(
         {
-            "name": pc.dictionary_encode(t["name"]),
+            "name": name,
             "window": window,
             "ts_us": ts_us,
             "status": t["status"],
@@ -233,7 +238,9 @@ def _ms_percentiles(values: np.ndarray, prefix: str) -> dict[str, float | None]:
     return out
 
 
-def sev0_tables(run_dir: Path, rows: pa.Table) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
+def sev0_tables(
+    run_dir: Path, endpoints: pd.DataFrame
+) -> tuple[dict[str, Any] | None, pd.DataFrame | None]:
     """Login-storm specifics from the arrivals table; None when the run has no arrivals."""
     arr = record.read_table(run_dir, record.ARRIVALS)
     if arr.num_rows == 0:
@@ -246,7 +253,7 @@ def sev0_tables(run_dir: Path, rows: pa.Table) -> tuple[dict[str, Any] | None, p
     logged_in = int(df["logged_in"].notna().sum())
     ws_ok = int(df["ws_connected"].notna().sum())
     outcomes = df["outcome"].fillna("pending").value_counts().to_dict()
-    login_rows = rows.filter(pc.match_substring(rows["name"].cast(pa.string()), "/users/login"))
+    login = endpoints[endpoints["name"].str.contains("/users/login", regex=False)]
     summary: dict[str, Any] = {
         "arrivals": n,
         "scheduled_first": sched.min().isoformat() if n else None,
@@ -263,9 +270,9 @@ def sev0_tables(run_dir: Path, rows: pa.Table) -> tuple[dict[str, Any] | None, p
             if "phase" in df
             else {"login": n}
         ),
-        "login_requests": login_rows.num_rows,
-        "login_429": int(pc.sum(login_rows["is_429"]).as_py() or 0),
-        "status_429": int(pc.sum(rows["is_429"]).as_py() or 0),
+        "login_requests": int(login["count"].sum()),
+        "login_429": int(login["status_429"].sum()),
+        "status_429": int(endpoints["status_429"].sum()),
         **_ms_percentiles(df["lag_ms"].dropna().to_numpy(), "lag_ms"),
         **_ms_percentiles(to_login, "to_login_ms"),
         **_ms_percentiles(to_loaded, "to_loaded_ms"),
@@ -315,7 +322,7 @@ def build_run_report(run_dir: str | Path) -> RunReport:
         notes.append("hdr.jsonl is missing: no latency percentiles")
     endpoints = endpoint_table(rows, idx, duration)
     windows, endpoint_windows = window_tables(rows, idx, active_users(run_dir))
-    sev0, arrival_windows = sev0_tables(run_dir, rows)
+    sev0, arrival_windows = sev0_tables(run_dir, endpoints)
     slos = meta.get("slos") or []
     return RunReport(
         run_dir=str(run_dir),

@@ -44,9 +44,9 @@ def test_ceiling_reproduces_published_supported_users(mpr: Path, tmp_path: Path)
     for arch, users in published.items():
         row = ours[arch]
         assert row["runs"] == 3 and row["label"] == "9.5.7", row
-        # The README publishes the average of the three runs as a whole number; for 10 of the 16
-        # rows it truncates (2XL.220: 29504.67 -> 29504), for the rest it rounds (L.110:
-        # 216.67 -> 217). Either way it is the integer part or the nearest integer of our mean.
+        # The README publishes the average of the three runs as a whole number, inconsistently:
+        # where truncating and rounding differ, 7 rows truncate (2XL.220: 29504.67 -> 29504) and
+        # 4 round (L.110: 216.67 -> 217). Either way: the integer part or the nearest integer.
         assert users in (math.floor(row["mean"]), round(row["mean"])), (arch, users, row["mean"])
         assert row["min"] <= row["mean"] <= row["max"]
         assert {"architecture", "label", "runs", "mean", "min", "max", "stdev"} <= set(row)
