@@ -16,6 +16,7 @@ from mmload.sim.ids import new_id, seeded_id
 from mmload.sim.population import EPOCH_MS, Channel, Population, User
 
 MAX_THREADS_PER_USER = 200
+MAX_SESSIONS_PER_USER = 100  # the oldest session of a user is revoked past this
 
 
 def now_ms() -> int:
@@ -69,6 +70,7 @@ class SimState:
         self.settings = settings
         self.pop = population or Population(settings.population)
         self.sessions: dict[str, Session] = {}
+        self.user_sessions: dict[int, deque[str]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
         self.failed_attempts: dict[int, int] = {}
         self.posts: dict[str, dict[str, Any]] = {}
@@ -102,6 +104,8 @@ class SimState:
         if len(cs.post_ids) >= self._keep:
             old = cs.post_ids.popleft()
             self.posts.pop(old, None)
+            self.reactions.pop(old, None)
+            self.threads.pop(old, None)
         cs.post_ids.append(post["id"])
         self.posts[post["id"]] = post
         cs.last_post_at = max(cs.last_post_at, post["create_at"])
@@ -175,6 +179,10 @@ class SimState:
         hours = self.settings.session_length_web_hours
         session = Session(new_id(), user, new_id(), now, now + hours * 3_600_000)
         self.sessions[session.token] = session
+        tokens = self.user_sessions.setdefault(user.number, deque())
+        tokens.append(session.token)
+        if len(tokens) > MAX_SESSIONS_PER_USER:  # bound memory over long, repeated storms
+            self.sessions.pop(tokens.popleft(), None)
         return session
 
     def session(self, token: str | None) -> Session | None:

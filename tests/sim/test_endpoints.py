@@ -526,3 +526,48 @@ def test_error_bodies_match_the_documented_error_responses(
         body = resp.json()
         assert set(body) == ERROR_KEYS and body["status_code"] == status
         spec.validate(template, method, status, body)
+
+
+def test_memory_stays_bounded_posts_and_sessions() -> None:
+    from mmload.sim.state import MAX_SESSIONS_PER_USER
+
+    settings = small_settings(posts_kept_per_channel=5)
+    with start_in_thread(settings) as sim:
+        token = requests.post(
+            sim.url + "/api/v4/users/login",
+            timeout=5,
+            json={"login_id": "user-1", "password": PASSWORD},
+        ).headers["Token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        team = requests.get(sim.url + "/api/v4/users/me/teams", headers=auth, timeout=5).json()
+        chans = requests.get(
+            sim.url + f"/api/v4/users/me/teams/{team[0]['id']}/channels", headers=auth, timeout=5
+        ).json()
+        cid = chans[0]["id"]
+        made = [
+            requests.post(
+                sim.url + "/api/v4/posts",
+                headers=auth,
+                timeout=5,
+                json={"channel_id": cid, "message": f"m{i}"},
+            ).json()["id"]
+            for i in range(8)
+        ]
+        got = requests.get(
+            sim.url + f"/api/v4/channels/{cid}/posts", headers=auth, timeout=5
+        ).json()
+        assert got["order"] == made[::-1][:5]  # only the last 5 are kept
+        evicted = requests.get(sim.url + f"/api/v4/posts/{made[0]}/thread", headers=auth, timeout=5)
+        assert evicted.status_code == 404
+        channel = requests.get(sim.url + f"/api/v4/channels/{cid}", headers=auth, timeout=5).json()
+        assert channel["total_msg_count"] == 3 + 8  # counters keep counting
+        for _ in range(MAX_SESSIONS_PER_USER):
+            requests.post(
+                sim.url + "/api/v4/users/login",
+                timeout=5,
+                json={"login_id": "user-1", "password": PASSWORD},
+            )
+        n_sessions = sim.call(lambda: len(sim.sim.state.sessions))
+        assert n_sessions == MAX_SESSIONS_PER_USER
+        first = requests.get(sim.url + "/api/v4/users/me", headers=auth, timeout=5)
+        assert first.status_code == 401  # the oldest session was revoked
