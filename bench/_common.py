@@ -32,8 +32,15 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def machine() -> dict:
+    """What else the machine was doing: these figures are only comparable at a similar load."""
+    loadavg = [round(x, 2) for x in os.getloadavg()]
+    return {"cpus": os.cpu_count(), "loadavg_1_5_15": loadavg}
+
+
 def emit(result: dict) -> None:
     """Print the benchmark's result as one JSON object on the last line of stdout."""
+    result = {**result, "machine": machine()}
     print(json.dumps(result, sort_keys=True, default=str), flush=True)
 
 

@@ -45,7 +45,7 @@ class BareUser(FastHttpUser):
 
 
 def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: str):
-    """The user class of `kind` ("bare" or "mattermost") aimed at `host`, and its env setup.
+    """The user class of `kind` (bare, mattermost, mattermost-norecord) and its env setup.
 
     The MattermostUser runs as under `mmload run`: with an mmload plan and mmload's recorder
     (every request becomes a row and an HDR sample, written as parquet parts every 2 s).
@@ -56,7 +56,8 @@ def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: 
 
     def setup(env: Environment) -> None:
         env.mmload_plan = bench_plan("bench-generator", users, ping_s=30.0, first_user=first_user)
-        attach_recorder(env, workdir, "bench")
+        if kind == "mattermost":  # "mattermost-norecord": the same user without mmload's recorder
+            attach_recorder(env, workdir, "bench")
 
     return mattermost_me_class(host), setup
 
@@ -85,7 +86,7 @@ def attach_recorder(env: Environment, workdir: str, worker: str):
     from mmload import record
     from mmload.load.recorder import Collector, RecordWriter
 
-    run_dir = record.new_run_dir(workdir, "bench")
+    run_dir = record.new_run_dir(Path(workdir) / worker, "bench")
     writer = RecordWriter(run_dir, {"schema": "mmload.run/1", "outcome": "running"})
     collector = Collector(env, worker, writer.ingest, flush_s=2.0)
     env.mmload_collector = collector
@@ -188,7 +189,13 @@ def capacity_classes(hosts: list[str]) -> list[type]:
 
 
 def run_capacity_worker(
-    hosts: list[str], users: int, spawn_rate: float, first_user: int, ping_s: float, worker: str
+    hosts: list[str],
+    users: int,
+    spawn_rate: float,
+    first_user: int,
+    ping_s: float,
+    worker: str,
+    workdir: str,
 ) -> None:
     """Spawn `users` MattermostUsers (no action mix), print counters as JSON every 2 s, forever.
 
@@ -197,14 +204,13 @@ def run_capacity_worker(
     """
     import json
     import signal
-    import tempfile
 
     classes = capacity_classes(hosts)
     env = Environment(user_classes=classes)
     env.mmload_plan = bench_plan("bench-capacity", users, ping_s, first_user, worker)
     counters = CapacityCounters()
     env.events.request.add_listener(counters.on_request)
-    attach_recorder(env, tempfile.mkdtemp(prefix="mmload-bench-capacity-run-"), worker)
+    attach_recorder(env, workdir, worker)
     signal.signal(signal.SIGUSR1, lambda signum, frame: counters.start_hold())
     runner = env.create_local_runner()
     runner.start(users, spawn_rate=spawn_rate)

@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hosts", help=argparse.SUPPRESS)
     parser.add_argument("--first-user", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--worker-name", default="w0", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -67,6 +68,7 @@ def run_child(args: argparse.Namespace) -> None:
         first_user=args.first_user,
         ping_s=args.ping_s,
         worker=args.worker_name,
+        workdir=args.workdir,
     )
 
 
@@ -125,7 +127,7 @@ def start_workers(
         command = [sys.executable, __file__, "--child", "--hosts", hosts, "--users", str(users)]
         command += ["--spawn-rate", str(args.spawn_rate / args.workers)]
         command += ["--ping-s", str(args.ping_s), "--first-user", str(first)]
-        command += ["--worker-name", f"w{i}"]
+        command += ["--worker-name", f"w{i}", "--workdir", str(procs.workdir)]
         feeds.append(WorkerFeed(procs.start(f"worker-{i}", command, stdout_pipe=True)))
         first += users
     return feeds

@@ -43,7 +43,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5, help="seconds before measuring")
     parser.add_argument("--users", type=int, default=50, help="Locust users (and wrk connections)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-    parser.add_argument("--child", choices=["bare", "mattermost"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also run MattermostUser without mmload's recorder (where the cost goes)",
+    )
+    parser.add_argument(
+        "--child", choices=["bare", "mattermost", "mattermost-norecord"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--user-offset", type=int, default=0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -127,6 +134,7 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
             )
         summary[kind] = entry
     mm, bare, wrk = summary["mattermost"], summary["bare"], summary["wrk"]
+    norecord = summary.get("mattermost-norecord")
     ratios = {
         "mattermost_vs_bare_rps": round(mm["rps_median"] / bare["rps_median"], 3),
         "mattermost_vs_bare_rps_per_cpu_second": round(
@@ -135,6 +143,10 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
         "bare_vs_wrk_rps": round(bare["rps_median"] / wrk["rps_median"], 3),
         "mattermost_vs_wrk_rps": round(mm["rps_median"] / wrk["rps_median"], 3),
     }
+    if norecord:
+        ratios["mattermost_norecord_vs_bare_rps_per_cpu_second"] = round(
+            norecord["rps_per_cpu_second_median"] / bare["rps_per_cpu_second_median"], 3
+        )
     return {"generators": summary, "ratios": ratios}
 
 
@@ -151,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sim = common.start_sim(procs, "sim", cpus=[SIM_CPU])
         token = common.login_token(sim.url, common.sim_username(0), common.SIM_PASSWORD)
-        runs: dict[str, list[dict]] = {"bare": [], "mattermost": [], "wrk": []}
+        kinds = ["bare", "mattermost"] + (["mattermost-norecord"] if args.breakdown else [])
+        runs: dict[str, list[dict]] = {kind: [] for kind in [*kinds, "wrk"]}
         offset = 1
         for round_no in range(1, args.rounds + 1):
-            for kind in ("bare", "mattermost"):
+            for kind in kinds:
                 common.log(f"round {round_no}: {kind} FastHttpUser x{args.users}")
                 runs[kind].append(run_locust_generator(procs, kind, sim.url, args, offset))
                 offset += args.users

@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window-s", type=float, default=10.0)
     parser.add_argument("--login-ms", type=float, default=300.0, help="sim service time")
     parser.add_argument("--tolerance", type=float, default=0.02, help="allowed deviation")
-    parser.add_argument("--hold-s", type=float, default=5.0, help="after the last arrival")
+    parser.add_argument("--hold-s", type=float, default=10.0, help="after the last arrival")
     return parser.parse_args(argv)
 
 
