@@ -110,7 +110,7 @@ def print_summary(result: Any) -> None:
         mark = {True: "PASS", False: "FAIL", None: "n/a"}[v["passed"]]
         val = "-" if v["value"] is None else f"{v['value']:.4g}"
         out.print(f"SLO {v['name']} ({v['source']}): {val} {v['op']} {v['threshold']}: {mark}")
-    out.print(f"run record: {result.run_dir}")
+    click.echo(f"run record: {result.run_dir}")
 
 
 def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
@@ -134,7 +134,7 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
             live_ctx.update(render(run))
 
     def announce(run_dir: Path) -> None:
-        console.print(f"run record: {run_dir}")
+        click.echo(f"run record: {run_dir}")
 
     run = ScenarioRun(scenario, opts, scenario_file=str(path), on_tick=tick, announce=announce)
     if live_ctx is not None:

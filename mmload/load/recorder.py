@@ -183,7 +183,7 @@ class LiveStats:
             b = self._secs.get(sec)
             if b is None:
                 b = self._secs[sec] = []
-            b.append((name, lat, err is not None))
+            b.append((ts / 1e6, name, lat, err is not None))
             self.total += 1
             self.failed += err is not None
         cutoff = time.time() - self.keep_s
@@ -209,8 +209,10 @@ class LiveStats:
         """count, errors, error_rate, rps, avg_ms, p50_ms, p99_ms of requests in [t_from, t_to)."""
         lats: list[float] = []
         errors = 0
-        for sec in range(int(t_from), int(t_to)):
-            for name, lat, failed in self._secs.get(sec, ()):
+        for sec in range(int(t_from), int(t_to) + 1):
+            for ts, name, lat, failed in self._secs.get(sec, ()):
+                if not t_from <= ts < t_to:
+                    continue
                 if name in exclude or (only is not None and name != only):
                     continue
                 lats.append(lat)

@@ -363,10 +363,15 @@ class ScenarioRun:
         deadline = time.time() + spec.max_duration_s
         self.phase = "ceiling"
         self.runner.start(ctl.users, spec.spawn_rate)
+        added = spawned = ctl.users
         while not self.stop and time.time() < deadline:
-            ramp_s = ctl.users / spec.spawn_rate if not self.ceiling_log else 0.0
-            changed_at = time.time()
-            measure_from = changed_at + spec.settle_s + ramp_s
+            # measure once the added users have spawned and finished logging in, plus settle_s
+            ramp_s = max(0, added) / spec.spawn_rate
+            logins_due = time.time() + ramp_s + 30.0
+            while self.writer.live.arrived < spawned and time.time() < logins_due:
+                if not self._wait_until(min(logins_due, time.time() + 0.5)):
+                    return
+            measure_from = time.time() + spec.settle_s
             measure_to = measure_from + spec.interval_s
             flush_lag = 2.0 + 0.5
             if not self._wait_until(measure_to + flush_lag):
@@ -388,7 +393,9 @@ class ScenarioRun:
             log.info("ceiling: %s users %s", step.users, "held" if held else f"broke {failing}")
             if step.done:
                 return
-            if step.next_users != step.users:
+            added = step.next_users - step.users
+            spawned += max(0, added)
+            if added:
                 self.runner.start(step.next_users, spec.spawn_rate)
 
     def _interval_verdicts(self, t_from: float, t_to: float) -> list[dict[str, Any]]:
