@@ -161,7 +161,13 @@ async def websocket_handler(sim: Simulator, request: web.Request) -> web.StreamR
 def drop_if_unauthenticated(conn: Conn) -> None:
     """The real server closes the TCP connection of a socket unauthenticated at the first
     ``authCheckInterval`` tick (no close frame: the client sees 1006)."""
-    if conn.session is None and not conn.closed:
+    if conn.session is None:
+        drop(conn)
+
+
+def drop(conn: Conn) -> None:
+    """Close the TCP connection without a WebSocket close frame."""
+    if not conn.closed:
         conn.closed = True
         transport = conn.request.transport
         if transport is not None:
@@ -184,17 +190,31 @@ async def authenticate(sim: Simulator, conn: Conn, session: Session) -> None:
 
 
 async def on_action(sim: Simulator, conn: Conn, text: str) -> None:
-    """One client action: ``{"action": …, "seq": N, "data": {…}}``."""
+    """One client action: ``{"action": …, "seq": N, "data": {…}}`` (``WebSocketRouter``)."""
     try:
         req = json.loads(text)
-        action, seq = req["action"], int(req.get("seq", 0))
+        action, seq = req.get("action", ""), req.get("seq", 0)
         data = req.get("data") or {}
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError):
         return  # the real server ignores frames it cannot decode
-    if action == "authentication_challenge":
+    if not isinstance(seq, int):
+        seq = 0
+    if not action:
+        await conn.reply(
+            fail(seq, "api.web_socket_router.no_action.app_error", "No websocket action.", 400)
+        )
+    elif seq <= 0:
+        await conn.reply(
+            fail(
+                seq,
+                "api.web_socket_router.bad_seq.app_error",
+                "Invalid sequence for WebSocket message.",
+                400,
+            )
+        )
+    elif action == "authentication_challenge":
         await on_challenge(sim, conn, seq, data)
-        return
-    if conn.session is None:
+    elif conn.session is None:
         await conn.reply(
             fail(
                 seq,
@@ -202,8 +222,7 @@ async def on_action(sim: Simulator, conn: Conn, text: str) -> None:
                 "No websocket session, please log in.",
             )
         )
-        return
-    if action == "ping":
+    elif action == "ping":
         pong = {
             "text": "pong",
             "version": sim.profile.server_version,
@@ -211,7 +230,7 @@ async def on_action(sim: Simulator, conn: Conn, text: str) -> None:
             "node_id": "",
         }
         await conn.reply({"status": "OK", "seq_reply": seq, "data": pong})
-    elif action == "user_typing":
+    elif action in ("user_typing", "presence"):
         await conn.reply({"status": "OK", "seq_reply": seq})
     elif action in ("get_statuses", "get_statuses_by_ids"):
         ids = data.get("user_ids") if isinstance(data, dict) else None
@@ -221,20 +240,20 @@ async def on_action(sim: Simulator, conn: Conn, text: str) -> None:
     else:
         await conn.reply(
             fail(
-                seq, "api.web_socket_router.bad_action.app_error", "Invalid websocket action.", 400
+                seq, "api.web_socket_router.bad_action.app_error", "Invalid websocket action.", 500
             )
         )
 
 
 async def on_challenge(sim: Simulator, conn: Conn, seq: int, data: Any) -> None:
-    """``authentication_challenge``: ignored once authenticated; a bad token drops the socket."""
+    """``authentication_challenge``: ignored once authenticated; a missing or bad token drops
+    the connection (TCP close, no close frame, as gorilla's ``Conn.Close``)."""
     if conn.session is not None:
         return
     token = data.get("token") if isinstance(data, dict) else None
     session = sim.state.session(token if isinstance(token, str) else None)
     if session is None:
-        conn.closed = True
-        await conn.ws.close(code=1008, message=b"invalid session")
+        drop(conn)
         return
     await authenticate(sim, conn, session)
     await conn.reply({"status": "OK", "seq_reply": seq})

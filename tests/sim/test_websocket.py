@@ -78,6 +78,13 @@ def test_header_auth_hello_ping_pong_and_seq(sim: SimHandle) -> None:
             bad = await recv_json(ws)
             assert bad["status"] == "FAIL" and bad["seq_reply"] == 3
             assert bad["error"]["id"] == "api.web_socket_router.bad_action.app_error"
+            await ws.send(json.dumps({"seq": 0, "action": "ping"}))
+            assert (await recv_json(ws))["error"]["id"] == "api.web_socket_router.bad_seq.app_error"
+            await ws.send(json.dumps({"seq": 4}))
+            no_action = await recv_json(ws)
+            assert no_action["error"]["id"] == "api.web_socket_router.no_action.app_error"
+            await ws.send(json.dumps({"seq": 5, "action": "ping"}))  # still alive, seq intact
+            assert (await recv_json(ws))["seq_reply"] == 5
 
     asyncio.run(run())
 
@@ -129,8 +136,9 @@ def test_bad_challenge_token_closes(sim: SimHandle) -> None:
                     {"seq": 1, "action": "authentication_challenge", "data": {"token": "x" * 26}}
                 )
             )
-            with pytest.raises(ConnectionClosed):
+            with pytest.raises(ConnectionClosed) as info:
                 await recv_json(ws)
+            assert info.value.rcvd is None  # dropped without a close frame, as the server does
 
     asyncio.run(run())
 
