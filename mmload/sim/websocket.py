@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from mmload.sim.payloads import dumps
 if TYPE_CHECKING:
     from mmload.sim.app import Simulator
     from mmload.sim.state import Session
+
+HOSTNAME = socket.gethostname()  # os.Hostname() on the real server
 
 EMPTY_BROADCAST = {
     "omit_users": None,
@@ -181,7 +184,7 @@ async def authenticate(sim: Simulator, conn: Conn, session: Session) -> None:
     sim.state.set_status(session.user, "online")
     data = {
         "connection_id": conn.connection_id,
-        "server_hostname": "mmload-sim",
+        "server_hostname": HOSTNAME,
         "server_version": sim.server_version_string,
     }
     await conn.send_event(
