@@ -264,7 +264,7 @@ def test_custom_locustfile_extends_mattermost_user(sim: str, tmp_path: Path) -> 
         locustfile="lf.py",
         idle={"min_ms": 50, "avg_ms": 100},
     )
-    run_dir, meta = _run(f, sim, tmp_path / "runs")
+    run_dir, _meta = _run(f, sim, tmp_path / "runs")
     counts = _counts(run_dir)
     assert counts["GET /api/v4/system/ping"] > 5 and counts["POST /api/v4/users/login"] == 5
 

@@ -1,4 +1,5 @@
-"""Scenario files and flags: built-ins validate, --scale scales users and time, bad input exits 2."""
+"""Scenario files and flags: built-ins validate, --scale scales users and time, bad input exits 2.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,73 @@
+"""A ceiling run against a simulator whose capacity is known reports supported users near it.
+
+The simulator's worker pool (1 slot x 10 ms) serves at most 100 requests/s; every request waits
+FIFO for the slot, so latency climbs steeply as the load approaches that. Each user runs one
+action (UnreadCheck: one request) with an idle time of 400-600 ms (mean 0.5 s), i.e. about
+2 requests/s, so the pool saturates near 100 / 2 = 50 users.
+
+Expected result and tolerance: the average-latency SLO (< 50 ms) breaks *before* saturation
+(queueing delay grows like rho / (1 - rho); at rho ~ 0.85-0.9 the mean reaches 50 ms), the
+per-user loop slows down as latency grows, new users' login bursts add load, and the loop moves
+in steps of a few users. So the supported users must lie in [30, 55]: below the 50-user
+saturation point by at most 40 %, and never above it by more than one step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mmload import record
+from mmload.load.simproc import simulator
+from tests.load.conftest import run_dir_from, run_mmload, write_scenario
+
+pytestmark = pytest.mark.slow
+
+SATURATION_USERS = 50
+
+
+def test_ceiling_finds_the_known_capacity(tmp_path: Path) -> None:
+    profile = tmp_path / "pool.yaml"
+    profile.write_text("description: 100 requests/s\nworker_pool: {size: 1, service_ms: 10}\n")
+    scenario = write_scenario(
+        tmp_path / "ceiling.yaml",
+        name="ceiling-test",
+        kind="ceiling",
+        action_weights={"UnreadCheck": 1},
+        only_listed_actions=True,
+        idle={"min_ms": 400, "avg_ms": 500},
+        websocket={"enabled": False},
+        ceiling={
+            "start_users": 30,
+            "step_users": 10,
+            "min_step_users": 3,
+            "remove_fraction": 0.1,
+            "max_users": 120,
+            "interval_s": 3,
+            "settle_s": 1,
+            "stable_intervals": 3,
+            "stable_tolerance": 0.15,
+            "spawn_rate": 10,
+            "max_duration_s": 150,
+        },
+        slos={"p99_ms": 2000, "avg_ms": 50, "http_5xx_rate": None, "cpu_percent": None},
+    )
+    with simulator(300, profile_file=profile, log_path=tmp_path / "sim.log") as sim:
+        res = run_mmload(
+            "run",
+            str(scenario),
+            "--target",
+            sim["url"],
+            "--out",
+            str(tmp_path / "runs"),
+            timeout=240,
+        )
+    assert res.returncode == 0, res.stdout + res.stderr
+    meta = record.read_run(run_dir_from(res.stdout))
+    steps = [(i["users"], i["held"]) for i in meta["ceiling"]["intervals"]]
+    assert meta["ceiling"]["converged"], steps
+    assert any(not held for _, held in steps), steps  # the loop found the break
+    supported = meta["supported_users"]
+    assert 30 <= supported <= 55, (supported, steps)
+    assert f"supported users: {supported}" in res.stdout
