@@ -1,5 +1,4 @@
-"""Scenario files and flags: built-ins validate, --scale scales users and time, bad input exits 2.
-"""
+"""Scenario files and flags: --scale scales users and time, bad input: exit 2."""
 
 from __future__ import annotations
 
