@@ -80,6 +80,7 @@ class SimState:
         self.user_threads: dict[str, OrderedDict[str, None]] = {}
         self.direct: dict[str, Channel] = {}  # by name "<id1>__<id2>"
         self.direct_by_id: dict[str, Channel] = {}
+        self.direct_by_user: dict[int, list[Channel]] = {}
         self.reactions: dict[str, list[dict[str, Any]]] = {}
         self._keep = settings.posts_kept_per_channel
         self._load_seed_posts()
@@ -159,12 +160,14 @@ class SimState:
             channel = Channel(cid, -1, -1, name, "", "D", a.id, members, create_at=now_ms())
             self.direct[name] = channel
             self.direct_by_id[cid] = channel
+            for number in members:
+                self.direct_by_user.setdefault(number, []).append(channel)
             self.channel_state[cid] = ChannelState(deque(), last_post_at=channel.create_at)
         return channel
 
     def directs_of(self, user: User) -> list[Channel]:
-        """Direct channels ``user`` is in (a linear scan: direct channels are few here)."""
-        return [c for c in self.direct.values() if user.number in c.members]
+        """Direct channels ``user`` is in."""
+        return self.direct_by_user.get(user.number, [])
 
     # -- statuses ---------------------------------------------------------------------------
     def set_status(self, user: User, status: str) -> None:
