@@ -325,7 +325,13 @@ class Simulator:
             self.metrics.ws_broadcasts.labels(event).inc()
             return 0
         prefix = event_prefix(event, data, {**EMPTY_BROADCAST, "channel_id": channel.id})
-        return await self.hub.to_users(channel.members, event, prefix)
+        connected = self.hub.by_user
+        if len(connected) < len(channel.members):  # walk the smaller set
+            pop = self.pop
+            numbers = [n for n in connected if pop.is_member(pop.user(n), channel)]
+        else:
+            numbers = channel.members
+        return await self.hub.to_users(numbers, event, prefix)
 
 
 async def _sleep(seconds: float) -> None:

@@ -253,3 +253,41 @@ def test_query_string_token_is_refused_for_non_oauth_sessions(sim: SimHandle) ->
         assert info.value.response.status_code == 401
 
     asyncio.run(run())
+
+
+def test_direct_message_posted_to_both_members_only(sim: SimHandle) -> None:
+    a, b, c = login(sim, "user-11"), login(sim, "user-13"), login(sim, "user-15")
+    bearer = {"Authorization": "Bearer " + a.headers["Token"]}
+    dm = requests.post(
+        sim.url + "/api/v4/channels/direct",
+        headers=bearer,
+        timeout=5,
+        json=[a.json()["id"], b.json()["id"]],
+    ).json()
+
+    async def run() -> None:
+        def hdr(r: requests.Response) -> dict[str, str]:
+            return {"Authorization": "Bearer " + r.headers["Token"]}
+
+        async with (
+            websockets.connect(ws_url(sim), additional_headers=hdr(a)) as wa,
+            websockets.connect(ws_url(sim), additional_headers=hdr(b)) as wb,
+            websockets.connect(ws_url(sim), additional_headers=hdr(c)) as wc,
+        ):
+            for ws in (wa, wb, wc):
+                await recv_json(ws)
+            created = await asyncio.to_thread(
+                requests.post,
+                sim.url + "/api/v4/posts",
+                headers=bearer,
+                timeout=5,
+                json={"channel_id": dm["id"], "message": "just us"},
+            )
+            assert created.status_code == 201
+            for ws in (wa, wb):  # the author's own sockets get it too, as on the server
+                event = await recv_json(ws)
+                assert event["event"] == "posted" and event["data"]["channel_type"] == "D"
+            with pytest.raises(TimeoutError):
+                await recv_json(wc, timeout=0.3)
+
+    asyncio.run(run())
