@@ -275,8 +275,9 @@ class Simulator:
             raise forbidden()
         return team.index
 
-    def channel_param(self, ctx: Ctx, key: str = "channel_id") -> Channel:
-        raw = ctx.request.match_info.get(key, key)
+    def channel_param(self, ctx: Ctx) -> Channel:
+        """``{channel_id}``: a channel the session's user may read."""
+        raw = ctx.request.match_info["channel_id"]
         if not is_valid_id(raw):
             raise bad_param("channel_id")
         channel = self.state.channel(raw)

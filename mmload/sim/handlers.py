@@ -305,7 +305,7 @@ class Handlers:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise bad_body("rolenames")
         wanted = [n for n in dict.fromkeys(names) if n in P.ROLE_NAMES]
-        return json_response([P.role_body(n, i) for i, n in enumerate(wanted)])
+        return json_response([P.role_body(n) for n in wanted])
 
     # -- channels ---------------------------------------------------------------------------
     def _my_channels(self, user: User) -> list[Channel]:

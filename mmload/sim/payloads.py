@@ -223,7 +223,7 @@ _ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
-def role_body(name: str, index: int) -> dict[str, Any]:
+def role_body(name: str) -> dict[str, Any]:
     """One of the built-in roles (ids derived from the name)."""
     return {
         "id": hashlib.blake2b(name.encode(), digest_size=13).hexdigest(),
