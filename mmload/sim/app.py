@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from mmload.sim.state import Session, SimState
 from mmload.sim.websocket import EMPTY_BROADCAST, Hub, event_prefix, websocket_handler
 
 JSON = "application/json"
+log = logging.getLogger(__name__)
 MAX_PER_PAGE = 200
 MAX_POST_SIZE = 16383
 MAX_LOGIN_ATTEMPTS = 10  # ServiceSettings.MaximumLoginAttempts default
@@ -213,6 +215,9 @@ class Simulator:
             resp = await handler(ctx)
         except ApiError as err:
             resp = self.error(request, err.status, err.error_id, err.message, err.detailed)
+        except Exception:  # a simulator bug: answer like the server would, log it once
+            log.exception("mmload sim: %s %s failed", request.method, request.path)
+            resp = self.error(request, 500, "app.internal_error", "An internal error occurred.")
         resp.headers["X-Request-Id"] = rid
         resp.headers["X-Version-Id"] = self.server_version_string
         m = self.metrics
