@@ -1,9 +1,319 @@
-"""CLI commands of the infra stage."""
+"""CLI commands of the provisioning stage: `architectures`, `init`, and `infra ...`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+from rich.table import Table
+
+from mmload.catalog import load_catalog, load_prices
+from mmload.commands.common import console, err_console, interactive
+from mmload.config.deployment import Deployment
+from mmload.errors import RunFailed, UserError
+from mmload.provision.deploy import Prepared, TerraformProgress, load_deployment, prepare
+from mmload.provision.init_file import deployment_yaml
+from mmload.provision.render import workdir_for
+from mmload.provision.sizing import cost_lines, hourly_total, resolve, unpriced
+from mmload.provision.terraform import OUTPUTS_FILE, PLAN_FILE
+
+CONFIG_OPTION = click.option(
+    "-c",
+    "--config",
+    "config",
+    default="deployment.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The deployment file.",
+)
 
 
 def register(group: click.Group) -> None:
     """Add this stage's commands to group."""
+    group.add_command(architectures)
+    group.add_command(init)
+    group.add_command(infra)
+
+
+# -- architectures ---------------------------------------------------------------------------
+
+
+@click.command()
+@click.option(
+    "--engine",
+    type=click.Choice(["aurora-postgresql", "postgres"]),
+    default="aurora-postgresql",
+    show_default=True,
+    help="Database engine the cost estimate assumes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def architectures(engine: str, as_json: bool) -> None:
+    """List Mattermost's reference architectures with load-test additions and $/hour."""
+    cat, prices = load_catalog(), load_prices()
+    rows = []
+    for tier in cat.tiers:
+        dep = Deployment.model_validate(
+            {
+                "name": "catalog",
+                "tier": tier.users,
+                "operator_cidrs": ["192.0.2.1/32"],
+                "database": {"engine": engine},
+            }
+        )
+        sizing = resolve(dep)
+        lines = cost_lines(sizing, engine, prices)
+        rows.append((tier, sizing, hourly_total(lines), unpriced(lines)))
+    if as_json:
+        out = [
+            {
+                **tier.model_dump(),
+                "agents": {"count": s.agents.count, "instance_type": s.agents.instance_type},
+                "coordinator": s.coordinator.model_dump(),
+                "metrics": s.metrics.model_dump(),
+                "usd_per_hour": round(total, 2),
+            }
+            for tier, s, total, _ in rows
+        ]
+        click.echo(json.dumps(out, indent=2))
+        return
+    table = Table(title="Mattermost reference architectures (+ load test)", title_justify="left")
+    for col in ("users", "app", "database (writer+readers)", "search", "proxy", "redis"):
+        table.add_column(col, justify="right" if col == "users" else "left")
+    table.add_column("agents / coord / metrics")
+    table.add_column("$/hour", justify="right")
+    for tier, s, total, missing in rows:
+        db = s.database
+        table.add_row(
+            f"{tier.users:,}",
+            f"{s.app.count} x {s.app.instance_type}",
+            f"1+{db.readers} x {db.instance_class}",
+            f"{s.search.count} x {s.search.instance_type}" if s.search.count else "-",
+            f"{s.proxy.count} x {s.proxy.instance_type}",
+            f"{s.cache.count} x {s.cache.node_type}" if s.cache.count else "-",
+            f"{s.agents.count} x {s.agents.instance_type} / 1 / 1",
+            f"{total:,.2f}" + ("*" if missing else ""),
+        )
+    console.print(table, width=max(console.width, 150))
+    lt = cat.load_test
+    console.print(
+        f"Sizes: Mattermost's published reference architectures (read {cat.read_on}; "
+        f"`mmload architectures --json` lists each source URL).\n"
+        f"Agents: ceil(users / {lt.users_per_agent:,}) x {lt.agent_instance_type} "
+        f"({lt.users_per_agent_source.strip()})\n"
+        f"$/hour: on-demand {prices.region}, {engine}, price table of {prices.as_of}; "
+        "compute only (no storage, transfer or tax).",
+        highlight=False,
+    )
+
+
+# -- init --------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--tier", type=int, required=True, help="Concurrent users of a published tier.")
+@click.option("--name", default=None, help="Deployment name (prefix of every resource).")
+@click.option("--region", default="us-east-1", show_default=True)
+@click.option(
+    "--operator-cidr",
+    "operator_cidrs",
+    multiple=True,
+    help="CIDR allowed to reach SSH and Grafana (repeatable), e.g. your IP /32.",
+)
+@click.option(
+    "-o",
+    "--output",
+    default="deployment.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(
+    tier: int,
+    name: str | None,
+    region: str,
+    operator_cidrs: tuple[str, ...],
+    output: str,
+    force: bool,
+) -> None:
+    """Write a commented deployment.yaml for a published tier."""
+    names = load_catalog().tier_names
+    if tier not in names:
+        raise UserError(
+            f"unknown tier {tier}; published tiers: {', '.join(map(str, names))}",
+            source="command line",
+            field="--tier",
+        )
+    out = Path(output)
+    if out.exists() and not force:
+        raise UserError("file exists (use --force to overwrite)", source=str(out))
+    if name is None:
+        name = f"mm-{tier // 1000}k" if tier >= 1000 else f"mm-{tier}"
+    text = deployment_yaml(tier=tier, name=name, region=region, cidrs=list(operator_cidrs))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        load_deployment(tmp)  # the file must load back; a bad flag is reported here
+    except UserError as exc:
+        tmp.unlink()
+        raise UserError(exc.message, source="command line", field=exc.field) from None
+    tmp.replace(out)
+    console.print(f"wrote {out} (tier {tier:,}); next: mmload infra plan -c {out}")
+    if not operator_cidrs:
+        err_console.print(
+            "note: operator_cidrs is a documentation placeholder (192.0.2.10/32): "
+            "put your own IP there before `mmload infra plan`."
+        )
+
+
+# -- infra -------------------------------------------------------------------------------------
+
+
+@click.group()
+def infra() -> None:
+    """Provision the deployment in AWS with Terraform: render, plan, apply, output, destroy."""
+
+
+def _progress(label: str, total: int | None = None) -> TerraformProgress:
+    return TerraformProgress(console, label, total, live=interactive())
+
+
+def _cost_report(prepared: Prepared) -> None:
+    lines = prepared.costs
+    prices = load_prices()
+    table = Table(title="Estimated cost (on-demand, compute only)", title_justify="left")
+    for col in ("component", "count", "type", "$/hour"):
+        table.add_column(col, justify="right" if col in ("count", "$/hour") else "left")
+    for line in lines:
+        price = f"{line.hourly:,.2f}" if line.unit_price is not None else "not in price table"
+        table.add_row(line.component, str(line.count), line.instance_type, price)
+    table.add_row("total", "", "", f"{hourly_total(lines):,.2f}")
+    console.print(table)
+    console.print(
+        f"prices: {prices.region} on-demand as of {prices.as_of}; expires-at tag "
+        f"{prepared.rendered.expires_at} (ttl {prepared.dep.ttl_hours} h)",
+        highlight=False,
+    )
+
+
+@infra.command("render")
+@CONFIG_OPTION
+def render_cmd(config: str) -> None:
+    """Render the Terraform for deployment.yaml into its working directory."""
+    prepared = prepare(config)
+    console.print(
+        f"rendered {len(prepared.rendered.files)} files into {prepared.rendered.workdir}",
+        highlight=False,
+    )
+
+
+@infra.command("validate")
+@CONFIG_OPTION
+def validate_cmd(config: str) -> None:
+    """Render, terraform init and terraform validate."""
+    progress = _progress("validate")
+    prepared = prepare(config, progress)
+    with progress.running():
+        prepared.driver.init()
+        prepared.driver.validate()
+    console.print("configuration is valid", highlight=False)
+
+
+@infra.command("plan")
+@CONFIG_OPTION
+def plan_cmd(config: str) -> None:
+    """Render, init, validate and save a plan; print its summary and the cost estimate."""
+    progress = _progress("plan")
+    prepared = prepare(config, progress)
+    with progress.running():
+        prepared.driver.init()
+        prepared.driver.validate()
+        summary = prepared.driver.plan()
+    console.print(summary.line(), highlight=False)
+    _cost_report(prepared)
+    console.print(
+        f"saved plan: {prepared.rendered.workdir / PLAN_FILE}\n"
+        f"next: mmload infra apply -c {config}",
+        highlight=False,
+    )
+
+
+@infra.command("apply")
+@CONFIG_OPTION
+def apply_cmd(config: str) -> None:
+    """Apply the saved plan (from `mmload infra plan`) and write outputs.json."""
+    dep = load_deployment(config)
+    workdir = workdir_for(dep)
+    if not (workdir / PLAN_FILE).exists():
+        raise UserError(
+            f"no saved plan in {workdir}: run `mmload infra plan -c {config}` first",
+            source=config,
+        )
+    from mmload.provision.terraform import TerraformDriver
+
+    progress = _progress("apply")
+    driver = TerraformDriver(
+        workdir, binary=dep.terraform.binary, plugin_dir=dep.terraform.plugin_dir, sink=progress
+    )
+    progress.total = len(driver.show_plan().resources) or None
+    with progress.running():
+        try:
+            outputs = driver.apply()
+        except RunFailed as exc:
+            raise RunFailed(
+                f"{exc}\nPartially created resources remain: fix the cause and run "
+                f"`mmload infra plan` + `apply` again, or `mmload infra destroy -c {config}`."
+            ) from None
+    _print_outputs(outputs, workdir)
+    console.print(
+        f"expires-at tag: {_expiry(workdir)}; remove everything with "
+        f"`mmload infra destroy -c {config}`",
+        highlight=False,
+    )
+
+
+def _expiry(workdir: Path) -> str:
+    meta = workdir / "mmload-meta.json"
+    return json.loads(meta.read_text())["expires_at"] if meta.exists() else "unknown"
+
+
+def _print_outputs(outputs: dict, workdir: Path) -> None:
+    hosts = outputs.get("hosts", {})
+    counts = ", ".join(f"{len(v)} {k}" for k, v in hosts.items())
+    console.print(
+        f"site: {outputs.get('site_url')}  hosts: {counts}\noutputs: {workdir / OUTPUTS_FILE}",
+        highlight=False,
+    )
+
+
+@infra.command("output")
+@CONFIG_OPTION
+def output_cmd(config: str) -> None:
+    """Print the deployment's outputs as JSON (and refresh outputs.json)."""
+    dep = load_deployment(config)
+    from mmload.provision.terraform import TerraformDriver
+
+    driver = TerraformDriver(workdir_for(dep), binary=dep.terraform.binary)
+    click.echo(json.dumps(driver.outputs(), indent=2, sort_keys=True))
+
+
+@infra.command("destroy")
+@CONFIG_OPTION
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def destroy_cmd(config: str, yes: bool) -> None:
+    """Destroy everything the deployment created; check that the state is empty."""
+    dep = load_deployment(config)
+    if not yes:
+        if not interactive():
+            raise UserError("destroy needs --yes when not run from a terminal", field="--yes")
+        click.confirm(f"Destroy every resource of deployment {dep.name!r}?", abort=True)
+    progress = _progress("destroy")
+    prepared = prepare(config, progress)
+    with progress.running():
+        prepared.driver.init()
+        prepared.driver.destroy()
+    left = prepared.driver.state_resources()
+    if left:
+        raise RunFailed(f"destroy left {len(left)} resources in the state: {', '.join(left)}")
+    console.print(f"destroyed: nothing of {dep.name!r} is left in the state", highlight=False)

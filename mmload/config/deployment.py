@@ -1,0 +1,204 @@
+"""The deployment.yaml model: what to build in AWS, where, for whom, and for how long.
+
+Fixed key names scripts rely on: ``name``, ``region``, ``tier``, ``operator_cidrs``,
+``aws.endpoint_url``, ``terraform.plugin_dir``. Every default lives here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mmload.catalog import load_catalog
+from mmload.config.mattermost import MattermostSettings
+
+NAME_RE = r"^[a-z][a-z0-9-]{2,24}$"
+REGION_RE = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
+INSTANCE_RE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AwsSettings(_Section):
+    """How to reach AWS: a named profile (else the default chain) and an optional endpoint."""
+
+    profile: str | None = None
+    # An AWS-compatible emulator (moto, LocalStack), e.g. http://127.0.0.1:5000. None = real AWS.
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+
+
+class TerraformSettings(_Section):
+    """The Terraform binary, provider mirror and state backend."""
+
+    binary: str = "terraform"
+    # Offline provider mirror (terraform init -plugin-dir). Env MMLOAD_TF_PLUGIN_DIR also works.
+    plugin_dir: str | None = None
+    backend: Literal["local", "s3"] = "local"
+    state_bucket: str | None = None  # backend s3: the bucket holding the state
+    state_key: str | None = None  # backend s3: default "mmload/<name>/terraform.tfstate"
+    lock_table: str | None = None  # backend s3: DynamoDB table for state locking
+
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> TerraformSettings:
+        if self.backend == "s3" and not (self.state_bucket and self.lock_table):
+            raise ValueError("backend s3 needs state_bucket and lock_table")
+        return self
+
+
+class NetworkSettings(_Section):
+    """A new VPC (default) or an existing VPC and subnets."""
+
+    vpc_cidr: str = "10.40.0.0/16"
+    existing_vpc_id: str | None = Field(default=None, pattern=r"^vpc-[0-9a-f]+$")
+    existing_public_subnet_ids: list[str] = Field(default_factory=list)
+    existing_private_subnet_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        net = ipaddress.ip_network(v, strict=True)
+        if net.version != 4 or not 16 <= net.prefixlen <= 20:
+            raise ValueError("vpc_cidr must be an IPv4 network between /16 and /20")
+        return v
+
+    @model_validator(mode="after")
+    def _existing_complete(self) -> NetworkSettings:
+        given = [self.existing_public_subnet_ids, self.existing_private_subnet_ids]
+        if self.existing_vpc_id and not all(len(s) >= 2 for s in given):
+            raise ValueError(
+                "existing_vpc_id needs >= 2 existing_public_subnet_ids and >= 2 "
+                "existing_private_subnet_ids (two AZs)"
+            )
+        if not self.existing_vpc_id and any(given):
+            raise ValueError("existing subnets given without existing_vpc_id")
+        return self
+
+
+class DatabaseSettings(_Section):
+    """Aurora PostgreSQL (default) or RDS for PostgreSQL. The password is RDS-managed."""
+
+    engine: Literal["aurora-postgresql", "postgres"] = "aurora-postgresql"
+    engine_version: str = "16.6"
+    name: str = Field(default="mattermost", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    username: str = Field(default="mmuser", pattern=r"^[a-z][a-z0-9_]{0,15}$")
+    allocated_storage_gb: int = Field(default=100, ge=20, le=65536)  # engine postgres only
+
+
+class Overrides(_Section):
+    """Explicit sizes that replace the tier's published ones."""
+
+    app_nodes: int | None = Field(default=None, ge=1, le=50)
+    app_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
+    proxy_nodes: int | None = Field(default=None, ge=1, le=10)
+    proxy_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
+    db_readers: int | None = Field(default=None, ge=0, le=15)
+    db_instance_class: str | None = Field(default=None, pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    search_nodes: int | None = Field(default=None, ge=0, le=20)
+    search_instance_type: str | None = Field(default=None, pattern=r"^[a-z0-9.]+\.search$")
+    cache_nodes: int | None = Field(default=None, ge=0, le=6)
+    cache_node_type: str | None = Field(default=None, pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+
+
+class LoadSettings(_Section):
+    """What the load test adds: agents sized from the target users, a coordinator, metrics."""
+
+    target_users: int | None = Field(default=None, gt=0)  # default: the tier's users
+    users_per_agent: int | None = Field(default=None, gt=0)  # default: the catalog's figure
+    agent_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
+    coordinator_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
+    metrics_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
+
+
+class SshSettings(_Section):
+    """The SSH key: generated into the working directory (default) or an existing public key."""
+
+    public_key_file: str | None = None
+    user: str = "ubuntu"
+
+
+class Components(_Section):
+    """Switch optional parts off, e.g. for an AWS emulator that lacks them (all on by default)."""
+
+    search: bool = True  # the OpenSearch domain, when the tier has one
+    cache: bool = True  # ElastiCache Redis, when the tier has one
+    detailed_monitoring: bool = True  # EC2 1-minute CloudWatch metrics (moto lacks the API)
+
+
+class Deployment(_Section):
+    """One deployment.yaml."""
+
+    name: str = Field(pattern=NAME_RE)
+    region: str = Field(default="us-east-1", pattern=REGION_RE)
+    availability_zones: list[str] = Field(default_factory=list)
+    tier: int
+    operator_cidrs: list[str] = Field(min_length=1)
+    owner: str | None = Field(default=None, pattern=r"^[A-Za-z0-9@._+-]{1,64}$")
+    ttl_hours: int = Field(default=8, ge=1, le=168)
+    tags: dict[str, str] = Field(default_factory=dict)
+    ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]+$")  # None: Ubuntu 24.04
+    working_dir: str = ".deployments"
+    mattermost: MattermostSettings = Field(default_factory=MattermostSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
+    overrides: Overrides = Field(default_factory=Overrides)
+    load: LoadSettings = Field(default_factory=LoadSettings)
+    ssh: SshSettings = Field(default_factory=SshSettings)
+    components: Components = Field(default_factory=Components)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    terraform: TerraformSettings = Field(default_factory=TerraformSettings)
+
+    @field_validator("tier")
+    @classmethod
+    def _published_tier(cls, v: int) -> int:
+        names = load_catalog().tier_names
+        if v not in names:
+            raise ValueError(f"unknown tier {v}; published tiers: {', '.join(map(str, names))}")
+        return v
+
+    @field_validator("operator_cidrs")
+    @classmethod
+    def _operator_cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            try:
+                net = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR (e.g. 203.0.113.7/32)") from None
+            if net.prefixlen == 0:
+                raise ValueError(f"{cidr} opens SSH and Grafana to the whole internet; refused")
+            if net.version != 4:
+                raise ValueError(f"{cidr}: only IPv4 operator CIDRs are supported")
+        return [str(ipaddress.ip_network(c, strict=False)) for c in v]
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _azs(cls, v: list[str]) -> list[str]:
+        if v and len(v) < 2:
+            raise ValueError("give at least two availability zones (or none for the default)")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if key.startswith("mmload:") or key.lower().startswith("aws:"):
+                raise ValueError(f"tag {key!r}: the mmload: and aws: prefixes are reserved")
+            if not re.fullmatch(r"[\w .:/=+@-]{1,128}", key):
+                raise ValueError(f"tag {key!r}: invalid tag key")
+        return v
+
+    @model_validator(mode="after")
+    def _azs_in_region(self) -> Deployment:
+        bad = [az for az in self.availability_zones if not az.startswith(self.region)]
+        if bad:
+            raise ValueError(f"availability zones {bad} are not in region {self.region}")
+        return self
+
+    @property
+    def zones(self) -> list[str]:
+        """The AZs to use: as given, else the region's first two."""
+        return self.availability_zones or [f"{self.region}a", f"{self.region}b"]

@@ -1,0 +1,1 @@
+"""Provisioning: resolve sizes, render Terraform from Jinja templates, drive the Terraform CLI."""

@@ -1,0 +1,126 @@
+"""Resolve a deployment's sizes (tier + overrides + load-test additions) and estimate its cost."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mmload.catalog import CacheSize, DatabaseSize, NodeGroup, PriceTable, Tier, load_catalog
+from mmload.config.deployment import Deployment
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Everything to build, with counts and types resolved."""
+
+    tier: Tier
+    app: NodeGroup
+    proxy: NodeGroup
+    database: DatabaseSize
+    search: NodeGroup
+    cache: CacheSize
+    agents: NodeGroup
+    coordinator: NodeGroup
+    metrics: NodeGroup
+    target_users: int
+    users_per_agent: int
+
+
+def agent_count(target_users: int, users_per_agent: int) -> int:
+    """Load agents needed: ceil(target users / users per agent), at least one."""
+    return max(1, math.ceil(target_users / users_per_agent))
+
+
+def resolve(dep: Deployment) -> Sizing:
+    """The sizes for ``dep``: its tier as published, with overrides and switches applied."""
+    cat = load_catalog()
+    tier = cat.tier(dep.tier)
+    assert tier is not None  # validated by the Deployment model
+    ov, lt, load = dep.overrides, cat.load_test, dep.load
+    target = load.target_users or tier.users
+    per_agent = load.users_per_agent or lt.users_per_agent
+    search_count = ov.search_nodes if ov.search_nodes is not None else tier.search.count
+    cache_count = ov.cache_nodes if ov.cache_nodes is not None else tier.cache.count
+    return Sizing(
+        tier=tier,
+        app=NodeGroup(
+            count=ov.app_nodes or tier.app.count,
+            instance_type=ov.app_instance_type or tier.app.instance_type,
+        ),
+        proxy=NodeGroup(
+            count=ov.proxy_nodes or tier.proxy.count,
+            instance_type=ov.proxy_instance_type or tier.proxy.instance_type,
+        ),
+        database=DatabaseSize(
+            writer=1,
+            readers=ov.db_readers if ov.db_readers is not None else tier.database.readers,
+            instance_class=ov.db_instance_class or tier.database.instance_class,
+        ),
+        search=NodeGroup(
+            count=search_count if dep.components.search else 0,
+            instance_type=ov.search_instance_type or tier.search.instance_type,
+        ),
+        cache=CacheSize(
+            count=cache_count if dep.components.cache else 0,
+            node_type=ov.cache_node_type or tier.cache.node_type,
+        ),
+        agents=NodeGroup(
+            count=agent_count(target, per_agent),
+            instance_type=load.agent_instance_type or lt.agent_instance_type,
+        ),
+        coordinator=NodeGroup(
+            count=1, instance_type=load.coordinator_instance_type or lt.coordinator_instance_type
+        ),
+        metrics=NodeGroup(
+            count=1, instance_type=load.metrics_instance_type or lt.metrics_instance_type
+        ),
+        target_users=target,
+        users_per_agent=per_agent,
+    )
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One component's share of the hourly cost; ``unit_price`` None when the type is unpriced."""
+
+    component: str
+    count: int
+    instance_type: str
+    unit_price: float | None
+
+    @property
+    def hourly(self) -> float:
+        """USD per hour for all ``count`` nodes (0 when unpriced)."""
+        return self.count * (self.unit_price or 0.0)
+
+
+def cost_lines(
+    sizing: Sizing, engine: str, prices: PriceTable, *, nat_gateway: bool = True
+) -> list[CostLine]:
+    """Per-component hourly cost from the shipped on-demand price table."""
+    ec2, db = prices.ec2, prices.db(engine)
+    db_nodes = sizing.database.writer + sizing.database.readers
+    rows = [
+        ("app", sizing.app.count, sizing.app.instance_type, ec2),
+        ("proxy", sizing.proxy.count, sizing.proxy.instance_type, ec2),
+        ("database", db_nodes, sizing.database.instance_class, db),
+        ("search", sizing.search.count, sizing.search.instance_type, prices.opensearch),
+        ("cache", sizing.cache.count, sizing.cache.node_type, prices.elasticache),
+        ("agents", sizing.agents.count, sizing.agents.instance_type, ec2),
+        ("coordinator", 1, sizing.coordinator.instance_type, ec2),
+        ("metrics", 1, sizing.metrics.instance_type, ec2),
+    ]
+    lines = [CostLine(name, n, t, table.get(t)) for name, n, t, table in rows if n]
+    if nat_gateway:
+        lines.append(CostLine("nat-gateway", 1, "nat_gateway", prices.vpc["nat_gateway"]))
+    return lines
+
+
+def hourly_total(lines: list[CostLine]) -> float:
+    """Sum of all priced lines, USD per hour."""
+    return sum(line.hourly for line in lines)
+
+
+def unpriced(lines: list[CostLine]) -> list[str]:
+    """Instance types missing from the price table (their cost is not in the total)."""
+    return sorted({line.instance_type for line in lines if line.unit_price is None})
