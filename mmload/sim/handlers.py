@@ -116,16 +116,27 @@ class Handlers:
         self.state = sim.state
         self.pop = sim.pop
         self._user_json: dict[int, bytes] = {}
+        self._profile_json: dict[int, bytes] = {}
 
     def user_bytes(self, user: User) -> bytes:
-        """A user's JSON, serialised once."""
+        """The session user's own JSON (login, ``users/me``), serialised once."""
         data = self._user_json.get(user.number)
         if data is None:
             data = self._user_json[user.number] = P.dumps(P.user_body(user)).encode()
         return data
 
-    def users_bytes(self, users: list[User]) -> bytes:
-        return b"[" + b",".join(self.user_bytes(u) for u in users) + b"]"
+    def profile_bytes(self, user: User, viewer: User) -> bytes:
+        """Another user's profile as ``SanitizeProfile`` leaves it (no notify props, password
+        update time or email verification), serialised once; oneself gets the full JSON."""
+        if user.number == viewer.number:
+            return self.user_bytes(user)
+        data = self._profile_json.get(user.number)
+        if data is None:
+            data = self._profile_json[user.number] = P.dumps(P.profile_body(user)).encode()
+        return data
+
+    def users_bytes(self, users: list[User], viewer: User) -> bytes:
+        return b"[" + b",".join(self.profile_bytes(u, viewer) for u in users) + b"]"
 
     # -- system -----------------------------------------------------------------------------
     async def ping(self, ctx: Ctx) -> web.Response:
@@ -223,14 +234,14 @@ class Handlers:
 
     # -- users ------------------------------------------------------------------------------
     async def get_user(self, ctx: Ctx) -> web.Response:
-        return raw_json(self.user_bytes(self.sim.user_param(ctx, self_only=False)))
+        return raw_json(self.profile_bytes(self.sim.user_param(ctx, self_only=False), ctx.user))
 
     async def users_by_ids(self, ctx: Ctx) -> web.Response:
         ids = await self.sim.json_body(ctx, "user_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise bad_body("user_ids")
         found = [u for u in (self.pop.by_id.get(i) for i in dict.fromkeys(ids)) if u]
-        return raw_json(self.users_bytes(found))
+        return raw_json(self.users_bytes(found, ctx.user))
 
     async def search_users(self, ctx: Ctx) -> web.Response:
         body = await self.sim.json_body(ctx, "search")
@@ -249,7 +260,7 @@ class Handlers:
                     out.append(u)
                     if len(out) >= limit:
                         break
-        return raw_json(self.users_bytes(out))
+        return raw_json(self.users_bytes(out, ctx.user))
 
     async def statuses_by_ids(self, ctx: Ctx) -> web.Response:
         ids = await self.sim.json_body(ctx, "user_ids")
@@ -617,7 +628,7 @@ class Handlers:
 
     def _thread_json(self, user: User, t: Any) -> dict[str, Any]:
         participants = [
-            P.user_body(self.pop.by_id[uid]) for uid in t.participants if uid in self.pop.by_id
+            P.profile_body(self.pop.by_id[uid]) for uid in t.participants if uid in self.pop.by_id
         ][:10]
         return {
             "id": t.root_id,

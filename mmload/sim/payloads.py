@@ -63,6 +63,15 @@ def user_body(user: User) -> dict[str, Any]:
     }
 
 
+def profile_body(user: User) -> dict[str, Any]:
+    """Another user's profile: ``ClearNonProfileFields`` empties notify props, email
+    verification and the password update time, which ``omitempty`` then leaves out."""
+    body = user_body(user)
+    for key in ("notify_props", "email_verified", "last_password_update"):
+        del body[key]
+    return body
+
+
 def team_body(team: Team) -> dict[str, Any]:
     """A team as ``GET /users/me/teams`` lists it."""
     return {

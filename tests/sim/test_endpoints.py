@@ -571,3 +571,18 @@ def test_memory_stays_bounded_posts_and_sessions() -> None:
         assert n_sessions == MAX_SESSIONS_PER_USER
         first = requests.get(sim.url + "/api/v4/users/me", headers=auth, timeout=5)
         assert first.status_code == 401  # the oldest session was revoked
+
+
+def test_other_users_get_the_sanitized_profile(client: Client) -> None:
+    c = client
+    me = c.call("GET", "/api/v4/users/{user_id}", path="/api/v4/users/me").json()
+    assert me["notify_props"] and me["email_verified"] is True
+    own = c.call("GET", "/api/v4/users/{user_id}", path=f"/api/v4/users/{me['id']}").json()
+    assert own == me
+    other = c.call("POST", "/api/v4/users/search", json={"term": "user-2"}).json()[0]
+    assert other["username"] == "user-2"
+    for hidden in ("notify_props", "email_verified", "last_password_update", "password"):
+        assert hidden not in other
+    assert other["email"] == "user-2@example.com"  # ShowEmailAddress defaults to true
+    by_id = c.call("GET", "/api/v4/users/{user_id}", path=f"/api/v4/users/{other['id']}").json()
+    assert by_id == other
