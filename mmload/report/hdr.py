@@ -74,8 +74,10 @@ def merge(parts: Iterable[Sparse]) -> Sparse:
         return parts[0]
     idx = np.concatenate([p.idx for p in parts])
     cnt = np.concatenate([p.cnt for p in parts])
-    uniq, inverse = np.unique(idx, return_inverse=True)
-    return Sparse(uniq, np.bincount(inverse, weights=cnt, minlength=len(uniq)).astype(np.int64))
+    # a dense sum over every bucket (float64 holds counts exactly up to 2**53), then sparse again
+    dense = np.bincount(idx, weights=cnt, minlength=len(bucket_values_us()[0]))
+    nz = np.flatnonzero(dense)
+    return Sparse(nz.astype(np.int64), dense[nz].astype(np.int64))
 
 
 def percentiles_ms(s: Sparse, ps: Sequence[float] = PERCENTILES) -> dict[str, float | None]:

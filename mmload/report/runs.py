@@ -8,7 +8,10 @@ Everything is read through ``mmload.record``.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +30,7 @@ from mmload.report.model import TIMING_COLUMNS, RunSummary
 WINDOW_US = record.WINDOW_S * 1_000_000
 REQUEST_COLUMNS = ["timestamp", "name", "status", "error", "latency_ms"]
 PCT_COLUMNS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"]
+PARALLEL_HDR_BYTES = 8_000_000  # hdr.jsonl above this is decoded in a helper process
 
 
 @dataclass
@@ -92,6 +96,7 @@ def request_table(run_dir: Path) -> pa.Table:
     t = record.read_table(
         run_dir, record.REQUESTS, columns=REQUEST_COLUMNS, dictionary=["name", "error"]
     )
+    t = t.unify_dictionaries()  # row groups each carry their own dictionary
     ts_us = pc.cast(t["timestamp"], pa.int64())
     window = pc.multiply(pc.divide(ts_us, WINDOW_US), record.WINDOW_S)  # integer division
     name = t["name"]
@@ -306,14 +311,34 @@ def _per_window(ts: pd.Series) -> pd.Series:
     return ((secs // record.WINDOW_S) * record.WINDOW_S).value_counts()
 
 
+def read_rows_and_histograms(run_dir: Path) -> tuple[pa.Table, HdrIndex]:
+    """Decode hdr.jsonl in a second process while this one reads the rows (2 cores, ~2x).
+
+    Small records (or a failure to start the helper process) are read one after the other.
+    """
+    hdr_file = run_dir / record.HDR_FILE
+    if not hdr_file.exists() or hdr_file.stat().st_size < PARALLEL_HDR_BYTES:
+        return request_table(run_dir), index_hdr(run_dir)
+    try:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
+    except (OSError, ValueError):
+        return request_table(run_dir), index_hdr(run_dir)
+    with pool:
+        future = pool.submit(index_hdr, run_dir)
+        rows = request_table(run_dir)
+        try:
+            return rows, future.result()
+        except BrokenProcessPool:
+            return rows, index_hdr(run_dir)
+
+
 def build_run_report(run_dir: str | Path) -> RunReport:
     """Read a run record and compute every table of its report."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError("not a directory (expected a run record)", source=str(run_dir))
     meta = record.read_run(run_dir)
-    rows = request_table(run_dir)
-    idx = index_hdr(run_dir)
+    rows, idx = read_rows_and_histograms(run_dir)
     duration = run_span_s(meta, rows)
     notes = []
     if meta.get("outcome") != "completed":
