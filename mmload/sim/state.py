@@ -240,6 +240,5 @@ def status_body(user_id: str, status: str, last_activity_at: int) -> dict[str, A
         "status": status,
         "manual": False,
         "last_activity_at": last_activity_at,
-        "active_channel": "",
         "dnd_end_time": 0,
     }

@@ -586,3 +586,14 @@ def test_other_users_get_the_sanitized_profile(client: Client) -> None:
     assert other["email"] == "user-2@example.com"  # ShowEmailAddress defaults to true
     by_id = c.call("GET", "/api/v4/users/{user_id}", path=f"/api/v4/users/{other['id']}").json()
     assert by_id == other
+
+
+def test_the_validator_itself_rejects_wrong_types_and_unknown_fields(spec: Spec) -> None:
+    good = {"user_id": "u" * 26, "status": "online", "manual": False, "last_activity_at": 1}
+    spec.validate("/api/v4/users/{user_id}/status", "GET", 200, good)
+    with pytest.raises(AssertionError, match="is not of type 'boolean'"):
+        spec.validate("/api/v4/users/{user_id}/status", "GET", 200, {**good, "manual": "no"})
+    with pytest.raises(AssertionError, match=r"Status\.last_activty_at"):
+        spec.validate("/api/v4/users/{user_id}/status", "GET", 200, {**good, "last_activty_at": 1})
+    with pytest.raises(AssertionError, match="status 201 not documented"):
+        spec.validate("/api/v4/users/{user_id}/status", "GET", 201, good)
