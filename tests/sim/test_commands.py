@@ -68,3 +68,27 @@ def test_port_in_use_is_a_user_error() -> None:
         proc = run_cli("sim", "--port", port, "--metrics-port", "0", timeout=30)
     assert proc.returncode == 2
     assert f"--port: cannot listen on 127.0.0.1:{port}" in proc.stderr.strip()
+
+
+def test_profile_file_composes_on_a_named_profile(tmp_path) -> None:
+    from mmload.commands.sim import load_profile
+    from mmload.config.sim import NAMED_PROFILES, WorkerPool
+    from mmload.errors import UserError
+
+    f = tmp_path / "node.yaml"
+    f.write_text("extends: v11.9\nworker_pool: {size: 6, service_ms: 20}\n")
+    name, profile = load_profile(None, str(f))
+    assert name == "node"
+    assert profile.password_hash == "pbkdf2" and profile.login_rate_limit is not None
+    assert profile.worker_pool == WorkerPool(size=6, service_ms=20)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("login_mutex: true\n")
+    _, from_flag = load_profile("v10.11", str(plain))  # --profile is the base without extends
+    assert from_flag.password_hash == "bcrypt" and from_flag.login_mutex
+    _, alone = load_profile(None, str(plain))
+    assert alone.password_hash == "none" and alone.login_mutex
+    assert load_profile("v11.5", None)[1] == NAMED_PROFILES["v11.5"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: v99\n")
+    with pytest.raises(UserError, match="extends: unknown profile 'v99'"):
+        load_profile(None, str(bad))
