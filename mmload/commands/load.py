@@ -136,7 +136,20 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
     def announce(run_dir: Path) -> None:
         click.echo(f"run record: {run_dir}")
 
-    run = ScenarioRun(scenario, opts, scenario_file=str(path), on_tick=tick, announce=announce)
+    def announce_master(address: str, remote: int) -> None:
+        err_console.print(
+            f"master listening on {address}: waiting for {remote} remote worker(s) "
+            f"(`mmload worker --master HOST --master-port PORT`)"
+        )
+
+    run = ScenarioRun(
+        scenario,
+        opts,
+        scenario_file=str(path),
+        on_tick=tick,
+        announce=announce,
+        announce_master=announce_master,
+    )
     if live_ctx is not None:
         with live_ctx:
             result = run.execute()
@@ -160,6 +173,11 @@ def register(group: click.Group) -> None:
     @click.option("--users", type=int, help="Users (overrides the scenario, after --scale).")
     @click.option("--duration", type=float, help="Hold time in seconds (ceiling: the time limit).")
     @click.option("--workers", type=int, help="Local Locust worker processes (0: one process).")
+    @click.option(
+        "--remote-workers",
+        type=int,
+        help="`mmload worker` agents to wait for (use with --master-bind/--master-port).",
+    )
     @click.option("--label", help="A label for the run, e.g. the ESR under test.")
     @click.option("--out", help="Parent folder of the run record.  [default: runs]")
     @click.option("--prometheus", help="Prometheus base URL for server-side SLOs.")

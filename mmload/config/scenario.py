@@ -99,7 +99,7 @@ class PromQueries(_Strict):
     """PromQL used for server-side SLOs; ``{window}`` is replaced by the interval, e.g. ``30s``."""
 
     http_5xx_rate: str = (
-        'sum(rate(mattermost_api_time_count{{status_code=~"5.."}}[{window}]))'
+        '(sum(rate(mattermost_api_time_count{{status_code=~"5.."}}[{window}])) or vector(0))'
         " / sum(rate(mattermost_api_time_count[{window}]))"
     )
     cpu_percent: str = "100 * max(rate(process_cpu_seconds_total[{window}]))"
@@ -208,7 +208,8 @@ class RunOptions(_Strict):
     scale: float = Field(1.0, gt=0, le=10)
     users: int | None = Field(None, ge=1)
     duration: float | None = Field(None, gt=0, description="seconds: overrides hold_s")
-    workers: int = Field(0, ge=0, le=64)
+    workers: int = Field(0, ge=0, le=64, description="local worker processes")
+    remote_workers: int = Field(0, ge=0, le=1000, description="`mmload worker` agents to await")
     label: str | None = Field(None, max_length=80)
     out: str = "runs"
     prometheus: str | None = Field(None, pattern=r"^https?://\S+$")

@@ -121,12 +121,14 @@ class ScenarioRun:
         scenario_file: str | None = None,
         on_tick: Callable[[ScenarioRun], None] | None = None,
         announce: Callable[[Path], None] | None = None,
+        announce_master: Callable[[str, int], None] | None = None,
     ):
         self.scenario = scenario
         self.opts = opts
         self.scenario_file = scenario_file
         self.on_tick = on_tick
         self.announce = announce
+        self.announce_master = announce_master
         self.stop = StopFlag()
         self.started = time.time()
         self.t0: float | None = None
@@ -136,6 +138,7 @@ class ScenarioRun:
         self.workers: list[subprocess.Popen] = []
         self.worker_logs: list[Any] = []
         self.done_workers: set[str] = set()
+        self.n_workers = opts.workers + opts.remote_workers
 
     # ---- the whole run -------------------------------------------------------------------
     def execute(self) -> RunResult:
@@ -189,6 +192,7 @@ class ScenarioRun:
                 "arrival_s": s.arrival_s,
                 "hold_s": s.hold_s,
                 "workers": self.opts.workers,
+                "remote_workers": self.opts.remote_workers,
                 "rate_cap": s.rate_cap,
                 "prometheus": self.opts.prometheus,
             },
@@ -233,7 +237,7 @@ class ScenarioRun:
     # ---- runners -------------------------------------------------------------------------
     def _plan(self, index: int, name: str) -> Plan:
         s = self.scenario
-        n = max(1, self.opts.workers)
+        n = max(1, self.n_workers)
         scheduled = 0 if s.kind == "ceiling" else s.users
         herd_at = None
         if s.kind == "herd" and self.t0 is not None:
@@ -251,8 +255,8 @@ class ScenarioRun:
         )
 
     def _start_runner(self) -> None:
-        self.t0 = time.time() + LEAD_S + (2.0 if self.opts.workers else 0.0)
-        if self.opts.workers == 0:
+        self.t0 = time.time() + LEAD_S
+        if self.n_workers == 0:
             self.runner = self.env.create_local_runner()
             plan = self._plan(0, "local")
             self.env.mmload_plan = plan
@@ -293,13 +297,15 @@ class ScenarioRun:
             self.workers.append(
                 subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
             )
+        if self.opts.remote_workers and self.announce_master:
+            self.announce_master(f"{self.opts.master_bind}:{port}", self.opts.remote_workers)
         deadline = time.time() + self.opts.expect_workers_timeout_s
-        while len(self.runner.clients.ready) < self.opts.workers:
+        while len(self.runner.clients.ready) < self.n_workers:
             if self.stop:
                 return
             if time.time() > deadline:
                 ready = len(self.runner.clients.ready)
-                raise RunFailed(f"only {ready} of {self.opts.workers} workers connected")
+                raise RunFailed(f"only {ready} of {self.n_workers} workers connected")
             for w in self.workers:
                 if w.poll() is not None:
                     raise RunFailed(f"a worker process exited (code {w.returncode}); see its log")
@@ -424,9 +430,9 @@ class ScenarioRun:
             return
         with contextlib.suppress(Exception):
             runner.stop()
-        if self.opts.workers:
+        if self.n_workers:
             deadline = time.time() + STOP_TIMEOUT_S
-            while len(self.done_workers) < len(self.workers) and time.time() < deadline:
+            while len(self.done_workers) < self.n_workers and time.time() < deadline:
                 if all(w.poll() is not None for w in self.workers):
                     break
                 gevent.sleep(0.2)

@@ -16,11 +16,17 @@ SIM_USERS = 1000
 
 
 @pytest.fixture(scope="session")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The simulator with the cheap default profile; yields its base URL."""
+def sim_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The simulator with the cheap default profile: ``{"url", "metrics_url"}``."""
     log = tmp_path_factory.mktemp("sim") / "sim.log"
     with simulator(SIM_USERS, log_path=log) as s:
-        yield s["url"]
+        yield s
+
+
+@pytest.fixture(scope="session")
+def sim(sim_endpoints: dict[str, str]) -> str:
+    """The simulator's base URL."""
+    return sim_endpoints["url"]
 
 
 def run_mmload(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,161 @@
+"""Remote agents (`mmload worker`), the rate cap, and server-side SLOs from a real Prometheus.
+
+Prometheus (the Debian package) scrapes the simulator's /metrics every second; the run then
+evaluates the scenario's PromQL against it. Nothing here is emulated.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from mmload import record
+from tests.conftest import MMLOAD
+from tests.load.conftest import run_dir_from, run_mmload, write_scenario
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1 (not mmload.load.runner's: importing Locust here would
+    monkey-patch the whole pytest process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def prometheus(sim_endpoints: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    target = urlsplit(sim_endpoints["metrics_url"]).netloc
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n  - job_name: mattermost\n"
+        f"    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prom.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.time() < deadline, (tmp_path / "prom.log").read_text()[-2000:]
+            assert proc.poll() is None, (tmp_path / "prom.log").read_text()[-2000:]
+            time.sleep(0.2)
+        yield url
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_server_side_slos_from_prometheus(sim: str, prometheus: str, tmp_path: Path) -> None:
+    f = write_scenario(
+        tmp_path / "s.yaml",
+        name="prom-test",
+        kind="steady",
+        users=20,
+        arrival_s=2,
+        hold_s=8,
+        idle={"min_ms": 100, "avg_ms": 300},
+        slos={"http_5xx_rate": 0.00025, "cpu_percent": 400},
+    )
+    res = run_mmload(
+        "run", str(f), "--target", sim, "--out", str(tmp_path / "runs"), "--prometheus", prometheus
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    meta = record.read_run(run_dir_from(res.stdout))
+    server = {v["name"]: v for v in meta["slos"] if v["source"] == "prometheus"}
+    assert set(server) == {"http_5xx_rate", "cpu_percent"}
+    assert server["http_5xx_rate"]["value"] == 0.0 and server["http_5xx_rate"]["passed"] is True
+    assert server["cpu_percent"]["value"] > 0 and server["cpu_percent"]["passed"] is True
+
+
+def test_remote_worker_agent_and_rate_cap(sim: str, tmp_path: Path) -> None:
+    """A `mmload worker` started separately joins the master like an agent on another host."""
+    port = free_port()
+    f = write_scenario(
+        tmp_path / "s.yaml",
+        name="remote-test",
+        kind="steady",
+        users=20,
+        arrival_s=1,
+        hold_s=6,
+        idle={"min_ms": 10, "avg_ms": 20},
+        websocket={"enabled": False},
+    )
+    run = subprocess.Popen(
+        [
+            MMLOAD,
+            "run",
+            str(f),
+            "--target",
+            sim,
+            "--out",
+            str(tmp_path / "runs"),
+            "--remote-workers",
+            "1",
+            "--master-port",
+            str(port),
+            "--rate-cap",
+            "40",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    agent = subprocess.Popen(
+        [MMLOAD, "worker", "--master", "127.0.0.1", "--master-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        stdout, stderr = run.communicate(timeout=90)
+        agent.wait(timeout=20)
+    finally:
+        for p in (run, agent):
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+    assert run.returncode == 0, stdout + stderr
+    assert "waiting for 1 remote worker" in stderr
+    run_dir = run_dir_from(stdout)
+    assert record.read_run(run_dir)["workers_reported"] == ["w0"]
+    df = record.read_table(run_dir, "requests").to_pandas()
+    assert set(df["worker"]) == {"w0"}
+    # without the cap these users would send ~1,000 requests/s; the cap holds them to 40/s
+    per_s = df.set_index("timestamp").resample("1s").size()
+    assert per_s.iloc[1:-1].max() <= 44, per_s.to_dict()
+    assert agent.returncode == 0
+
+
+def test_bad_worker_flags_exit_2() -> None:
+    out = run_mmload("worker", "--master", "127.0.0.1", "--master-port", "0")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
