@@ -153,6 +153,7 @@ class CapacityCounters:
         self.pings_failed = 0
         self.login_failures = 0
         self.other_failures = 0
+        self.failure_kinds: dict[str, int] = {}
         self.hold_started = False
         self.pinged_users_in_hold: set[str] = set()
 
@@ -171,6 +172,8 @@ class CapacityCounters:
                 self.login_failures += 1
             else:
                 self.other_failures += 1
+            key = f"{name}: {str(exception).splitlines()[0][:80] if str(exception) else ''}"
+            self.failure_kinds[key] = self.failure_kinds.get(key, 0) + 1
 
     def start_hold(self) -> None:
         self.hold_started = True
@@ -227,6 +230,7 @@ def run_capacity_worker(
             "login_failures": counters.login_failures,
             "other_failures": counters.other_failures,
             "pinged_users_in_hold": len(counters.pinged_users_in_hold),
+            "failure_kinds": counters.failure_kinds,
         }
         print(json.dumps(status), flush=True)
 

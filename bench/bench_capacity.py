@@ -145,7 +145,13 @@ def totals(feeds: list[WorkerFeed]) -> dict:
         "other_failures",
         "pinged_users_in_hold",
     )
-    return {key: sum(f.latest.get(key, 0) for f in feeds) for key in keys}
+    summed = {key: sum(f.latest.get(key, 0) for f in feeds) for key in keys}
+    kinds: dict[str, int] = {}
+    for feed in feeds:
+        for kind, count in feed.latest.get("failure_kinds", {}).items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    summed["failure_kinds"] = dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:10])
+    return summed
 
 
 class Sampler:
@@ -232,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         "ping_failures": final["pings_failed"],
         "login_failures": final["login_failures"],
         "other_failures": final["other_failures"],
+        "failure_kinds": final["failure_kinds"],
         "generator_rss_peak_gib": common.gib(rss_peak),
         "generator_rss_per_user_kib": round(rss_peak / max(1, args.users) / 1024, 1),
         "target": {

@@ -4,8 +4,8 @@ Target (issue 4): the report, in all four formats, finishes in <= 30 s with <= 2
 on 2 cores. The record is generated first through mmload/record.py (tests/report/synth.py):
 a Sev0-shaped run of 20 minutes, 40 endpoint templates, 4 workers, 15,000 arrivals, 10 s
 windows, and HDR histograms built from exactly the latencies of the rows. Then `mmload report`
-runs as a subprocess; its wall time and the child's peak RSS (getrusage RUSAGE_CHILDREN) are
-measured. The last line of stdout is one JSON object.
+runs as a subprocess; its wall time, the largest process's peak RSS (getrusage
+RUSAGE_CHILDREN) and the peak summed RSS of its process tree (sampled) are measured. The last line of stdout is one JSON object.
 
     .venv/bin/python bench/bench_report.py [--rows 10000000] [--keep DIR]
 """
@@ -13,6 +13,7 @@ measured. The last line of stdout is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -22,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -47,21 +50,41 @@ def generate(run_dir: Path, rows: int) -> float:
     return time.perf_counter() - t0
 
 
-def time_report(run_dir: Path, out: Path) -> tuple[float, float, int]:
-    """Run `mmload report` in all formats; (wall s, child peak RSS MiB, exit code)."""
+def tree_rss(proc: psutil.Process) -> int:
+    """RSS of a process and its descendants, in bytes (an upper bound: shared pages count twice)."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
+def time_report(run_dir: Path, out: Path) -> tuple[float, float, float, int]:
+    """Run `mmload report` in all formats.
+
+    Returns wall seconds, the largest single process's peak RSS (getrusage RUSAGE_CHILDREN,
+    MiB), the peak summed RSS of the whole process tree sampled every 20 ms (MiB; the report
+    decodes histograms in a helper process), and the exit code.
+    """
     mmload = Path(sys.executable).with_name("mmload")
     t0 = time.perf_counter()
-    proc = subprocess.run(
+    child = subprocess.Popen(
         [str(mmload), "report", str(run_dir), "--out", str(out)],
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
     )
+    ps, peak_tree = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak_tree = max(peak_tree, tree_rss(ps))
+        time.sleep(0.02)
     wall = time.perf_counter() - t0
-    if proc.returncode:
-        log(proc.stderr.strip())
+    err = child.stderr.read() if child.stderr else ""
+    if child.returncode:
+        log(err.strip())
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB
-    return wall, peak_kib / 1024.0, proc.returncode
+    return wall, peak_kib / 1024.0, peak_tree / 2**20, child.returncode
 
 
 def main() -> None:
@@ -80,7 +103,7 @@ def main() -> None:
         hdr_lines = sum(1 for _ in (run_dir / "hdr.jsonl").open())
         log(f"record: {size_mb:.0f} MB, {hdr_lines:,} histograms; running mmload report")
         load_before = os.getloadavg()[0]
-        wall, rss_mib, rc = time_report(run_dir, work / "report")
+        wall, rss_mib, tree_mib, rc = time_report(run_dir, work / "report")
         outputs = {p.name: p.stat().st_size for p in (work / "report").glob("report.*")}
         result = {
             "bench": "report",
@@ -90,13 +113,14 @@ def main() -> None:
             "generate_s": round(gen_s, 1),
             "report_wall_s": round(wall, 2),
             "report_peak_rss_mib": round(rss_mib, 1),
+            "report_peak_tree_rss_mib": round(tree_mib, 1),
             "exit_code": rc,
             "outputs_bytes": outputs,
             "cpus": len(os.sched_getaffinity(0)),
             "loadavg_1m_before": round(load_before, 2),  # other work on the machine skews times
             "target_wall_s": TARGET_S,
             "target_rss_mib": TARGET_RSS_MIB,
-            "ok": rc == 0 and wall <= TARGET_S and rss_mib <= TARGET_RSS_MIB,
+            "ok": rc == 0 and wall <= TARGET_S and max(rss_mib, tree_mib) <= TARGET_RSS_MIB,
         }
         print(json.dumps(result, sort_keys=True), flush=True)
         if not result["ok"]:

@@ -37,7 +37,7 @@ def run_bench(script: str, *args: str, timeout: float = 120) -> dict:
 
 def test_generator_bench_compares_three_generators_on_one_core() -> None:
     result = run_bench(
-        "bench_generator.py", "--rounds", "1", "--seconds", "2", "--warmup", "1.5", "--users", "4"
+        "bench_generator.py", "--rounds", "1", "--seconds", "2", "--warmup", "3", "--users", "4"
     )
     gens = result["generators"]
     assert set(gens) == {"bare", "mattermost", "wrk"}
