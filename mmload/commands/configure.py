@@ -69,7 +69,7 @@ def configure_cmd(
     )
     changed = result.total("changed")
     click.echo(
-        f"configured: {len(result.stats.get('ok', {}))} hosts, {changed} changes"
+        f"configured: {len(result.stats.get('processed', {}))} hosts, {changed} changes"
         + (" (check mode)" if check else "")
     )
 

@@ -126,7 +126,16 @@ class EventCollector:
         elif kind == "playbook_on_stats":
             self.stats = {
                 k: dict(data.get(k) or {})
-                for k in ("ok", "changed", "failures", "dark", "skipped", "rescued", "ignored")
+                for k in (
+                    "ok",
+                    "changed",
+                    "failures",
+                    "dark",
+                    "skipped",
+                    "rescued",
+                    "ignored",
+                    "processed",
+                )
             }
         return True  # keep the event in the artifacts
 

@@ -25,7 +25,9 @@ OUTPUTS: dict[str, Any] = {
         "metrics": [
             {"name": "mm-2k-metrics-0", "private_ip": "10.0.0.11", "public_ip": "203.0.113.6"}
         ],
-        "agents": [{"name": "mm-2k-agent-0", "private_ip": "10.0.0.12", "public_ip": "203.0.113.7"}],
+        "agents": [
+            {"name": "mm-2k-agent-0", "private_ip": "10.0.0.12", "public_ip": "203.0.113.7"}
+        ],
         "coordinator": [
             {"name": "mm-2k-coordinator-0", "private_ip": "10.0.0.13", "public_ip": "203.0.113.8"}
         ],

@@ -44,7 +44,7 @@ def make_tarball(path: Path, files: dict[str, str]) -> Path:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -74,11 +74,15 @@ class FakeSite:
         ne_name = f"node_exporter-{NODE_EXPORTER_VERSION}.linux-amd64"
         ne = make_tarball(
             ne_dir / f"{ne_name}.tar.gz",
-            {f"{ne_name}/node_exporter": SCRIPT.format(name="node_exporter"),
-             f"{ne_name}/LICENSE": "Apache-2.0\n"},
+            {
+                f"{ne_name}/node_exporter": SCRIPT.format(name="node_exporter"),
+                f"{ne_name}/LICENSE": "Apache-2.0\n",
+            },
         )
-        other = make_tarball(ne_dir / f"node_exporter-{NODE_EXPORTER_VERSION}.linux-arm64.tar.gz",
-                             {"x/node_exporter": "arm\n"})
+        other = make_tarball(
+            ne_dir / f"node_exporter-{NODE_EXPORTER_VERSION}.linux-arm64.tar.gz",
+            {"x/node_exporter": "arm\n"},
+        )
         # GitHub's sha256sums.txt lists every asset of the release: the role must pick its line.
         (ne_dir / "sha256sums.txt").write_text(
             f"{sha256(other)}  {other.name}\n{sha256(ne)}  {ne.name}\n"
@@ -87,8 +91,10 @@ class FakeSite:
         gf_dir = self.root / "grafana"
         gf = make_tarball(
             gf_dir / f"grafana-{GRAFANA_VERSION}.linux-amd64.tar.gz",
-            {f"grafana-v{GRAFANA_VERSION}/bin/grafana": SCRIPT.format(name="grafana"),
-             f"grafana-v{GRAFANA_VERSION}/conf/defaults.ini": "[server]\n"},
+            {
+                f"grafana-v{GRAFANA_VERSION}/bin/grafana": SCRIPT.format(name="grafana"),
+                f"grafana-v{GRAFANA_VERSION}/conf/defaults.ini": "[server]\n",
+            },
         )
         # dl.grafana.com publishes a .sha256 file holding just the digest.
         (gf_dir / f"{gf.name}.sha256").write_text(sha256(gf) + "\n")

@@ -48,8 +48,9 @@ def test_explicit_jump_host_wins(outputs_file: Path, outputs_data: dict) -> None
     outputs_data["ssh_jump_host"] = "198.51.100.99"
     outputs_file.write_text(json.dumps(outputs_data))
     inv = build_inventory(load_outputs(outputs_file), users=2000, key=Path("/k"))
-    assert "ubuntu@198.51.100.99" in (
-        inv["all"]["children"]["app"]["hosts"]["mm-2k-app-1"]["ansible_ssh_common_args"]
+    assert (
+        "ubuntu@198.51.100.99"
+        in (inv["all"]["children"]["app"]["hosts"]["mm-2k-app-1"]["ansible_ssh_common_args"])
     )
 
 
@@ -117,7 +118,10 @@ def test_inventory_drives_the_playbook(tmp_path: Path, outputs_file: Path) -> No
     inv_file.write_text(yaml.safe_dump(inv))
     proc = subprocess.run(
         [ANSIBLE_PLAYBOOK, "-i", str(inv_file), "--list-hosts", "site.yml"],
-        cwd=ANSIBLE_DIR, capture_output=True, text=True, timeout=120,
+        cwd=ANSIBLE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     plays = {}

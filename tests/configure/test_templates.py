@@ -1,0 +1,116 @@
+"""Templates rendered by the real Ansible for shapes the local converge cannot have:
+two app nodes (Mattermost clustering, two upstream servers) and no search/cache/bucket."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmload.configure.driver import ANSIBLE_DIR
+
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+pytestmark = pytest.mark.slow
+
+
+def test_two_app_nodes_cluster_and_bare_deployment(tmp_path: Path) -> None:
+    roles = ANSIBLE_DIR / "roles"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}
+    inventory = {
+        "all": {
+            "vars": {
+                "mmload_root": str(tmp_path / "root"),
+                "mmload_deployment": "mm-ha",
+                "mmload_users": 30000,
+                "mmload_site_url": "http://198.51.100.20",
+                "mmload_db": {
+                    "engine": "aurora-postgresql",
+                    "writer_endpoint": "db-w",
+                    "port": 5432,
+                    "reader_endpoints": [],
+                    "name": "mattermost",
+                    "username": "mmuser",
+                },
+                "mmload_search": None,
+                "mmload_cache": None,
+                "mmload_bucket": None,
+            },
+            "children": {
+                "app": {
+                    "hosts": {
+                        "app-0": {**local, "mmload_private_ip": "10.0.1.10"},
+                        "app-1": {**local, "mmload_private_ip": "10.0.1.11"},
+                    }
+                },
+                "proxy": {"hosts": {"proxy-0": {**local, "mmload_private_ip": "10.0.0.10"}}},
+            },
+        }
+    }
+    playbook = [
+        {
+            "name": "Render the Mattermost settings per app node",
+            "hosts": "app",
+            "gather_facts": False,
+            "vars_files": [str(roles / "mattermost/defaults/main.yml")],
+            "tasks": [
+                {
+                    "name": "Render",
+                    "ansible.builtin.template": {
+                        "src": str(roles / "mattermost/templates/settings.json.j2"),
+                        "dest": str(tmp_path / "{{ inventory_hostname }}.json"),
+                        "mode": "0600",
+                    },
+                    "no_log": True,
+                }
+            ],
+        },
+        {
+            "name": "Render the proxy site",
+            "hosts": "proxy",
+            "gather_facts": False,
+            "vars_files": [str(roles / "proxy/defaults/main.yml")],
+            "tasks": [
+                {
+                    "name": "Render",
+                    "ansible.builtin.template": {
+                        "src": str(roles / "proxy/templates/mattermost.conf.j2"),
+                        "dest": str(tmp_path / "mattermost.conf"),
+                        "mode": "0644",
+                    },
+                }
+            ],
+        },
+    ]
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+    proc = subprocess.run(
+        [
+            ANSIBLE_PLAYBOOK,
+            "-i",
+            "hosts.yml",
+            "play.yml",
+            "-e",
+            json.dumps({"mattermost_db_password": "pw", "mattermost_version": "11.1.0"}),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for host, ip in (("app-0", "10.0.1.10"), ("app-1", "10.0.1.11")):
+        cfg = json.loads((tmp_path / f"{host}.json").read_text())
+        cluster = cfg["ClusterSettings"]
+        assert cluster["Enable"] is True and cluster["ClusterName"] == "mm-ha"
+        assert cluster["AdvertiseAddress"] == ip and cluster["UseIPAddress"] is True
+        assert cfg["SqlSettings"]["DataSourceReplicas"] == []
+        assert cfg["ElasticsearchSettings"]["EnableSearching"] is False
+        assert cfg["CacheSettings"] == {"CacheType": "lru"}
+        assert cfg["FileSettings"]["DriverName"] == "local"
+    site = (tmp_path / "mattermost.conf").read_text()
+    assert "server 10.0.1.10:8065 max_fails=0;" in site
+    assert "server 10.0.1.11:8065 max_fails=0;" in site
