@@ -5,9 +5,10 @@ on 2 cores. The record is generated first through mmload/record.py (tests/report
 a Sev0-shaped run of 20 minutes, 40 endpoint templates, 4 workers, 15,000 arrivals, 10 s
 windows, and HDR histograms built from exactly the latencies of the rows. Then `mmload report`
 runs as a subprocess; its wall time, the largest process's peak RSS (getrusage
-RUSAGE_CHILDREN) and the peak summed RSS of its process tree (sampled) are measured. The last line of stdout is one JSON object.
+RUSAGE_CHILDREN) and the peak summed RSS of its process tree (sampled) are measured. The last
+line of stdout is one JSON object.
 
-    .venv/bin/python bench/bench_report.py [--rows 10000000] [--keep DIR]
+    .venv/bin/python bench/bench_report.py [--rows 10000000] [--seconds 1200] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -40,12 +41,14 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def generate(run_dir: Path, rows: int) -> float:
+def generate(run_dir: Path, rows: int, seconds: int) -> float:
     """Write the record; return the seconds it took."""
     t0 = time.perf_counter()
     make_record(
         run_dir,
-        Spec(rows=rows, duration_s=1200, workers=4, users=15_000, seed=42, rows_per_part=1_000_000),
+        Spec(
+            rows=rows, duration_s=seconds, workers=4, users=15_000, seed=42, rows_per_part=1_000_000
+        ),
     )
     return time.perf_counter() - t0
 
@@ -90,6 +93,7 @@ def time_report(run_dir: Path, out: Path) -> tuple[float, float, float, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--seconds", type=int, default=1200, help="run length (10 s windows)")
     ap.add_argument("--keep", metavar="DIR", help="keep (or reuse) the generated record in DIR")
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="mmload-bench-report-"))
@@ -98,7 +102,7 @@ def main() -> None:
         gen_s = 0.0
         if not (run_dir / "run.json").exists():
             log(f"generating {args.rows:,} request rows in {run_dir}")
-            gen_s = generate(run_dir, args.rows)
+            gen_s = generate(run_dir, args.rows, args.seconds)
         size_mb = sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file()) / 1e6
         hdr_lines = sum(1 for _ in (run_dir / "hdr.jsonl").open())
         log(f"record: {size_mb:.0f} MB, {hdr_lines:,} histograms; running mmload report")

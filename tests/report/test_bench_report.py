@@ -1,0 +1,39 @@
+"""Smoke test of bench/bench_report.py: a small record, the same code path, one JSON line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.slow
+def test_report_bench_runs_and_prints_one_json_object() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bench_report.py"),
+            "--rows",
+            "20000",
+            "--seconds",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["bench"] == "report" and result["rows"] == 20_000 and result["ok"] is True
+    assert result["hdr_histograms"] > 6 * 40  # 6 windows x 40 endpoints x workers (+ corrected)
+    assert set(result["outputs_bytes"]) == {
+        "report.md",
+        "report.html",
+        "report.json",
+        "report.junit.xml",
+    }
+    assert result["report_peak_rss_mib"] > 0 and result["report_peak_tree_rss_mib"] > 0
