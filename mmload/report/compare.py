@@ -176,6 +176,17 @@ def side_warnings(name: str, runs: list[RunSummary]) -> list[str]:
     return out
 
 
+def kind_warning(base: list[RunSummary], new: list[RunSummary]) -> list[str]:
+    """ltng names API handlers (`login`), mmload names URL templates: they do not line up."""
+    kinds = ({r.kind for r in base}, {r.kind for r in new})
+    if len(kinds[0] | kinds[1]) > 1:
+        return [
+            "the sides mix ltng reports and mmload records: endpoint names do not line up "
+            "(ltng: API handler names; mmload: method + URL template)"
+        ]
+    return []
+
+
 def compare(base: list[RunSummary], new: list[RunSummary], opt: ReportOptions) -> Comparison:
     """Compare two sides; each holds one or more runs."""
     bt, bhow = side_timings(base)
@@ -190,7 +201,7 @@ def compare(base: list[RunSummary], new: list[RunSummary], opt: ReportOptions) -
         users=users,
         options=opt,
         pooling={"base": bhow, "new": nhow},
-        warnings=side_warnings("base", base) + side_warnings("new", new),
+        warnings=side_warnings("base", base) + side_warnings("new", new) + kind_warning(base, new),
     )
 
 
