@@ -7,6 +7,7 @@ import urllib.request
 
 import pytest
 
+from mmload.cli import main
 from mmload.sim.testing import running_sim
 from tests.conftest import run_cli
 
@@ -24,27 +25,41 @@ def test_sim_prints_url_serves_and_stops_on_sigterm() -> None:
     assert "50 users" in "\n".join(sim.output)
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["sim", "--users", "0"], "command line: --users: Input should be greater than"),
-        (["sim", "--users", "many"], "'--users': 'many' is not a valid integer"),
-        (["sim", "--profile", "v9"], "'--profile': 'v9' is not one of"),
-        (["sim", "--port", "70000"], "--port: Input should be less than or equal to 65535"),
-        (["sim", "--password", "short"], "--password: String should have at least 8 characters"),
-        (["sim", "--ws-auth-timeout", "0"], "--ws-auth-timeout: Input should be greater than 0"),
-        (["sim", "--profile-file", "/nonexistent.yaml"], "/nonexistent.yaml: file not found"),
-        (["seed", "--teams", "0"], "command line: --teams: Input should be greater than"),
-        (["seed", "--out", "/no/such/dir/x.jsonl"], "--out: directory does not exist"),
-    ],
-)
-def test_bad_flags_exit_2_with_one_line(args: list[str], expected: str) -> None:
-    proc = run_cli(*args, timeout=30)
+BAD_FLAGS = [
+    (["sim", "--users", "0"], "command line: --users: Input should be greater than"),
+    (["sim", "--users", "many"], "'--users': 'many' is not a valid integer"),
+    (["sim", "--profile", "v9"], "'--profile': 'v9' is not one of"),
+    (["sim", "--port", "70000"], "--port: Input should be less than or equal to 65535"),
+    (["sim", "--password", "short"], "--password: String should have at least 8 characters"),
+    (["sim", "--ws-auth-timeout", "0"], "--ws-auth-timeout: Input should be greater than 0"),
+    (["sim", "--profile-file", "/nonexistent.yaml"], "/nonexistent.yaml: file not found"),
+    (["seed", "--teams", "0"], "command line: --teams: Input should be greater than"),
+    (["seed", "--out", "/no/such/dir/x.jsonl"], "--out: directory does not exist"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), BAD_FLAGS[:1] + BAD_FLAGS[-1:])
+def test_bad_flags_exit_2_with_one_line_from_the_console_script(
+    args: list[str], expected: str
+) -> None:
+    proc = run_cli(*args, timeout=60)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert expected in lines[0]
-    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), BAD_FLAGS)
+def test_bad_flags_exit_2_with_one_line(args: list[str], expected: str, capsys) -> None:
+    # The same entry point in-process (mmload.cli.main), to keep the suite fast.
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mmload: error: ") and expected in lines[0]
+    assert "Traceback" not in err
 
 
 def test_bad_profile_file_names_file_and_field(tmp_path) -> None:
