@@ -149,9 +149,7 @@ def endpoint_table(rows: pa.Table, idx: HdrIndex, duration_s: float) -> pd.DataF
     names = sorted(set(df["name"]) | set(hdr_names))
     df = df.set_index("name").reindex(names)
     df[["count", "errors", "status_429"]] = df[["count", "errors", "status_429"]].fillna(0)
-    df["error_rate"] = np.where(
-        df["count"] > 0, df["errors"] / df["count"].where(df["count"] > 0, 1), 0.0
-    )
+    df["error_rate"] = (df["errors"] / df["count"].where(df["count"] > 0)).fillna(0.0)
     df["rps"] = df["count"] / duration_s if duration_s > 0 else math.nan
     df["mean_ms"] = df["sum_ms"] / df["count"].where(df["count"] > 0)
     pcts = _pct_frame(names, [idx.by_name.get(("service", n), hdr.EMPTY) for n in names])
