@@ -34,6 +34,7 @@ from tests.report.synth import Spec, make_record  # noqa: E402
 
 TARGET_S = 30.0
 TARGET_RSS_MIB = 2048.0
+CPU_SECONDS = [0.0]  # user + system CPU of the report's processes (load-independent)
 
 
 def log(message: str) -> None:
@@ -86,8 +87,9 @@ def time_report(run_dir: Path, out: Path) -> tuple[float, float, float, int]:
     err = child.stderr.read() if child.stderr else ""
     if child.returncode:
         log(err.strip())
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB
-    return wall, peak_kib / 1024.0, peak_tree / 2**20, child.returncode
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the report and its helper process
+    CPU_SECONDS[0] = usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_maxrss / 1024.0, peak_tree / 2**20, child.returncode  # maxrss: KiB
 
 
 def main() -> None:
@@ -118,6 +120,7 @@ def main() -> None:
             "report_wall_s": round(wall, 2),
             "report_peak_rss_mib": round(rss_mib, 1),
             "report_peak_tree_rss_mib": round(tree_mib, 1),
+            "report_cpu_s": round(CPU_SECONDS[0], 2),
             "exit_code": rc,
             "outputs_bytes": outputs,
             "cpus": len(os.sched_getaffinity(0)),
