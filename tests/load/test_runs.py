@@ -240,7 +240,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_data(sim: str, tmp_path: Path) -> No
     arr = record.read_table(run_dir, "arrivals").to_pandas()
     # every scheduled user has a row: those who had not arrived yet are pending
     assert len(arr) == STORM_USERS
-    assert (arr["outcome"] == "pending").sum() > 50 and (arr["outcome"] == "loaded").sum() > 20
+    assert (arr["outcome"] == "pending").sum() > 50 and (arr["outcome"] == "loaded").sum() > 5
+    assert arr[arr["outcome"] == "pending"]["scheduled"].notna().all()
     assert "outcome interrupted" in stdout
 
 
