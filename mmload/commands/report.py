@@ -10,7 +10,7 @@ import click
 
 from mmload.commands.common import err_console, interactive
 from mmload.config.report import ReportOptions
-from mmload.errors import UserError
+from mmload.errors import RunFailed, UserError
 
 # The reporter's modules (pandas, scipy, plotly) are imported inside each command, so that
 # every other `mmload` command starts without paying for them.
@@ -55,7 +55,12 @@ def announce(paths: list[Path]) -> None:
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @format_options
-def report_cmd(run_dir: Path, fmt: str | None, out: str | None) -> None:
+@click.option(
+    "--fail-on-slo",
+    is_flag=True,
+    help="exit 1 (after writing) when an SLO failed or the run did not complete",
+)
+def report_cmd(run_dir: Path, fmt: str | None, out: str | None, fail_on_slo: bool) -> None:
     """Report one run: per-endpoint latency from HDR histograms, errors, windows, Sev0, SLOs."""
     from mmload.report import writers
     from mmload.report.output import emit, parse_formats
@@ -78,6 +83,18 @@ def report_cmd(run_dir: Path, fmt: str | None, out: str | None) -> None:
             },
         )
     )
+    if fail_on_slo:
+        gate(rep.meta.get("outcome"), rep.slos)
+
+
+def gate(outcome: str | None, slos: list[dict]) -> None:
+    """Raise RunFailed when the run did not complete or an SLO failed (for CI)."""
+    failed = [str(s.get("name")) for s in slos if s.get("passed") is False]
+    problems = ([f"outcome {outcome}"] if outcome != "completed" else []) + (
+        [f"SLO failed: {', '.join(failed)}"] if failed else []
+    )
+    if problems:
+        raise RunFailed("; ".join(problems))
 
 
 @click.group("import")

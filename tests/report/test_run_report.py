@@ -108,6 +108,13 @@ def test_one_format_goes_to_stdout(records: dict[str, Path]) -> None:
     assert json.loads(res.stdout)["run"]["outcome"] == "completed"
 
 
+def test_fail_on_slo_gates_after_writing(records: dict[str, Path]) -> None:
+    res = run_cli("report", str(records["sev0"]), "--format", "junit", "--fail-on-slo")
+    assert res.returncode == 1
+    assert ET.fromstring(res.stdout).get("failures") == "1"  # the report was still written
+    assert res.stderr.strip() == "mmload: error: SLO failed: error_rate"
+
+
 def test_interrupted_run_is_reported_as_such(tmp_path: Path) -> None:
     run = make_record(tmp_path / "dead", Spec(rows=2_000, duration_s=30, outcome="running"))
     # the writer "died": a pid that is certainly gone on this host
