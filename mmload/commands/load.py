@@ -95,7 +95,10 @@ def print_summary(result: Any) -> None:
     )
     table = Table(show_edge=False, box=None, pad_edge=False)
     for col in ("endpoint", "count", "fail", "avg ms", "p50 ms", "p99 ms"):
-        table.add_column(col, justify="left" if col == "endpoint" else "right", no_wrap=True)
+        if col == "endpoint":
+            table.add_column(col, overflow="fold", ratio=1)
+        else:
+            table.add_column(col, justify="right", no_wrap=True, min_width=max(6, len(col)))
     for row in summary["endpoints"]:
         table.add_row(
             row["name"],

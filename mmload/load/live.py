@@ -31,11 +31,11 @@ def render(run: ScenarioRun) -> Table:
     elapsed = now - run.started
     t.add_row("phase", f"{run.phase}  ({elapsed:,.0f} s)")
     runner = getattr(run, "runner", None)
-    t.add_row("users", f"{getattr(runner, 'user_count', 0):,}")
+    t.add_row("users spawned", f"{getattr(runner, 'user_count', 0):,}")
     if s.kind != "ceiling" and run.t0:
-        due = min(s.users, max(0, int((now - run.t0) / max(s.arrival_s, 1e-9) * s.users) + 1))
-        if now >= run.t0 + s.arrival_s:
-            due = s.users
+        due = 0
+        if now >= run.t0:
+            due = min(s.users, int((now - run.t0) / max(s.arrival_s, 1e-9) * s.users) + 1)
         lag = sorted(live.lag_ms)
         lag99 = lag[int(0.99 * (len(lag) - 1))] if lag else None
         t.add_row(
