@@ -377,6 +377,7 @@ td:first-child,th:first-child{text-align:left}
 .pass{color:#137333;font-weight:600}.fail{color:#b3261e;font-weight:600}
 .note{background:#fff4e5;padding:.5rem;border-left:4px solid #f29900}
 .plot{min-height:340px}
+table.kv td{text-align:left}
 """
 
 # Records script errors on the page element, so a headless browser check can see them.
@@ -394,7 +395,7 @@ RENDER_MARK = (
 )
 
 
-def html_table(headers: list[str], rows: list[list[Any]]) -> str:
+def html_table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     """An HTML table with escaped cells; PASS/FAIL cells get a colour class."""
 
     def td(v: Any) -> str:
@@ -403,11 +404,18 @@ def html_table(headers: list[str], rows: list[list[Any]]) -> str:
 
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(td(v) for v in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    head_html = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    attr = f" class={cls}" if cls else ""
+    return f"<table{attr}>{head_html}<tbody>{body}</tbody></table>"
 
 
-def html_page(title: str, sections: list[str], figures: list[Any]) -> str:
-    """One self-contained page: plotly.js inlined once, every figure rendered from JSON."""
+def html_page(
+    title: str, sections: list[str], figures: list[Any], after: list[str] | None = None
+) -> str:
+    """One self-contained page: sections, the plots, then ``after`` (detail tables).
+
+    plotly.js is inlined once; every figure is rendered from its JSON by the page's script.
+    """
     import plotly.io as pio  # plotly is imported only when HTML is asked for
 
     divs = []
@@ -422,11 +430,12 @@ def html_page(title: str, sections: list[str], figures: list[Any]) -> str:
             )
         )
     plots_html = "".join(f'<div class="plot">{d}</div>' for d in divs)
+    plots_html = f"<h2>Plots</h2>{plots_html}" if divs else ""
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         f"<title>{html.escape(title)}</title><style>{CSS}</style>{ERROR_HOOK}</head><body>"
         f"<h1>{html.escape(title)}</h1>{''.join(sections)}"
-        f"<h2>Plots</h2>{plots_html}{RENDER_MARK}</body></html>\n"
+        f"{plots_html}{''.join(after or [])}{RENDER_MARK}</body></html>\n"
     )
 
 
@@ -446,7 +455,7 @@ def run_html(rep: RunReport, top: int = 8) -> str:
     ]
     if f["supported_users"] is not None:
         facts.append(["supported users", fmt(f["supported_users"])])
-    sections = [html_table(["", ""], facts)]
+    sections = [html_table(["", ""], facts, "kv")]
     sections += [f"<p class=note>{html.escape(n)}</p>" for n in rep.notes]
     c = slo_counts(rep.slos)
     sections.append(
@@ -458,14 +467,15 @@ def run_html(rep: RunReport, top: int = 8) -> str:
             html_table(
                 ["SLO", "description", "target", "measured", "source", "verdict"],
                 slo_rows(rep.slos),
+                "kv",
             )
         )
-    sections.append(
-        "<h2>Endpoints</h2>" + html_table(ENDPOINT_HEADERS, endpoint_rows(rep.endpoints))
-    )
     if rep.sev0:
-        sections.append("<h2>Sev0 login storm</h2>" + html_table(["", ""], sev0_rows(rep.sev0)))
-    sections.append(
+        sections.append(
+            "<h2>Sev0 login storm</h2>" + html_table(["", ""], sev0_rows(rep.sev0), "kv")
+        )
+    details = ["<h2>Endpoints</h2>" + html_table(ENDPOINT_HEADERS, endpoint_rows(rep.endpoints))]
+    details.append(
         "<h2>Errors by kind</h2>"
         + (
             html_table(["endpoint", "status", "error", "count"], error_rows(rep.errors))
@@ -474,7 +484,7 @@ def run_html(rep: RunReport, top: int = 8) -> str:
         )
     )
     title = f"mmload report: {f['run_id'] or rep.run_dir}"
-    return html_page(title, sections, plots.run_figures(rep, top))
+    return html_page(title, sections, plots.run_figures(rep, top), details)
 
 
 # ---------------------------------------------------------------- compare
