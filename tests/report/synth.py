@@ -105,6 +105,7 @@ class Spec:
     start: datetime = field(default_factory=lambda: datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC))
     latency_scale: float = 1.0  # multiplies every latency (a slower build)
     rows_per_part: int = 1_000_000
+    compact: bool = True  # False: leave requests/part-*.parquet as a live run does
     slos: list[dict[str, Any]] | None = None
 
 
@@ -296,7 +297,8 @@ def make_record(run_dir: Path, spec: Spec | None = None) -> Path:
             if pending_rows >= spec.rows_per_part or wi == n_windows - 1:
                 record.write_part(run_dir, record.REQUESTS, "gen", seq, pa.concat_tables(pending))
                 seq, pending, pending_rows = seq + 1, [], 0
-    record.compact(run_dir, record.REQUESTS)
+    if spec.compact:
+        record.compact(run_dir, record.REQUESTS)
     if spec.sev0:
         record.write_part(
             run_dir, record.ARRIVALS, "gen", 0, _arrivals(rng, spec, t0_s * 1_000_000)

@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from tests.conftest import run_cli
+from tests.report.conftest import load_in_chromium
 
 # README row name (`**2XL.552**`) -> folder name (`ct2XL552`).
 ROW = re.compile(r"^\|\s*\*\*(\d*XL|L)\.(\d{3})\*\*\s*\|(.*)\|\s*$")
@@ -50,6 +51,18 @@ def test_ceiling_reproduces_published_supported_users(mpr: Path, tmp_path: Path)
         assert users in (math.floor(row["mean"]), round(row["mean"])), (arch, users, row["mean"])
         assert row["min"] <= row["mean"] <= row["max"]
         assert {"architecture", "label", "runs", "mean", "min", "max", "stdev"} <= set(row)
+
+
+@pytest.mark.slow
+def test_ceiling_html_renders_in_headless_chromium(mpr: Path, tmp_path: Path) -> None:
+    res = run_cli(
+        "ceiling", str(mpr / "ceiling-tests" / "v2"), "--out", str(tmp_path), "-f", "html"
+    )
+    assert res.returncode == 0, res.stderr
+    seen = load_in_chromium(tmp_path / "ceiling.html", tmp_path)
+    assert seen.console == [] and seen.attr("data-js-errors") is None
+    assert seen.attr("data-plots-rendered") == "1" and int(seen.attr("data-plot-svgs")) >= 1
+    assert seen.dom.count("<tr>") == 16 + 1  # one row per architecture, plus the header
 
 
 def test_ceiling_includes_runs_whose_report_is_empty(mpr: Path) -> None:

@@ -108,6 +108,22 @@ def test_one_format_goes_to_stdout(records: dict[str, Path]) -> None:
     assert json.loads(res.stdout)["run"]["outcome"] == "completed"
 
 
+def test_live_run_with_parts_only(tmp_path: Path) -> None:
+    """A run still going: rows only in requests/part-*.parquet, fresh heartbeat."""
+    run = make_record(
+        tmp_path / "live",
+        Spec(rows=9_000, duration_s=60, outcome="running", compact=False, rows_per_part=2_000),
+    )
+    assert len(list((run / "requests").glob("part-*.parquet"))) > 1
+    assert not (run / "requests.parquet").exists()
+    res = run_cli("report", str(run), "-f", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["run"]["outcome"] == "running" and doc["run"]["requests"] == 9_000
+    assert sum(e["count"] for e in doc["endpoints"]) == 9_000
+    assert all(e["p99_ms"] is not None for e in doc["endpoints"])
+
+
 def test_fail_on_slo_gates_after_writing(records: dict[str, Path]) -> None:
     res = run_cli("report", str(records["sev0"]), "--format", "junit", "--fail-on-slo")
     assert res.returncode == 1
