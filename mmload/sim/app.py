@@ -71,6 +71,7 @@ class Simulator:
         self.profile = settings.profile
         self.state = SimState(settings, population)
         self.pop = self.state.pop
+        self.pop.find_login("")  # build the login index now, not during the first login
         self.metrics = SimMetrics()
         self.hub = Hub(self)
         self.passwords = PasswordChecker(self.profile)
