@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.console import Console
 from rich.table import Table
 
 from mmload.catalog import load_catalog, load_prices
@@ -94,9 +95,10 @@ def architectures(engine: str, as_json: bool) -> None:
             f"{s.agents.count} x {s.agents.instance_type} / 1 / 1",
             f"{total:,.2f}" + ("*" if missing else ""),
         )
-    console.print(table, width=max(console.width, 150))
+    out = console if interactive() else Console(highlight=False, width=160)
+    out.print(table)
     lt = cat.load_test
-    console.print(
+    out.print(
         f"Sizes: Mattermost's published reference architectures (read {cat.read_on}; "
         f"`mmload architectures --json` lists each source URL).\n"
         f"Agents: ceil(users / {lt.users_per_agent:,}) x {lt.agent_instance_type} "
