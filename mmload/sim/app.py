@@ -121,14 +121,17 @@ class Simulator:
 
     @staticmethod
     def origin_client(request: web.Request) -> str:
-        """``origin_client`` label: ``web``, ``mobile``, ``desktop`` or ``unknown`` (from the
-        User-Agent, like the server's ``OriginClient``)."""
+        """``origin_client`` label, as the server's ``GetOriginClient``: no User-Agent →
+        ``unknown``; ``mobilev2=true`` or a first UA field starting ``rnbeta``/``Mattermost`` →
+        ``mobile``; a last field starting ``Mattermost`` → ``desktop``; else ``web``."""
         fields = request.headers.get("User-Agent", "").split()
         if not fields:
             return "unknown"
-        if fields[0].startswith(("rnbeta", "Mattermost")) or fields[-1].startswith("Mattermost"):
+        if request.query.get("mobilev2") == "true":
             return "mobile"
-        if any(f.startswith("Electron/") for f in fields):
+        if fields[0].startswith(("rnbeta", "Mattermost")):
+            return "mobile"
+        if fields[-1].startswith("Mattermost"):
             return "desktop"
         return "web"
 

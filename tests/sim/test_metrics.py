@@ -52,6 +52,8 @@ def test_metrics_names_labels_and_promtool() -> None:
                 "User-Agent": "rnbeta/2.0 (Android)",
             },
         )
+        desktop = "Mozilla/5.0 (X11; Linux x86_64) Chrome/120 Electron/28 Mattermost/5.9.0"
+        requests.get(sim.url + "/api/v4/system/ping", headers={"User-Agent": desktop}, timeout=5)
         text = requests.get(sim.metrics_url, timeout=5).text
         other_text = requests.get(other.metrics_url, timeout=5).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -79,7 +81,8 @@ def test_metrics_names_labels_and_promtool() -> None:
     assert counts[("login", "200", "web", "page_load")] == 1
     assert counts[("login", "401", "unknown", "")] == 1  # no User-Agent
     assert counts[("getUser", "200", "mobile", "")] == 1
-    assert "mattermost_http_requests_total 3.0" in text
+    assert counts[("getSystemPing", "200", "desktop", "")] == 1
+    assert "mattermost_http_requests_total 4.0" in text
     assert "mattermost_http_errors_total 1.0" in text
     assert "mattermost_login_logins_total 1.0" in text
     assert "mattermost_login_logins_fail_total 1.0" in text
