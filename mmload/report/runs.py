@@ -184,6 +184,7 @@ def window_tables(
     pct = _pct_frame(keys, [idx.by_window_name.get(k, hdr.EMPTY) for k in keys])
     pct.index = wn.index
     wn = wn.join(pct[["p50_ms", "p95_ms", "p99_ms"]]).reset_index()
+    wn["rps"] = wn["count"] / record.WINDOW_S
     w = wn.groupby("window_start", sort=True)[["count", "errors"]].sum()
     w = w.join(_pct_frame(list(w.index), [idx.by_window.get(k, hdr.EMPTY) for k in w.index]))
     w["rps"] = w["count"] / record.WINDOW_S
