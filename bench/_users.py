@@ -44,15 +44,37 @@ class BareUser(FastHttpUser):
         self.client.get(ME, headers=self.auth, name=f"GET {ME}")
 
 
+class CookieBareUser(BareUser):
+    """The bare user, authenticated like the web app: login with X-Requested-With, then cookies.
+
+    Only for the generator benchmark's breakdown: it isolates the cost of the cookie jar.
+    """
+
+    abstract = True
+
+    def on_start(self) -> None:
+        self.client.post(
+            "/api/v4/users/login",
+            json={
+                "login_id": common.sim_username(next(self.user_numbers)),
+                "password": common.SIM_PASSWORD,
+            },
+            headers={"X-Requested-With": "XMLHttpRequest"},
+            name="POST /api/v4/users/login",
+        )
+        self.auth = {"X-Requested-With": "XMLHttpRequest"}
+
+
 def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: str):
-    """The user class of `kind` (bare, mattermost, mattermost-norecord) and its env setup.
+    """The user class of `kind` and its env setup (None for the bare users).
 
     The MattermostUser runs as under `mmload run`: with an mmload plan and mmload's recorder
     (every request becomes a row and an HDR sample, written as parquet parts every 2 s).
     """
-    if kind == "bare":
+    if kind in ("bare", "bare-cookies"):
+        base = BareUser if kind == "bare" else CookieBareUser
         numbers = itertools.count(first_user)
-        return type("BareBenchUser", (BareUser,), {"host": host, "user_numbers": numbers}), None
+        return type("BareBenchUser", (base,), {"host": host, "user_numbers": numbers}), None
 
     def setup(env: Environment) -> None:
         env.mmload_plan = bench_plan("bench-generator", users, ping_s=30.0, first_user=first_user)

@@ -46,10 +46,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--breakdown",
         action="store_true",
-        help="also run MattermostUser without mmload's recorder (where the cost goes)",
+        help="also run MattermostUser without mmload's recorder, and the bare user with the web"
+        " app's cookie authentication (where MattermostUser's cost goes)",
     )
     parser.add_argument(
-        "--child", choices=["bare", "mattermost", "mattermost-norecord"], help=argparse.SUPPRESS
+        "--child",
+        choices=["bare", "mattermost", "mattermost-norecord", "bare-cookies"],
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--host", help=argparse.SUPPRESS)
     parser.add_argument("--user-offset", type=int, default=0, help=argparse.SUPPRESS)
@@ -134,7 +137,7 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
             )
         summary[kind] = entry
     mm, bare, wrk = summary["mattermost"], summary["bare"], summary["wrk"]
-    norecord = summary.get("mattermost-norecord")
+    norecord, cookies = summary.get("mattermost-norecord"), summary.get("bare-cookies")
     ratios = {
         "mattermost_vs_bare_rps": round(mm["rps_median"] / bare["rps_median"], 3),
         "mattermost_vs_bare_rps_per_cpu_second": round(
@@ -146,6 +149,10 @@ def summarize(runs: dict[str, list[dict]]) -> dict:
     if norecord:
         ratios["mattermost_norecord_vs_bare_rps_per_cpu_second"] = round(
             norecord["rps_per_cpu_second_median"] / bare["rps_per_cpu_second_median"], 3
+        )
+    if cookies:
+        ratios["bare_cookies_vs_bare_rps_per_cpu_second"] = round(
+            cookies["rps_per_cpu_second_median"] / bare["rps_per_cpu_second_median"], 3
         )
     return {"generators": summary, "ratios": ratios}
 
@@ -163,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         sim = common.start_sim(procs, "sim", cpus=[SIM_CPU])
         token = common.login_token(sim.url, common.sim_username(0), common.SIM_PASSWORD)
-        kinds = ["bare", "mattermost"] + (["mattermost-norecord"] if args.breakdown else [])
+        kinds = ["bare", "mattermost"]
+        if args.breakdown:
+            kinds += ["mattermost-norecord", "bare-cookies"]
         runs: dict[str, list[dict]] = {kind: [] for kind in [*kinds, "wrk"]}
         offset = 1
         for round_no in range(1, args.rounds + 1):
