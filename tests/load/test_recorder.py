@@ -138,3 +138,27 @@ def test_collector_flushes_in_the_background(tmp_path: Path) -> None:
     c.stop()
     assert sum(len(b["requests"]["timestamp"]) for b in batches) == 1
     assert len(batches) >= 2
+
+
+def test_live_windows_use_whole_seconds_inside_the_range() -> None:
+    from mmload.load.recorder import LiveStats
+
+    live = LiveStats(keep_s=1e12)
+    base = 1_800_000_000
+    cols = {"timestamp": [], "name": [], "latency_ms": [], "error": []}
+    for sec, lat, err in [
+        (0, 1.0, None),
+        (1, 10.0, None),
+        (1, 30.0, "x"),
+        (2, 20.0, None),
+        (3, 99.0, None),
+    ]:
+        cols["timestamp"].append((base + sec) * 1_000_000 + 500_000)
+        cols["name"].append("WS ping" if lat == 99.0 else "GET /x")
+        cols["latency_ms"].append(lat)
+        cols["error"].append(err)
+    live.add_requests(cols)
+    w = live.window(base + 0.5, base + 3.0)  # seconds 1 and 2 only
+    assert (w["count"], w["errors"], w["avg_ms"], w["p99_ms"]) == (3, 1, 20.0, 30.0)
+    assert live.window(base, base + 4, exclude=("WS ping",))["count"] == 4
+    assert live.window(base, base + 4, only="WS ping")["p50_ms"] == 99.0
