@@ -41,17 +41,6 @@ ARRIVAL_COLUMNS = [f.name for f in record.ARRIVAL_SCHEMA]
 Batch = dict[str, Any]
 
 
-def _window(ts: float) -> int:
-    return int(ts // record.WINDOW_S * record.WINDOW_S)
-
-
-def _status_of(response: Any, context: dict[str, Any]) -> int:
-    if "status" in context:
-        return int(context["status"])
-    code = getattr(response, "status_code", None)
-    return int(code) if code else 0
-
-
 def _error_text(exception: Any) -> str | None:
     if exception is None:
         return None
@@ -69,7 +58,7 @@ class Collector:
         self.worker = worker
         self.sink = sink
         self.flush_s = flush_s
-        self._rows: dict[str, list] = {c: [] for c in REQUEST_COLUMNS}
+        self._buf: list[tuple] = []
         self._arrivals: list[dict[str, Any]] = []
         self._hists: dict[tuple[int, str, str], HdrHistogram] = {}
         self._greenlet: gevent.Greenlet | None = None
@@ -88,26 +77,34 @@ class Collector:
         **_: Any,
     ) -> None:
         """Locust's request event: one row, plus the HDR histograms."""
-        context = context or {}
+        # the hot path of every request: one tuple, one or two histogram updates
+        if context is None:
+            context = {}
         start = start_time if start_time is not None else time.time() - response_time / 1000
         lag = context.get("lag_s")
-        scheduled = start - lag if lag is not None else None
-        r = self._rows
-        r["timestamp"].append(int(start * 1e6))
-        r["scheduled"].append(int(scheduled * 1e6) if scheduled is not None else None)
-        r["name"].append(name)
-        r["method"].append(request_type)
-        r["status"].append(_status_of(response, context))
-        r["latency_ms"].append(float(response_time))
-        r["bytes"].append(int(response_length or 0))
-        r["error"].append(_error_text(exception))
-        r["user"].append(context.get("user"))
-        r["worker"].append(self.worker)
-        win = _window(start)
-        self._hist(win, name, "service").record_value(max(1, int(response_time * 1000)))
-        if scheduled is not None:
-            corrected_us = (start - scheduled) * 1e6 + response_time * 1000
-            self._hist(win, name, "corrected").record_value(max(1, int(corrected_us)))
+        status = context["status"] if "status" in context else getattr(response, "status_code", 0)
+        self._buf.append(
+            (
+                int(start * 1e6),
+                None if lag is None else int((start - lag) * 1e6),
+                name,
+                request_type,
+                int(status or 0),
+                float(response_time),
+                int(response_length or 0),
+                None if exception is None else _error_text(exception),
+                context.get("user"),
+            )
+        )
+        win = int(start // record.WINDOW_S * record.WINDOW_S)
+        key = (win, name, "service")
+        h = self._hists.get(key)
+        if h is None:
+            h = self._hists[key] = record.new_histogram()
+        us = int(response_time * 1000)
+        h.record_value(us if us > 0 else 1)
+        if lag is not None:
+            self._hist(win, name, "corrected").record_value(max(1, int(lag * 1e6) + us))
 
     def _hist(self, win: int, name: str, kind: str) -> HdrHistogram:
         key = (win, name, kind)
@@ -122,7 +119,10 @@ class Collector:
 
     def take_batch(self) -> Batch:
         """Everything collected since the last batch (and reset)."""
-        rows, self._rows = self._rows, {c: [] for c in REQUEST_COLUMNS}
+        buf, self._buf = self._buf, []
+        columns = list(zip(*buf, strict=True)) if buf else [()] * (len(REQUEST_COLUMNS) - 1)
+        rows = {c: list(col) for c, col in zip(REQUEST_COLUMNS[:-1], columns, strict=True)}
+        rows["worker"] = [self.worker] * len(buf)
         arrivals, self._arrivals = self._arrivals, []
         hists, self._hists = self._hists, {}
         return {
