@@ -10,7 +10,14 @@ import ipaddress
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mmload.catalog import load_catalog
 from mmload.config.mattermost import MattermostSettings
@@ -176,9 +183,13 @@ class Deployment(_Section):
 
     @field_validator("availability_zones")
     @classmethod
-    def _azs(cls, v: list[str]) -> list[str]:
+    def _azs(cls, v: list[str], info: ValidationInfo) -> list[str]:
         if v and len(v) < 2:
             raise ValueError("give at least two availability zones (or none for the default)")
+        region = info.data.get("region", "")
+        bad = [az for az in v if not re.fullmatch(rf"{re.escape(region)}[a-z]", az)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} not in region {region}")
         return v
 
     @field_validator("tags")
@@ -190,13 +201,6 @@ class Deployment(_Section):
             if not re.fullmatch(r"[\w .:/=+@-]{1,128}", key):
                 raise ValueError(f"tag {key!r}: invalid tag key")
         return v
-
-    @model_validator(mode="after")
-    def _azs_in_region(self) -> Deployment:
-        bad = [az for az in self.availability_zones if not az.startswith(self.region)]
-        if bad:
-            raise ValueError(f"availability zones {bad} are not in region {self.region}")
-        return self
 
     @property
     def zones(self) -> list[str]:

@@ -7,6 +7,7 @@ ansible-runner records in its artifacts, and every task that sees them has ``no_
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ SENSITIVE_ENV = (
     "AWS_SECURITY_TOKEN",
 )
 MAX_MESSAGE = 400
+_RUN_NUMBER = itertools.count(1)
 
 
 @dataclass
@@ -199,31 +201,33 @@ def run_playbook(
             event_hook(event)
         return collector(event)
 
-    ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    ident = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{next(_RUN_NUMBER)}"
     with secret_vars_file(secrets) as secret_file:
         cmdline = []
         if secret_file:
             cmdline += ["-e", f"@{secret_file}"]
         if check:
             cmdline.append("--check")
-        run = ansible_runner.run(
-            private_data_dir=str(work_dir),
-            project_dir=str(ANSIBLE_DIR),
-            playbook=PLAYBOOK,
-            inventory=inventory,
-            extravars=extravars or {},
-            cmdline=" ".join(cmdline) or None,
-            tags=",".join(tags) if tags else None,
-            skip_tags=",".join(skip_tags) if skip_tags else None,
-            limit=limit,
-            envvars=runner_env(secrets),
-            event_handler=handler,
-            quiet=True,
-            ident=ident,
-            rotate_artifacts=10,
-            timeout=timeout,
-        )
-    reporter.close()
+        try:
+            run = ansible_runner.run(
+                private_data_dir=str(work_dir),
+                project_dir=str(ANSIBLE_DIR),
+                playbook=PLAYBOOK,
+                inventory=inventory,
+                extravars=extravars or {},
+                cmdline=" ".join(cmdline) or None,
+                tags=",".join(tags) if tags else None,
+                skip_tags=",".join(skip_tags) if skip_tags else None,
+                limit=limit,
+                envvars=runner_env(secrets),
+                event_handler=handler,
+                quiet=True,
+                ident=ident,
+                rotate_artifacts=10,
+                timeout=timeout,
+            )
+        finally:
+            reporter.close()  # also on Ctrl-C: the live display is released
     artifacts = Path(run.config.artifact_dir) if getattr(run, "config", None) else None
     return PlaybookResult(
         status=run.status,

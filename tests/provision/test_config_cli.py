@@ -1,0 +1,187 @@
+"""deployment.yaml validation, `mmload init`, `mmload architectures` and the catalog."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmload.catalog import load_catalog, load_prices
+from mmload.config.deployment import Deployment
+from mmload.config.loader import load_model
+from mmload.provision.sizing import agent_count, cost_lines, hourly_total, resolve, unpriced
+from tests.conftest import run_cli
+from tests.provision.conftest import OPERATOR
+
+PUBLISHED = [200, 2000, 15000, 30000, 50000, 80000, 90000, 100000, 200000]
+
+
+def test_catalog_has_every_published_tier_with_its_source() -> None:
+    cat = load_catalog()
+    assert cat.tier_names == PUBLISHED
+    for tier in cat.tiers:
+        assert tier.source.startswith("https://docs.mattermost.com/")
+        assert f"scale-to-{tier.users}-users" in tier.source
+        assert tier.app.instance_type.startswith("c7i.")
+        assert tier.database.instance_class.startswith("db.r7g.")
+    t15 = cat.tier(15000)
+    assert t15 and (t15.app.count, t15.app.instance_type) == (2, "c7i.xlarge")
+    t200k = cat.tier(200000)
+    assert t200k and t200k.cache.count == 1 and t200k.proxy.count == 4
+
+
+def test_every_catalog_type_is_priced() -> None:
+    prices = load_prices()
+    assert prices.region == "us-east-1" and prices.as_of
+    for tier in load_catalog().tiers:
+        for engine in ("aurora-postgresql", "postgres"):
+            dep = Deployment.model_validate(
+                {
+                    "name": "mm-x",
+                    "tier": tier.users,
+                    "operator_cidrs": [OPERATOR],
+                    "database": {"engine": engine},
+                }
+            )
+            lines = cost_lines(resolve(dep), engine, prices)
+            assert unpriced(lines) == [], (tier.users, engine)
+            assert hourly_total(lines) > 1.0
+
+
+@pytest.mark.parametrize(
+    ("users", "per", "want"), [(2000, 2000, 1), (2001, 2000, 2), (15000, 2000, 8), (1, 2000, 1)]
+)
+def test_agent_count_is_ceil(users: int, per: int, want: int) -> None:
+    assert agent_count(users, per) == want == max(1, math.ceil(users / per))
+
+
+def test_sizing_applies_overrides_and_load_settings() -> None:
+    dep = Deployment.model_validate(
+        {
+            "name": "mm-x",
+            "tier": 15000,
+            "operator_cidrs": [OPERATOR],
+            "overrides": {"app_nodes": 3, "db_readers": 0},
+            "load": {"target_users": 15000, "users_per_agent": 5000},
+            "components": {"search": False},
+        }
+    )
+    s = resolve(dep)
+    assert (s.app.count, s.app.instance_type) == (3, "c7i.xlarge")
+    assert s.database.readers == 0 and s.search.count == 0 and s.agents.count == 3
+
+
+def test_architectures_prints_every_tier_with_cost_and_price_date() -> None:
+    proc = run_cli("architectures")
+    assert proc.returncode == 0, proc.stderr
+    for users in PUBLISHED:
+        assert f"{users:,}" in proc.stdout
+    assert load_prices().as_of in proc.stdout and "$/hour" in proc.stdout
+    data = json.loads(run_cli("architectures", "--json").stdout)
+    assert [t["users"] for t in data] == PUBLISHED
+    assert data[2]["agents"]["count"] == 8 and data[2]["usd_per_hour"] > 0
+
+
+def test_init_writes_a_commented_file_that_loads_back(tmp_path: Path) -> None:
+    out = tmp_path / "deployment.yaml"
+    proc = run_cli("init", "--tier", "15000", "--operator-cidr", "198.51.100.4/32", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert text.count("\n#") > 20 and "scale-to-15000-users" in text
+    dep = load_model(Deployment, out)
+    assert (dep.name, dep.tier, dep.operator_cidrs) == ("mm-15k", 15000, ["198.51.100.4/32"])
+    again = run_cli("init", "--tier", "15000", "-o", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr
+    placeholder = tmp_path / "p.yaml"
+    assert run_cli("init", "--tier", "200", "-o", str(placeholder)).returncode == 0
+    assert load_model(Deployment, placeholder).name == "mm-200"
+
+
+def test_init_rejects_an_unknown_tier(tmp_path: Path) -> None:
+    proc = run_cli("init", "--tier", "12345", "-o", str(tmp_path / "d.yaml"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "--tier" in proc.stderr and "15000" in proc.stderr
+
+
+BAD = [
+    ({"name": "Bad_Name"}, "name", "pattern"),
+    ({"operator_cidrs": ["0.0.0.0/0"]}, "operator_cidrs", "whole internet"),
+    ({"operator_cidrs": []}, "operator_cidrs", "at least 1"),
+    ({"operator_cidrs": ["10.0.0.300/32"]}, "operator_cidrs", "not a CIDR"),
+    ({"tier": 12000}, "tier", "published tiers"),
+    ({"aws": {"endpoint": "http://x"}}, "aws.endpoint", "unknown field"),
+    ({"terraform": {"backend": "s3"}}, "terraform", "state_bucket"),
+    ({"database": {"engine": "mysql"}}, "database.engine", "aurora-postgresql"),
+    ({"tags": {"mmload:owner": "x"}}, "tags", "reserved"),
+    ({"load": {"users_per_agent": 0}}, "load.users_per_agent", "greater than 0"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "words"), BAD)
+def test_bad_deployment_is_one_line_exit_2(
+    tmp_path: Path, change: dict, field: str, words: str
+) -> None:
+    data = {"name": "mm-ok", "tier": 2000, "operator_cidrs": [OPERATOR], **change}
+    path = tmp_path / "deployment.yaml"
+    path.write_text(yaml.safe_dump(data))
+    proc = run_cli("infra", "render", "-c", str(path), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert str(path) in lines[0] and f": {field}" in lines[0] and words in lines[0], lines[0]
+    assert not (tmp_path / ".deployments").exists()
+
+
+def test_missing_operator_cidrs_and_bad_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text("name: mm-ok\ntier: 2000\n")
+    proc = run_cli("infra", "plan", "-c", str(path))
+    assert proc.returncode == 2 and "operator_cidrs: Field required" in proc.stderr
+    path.write_text("name: [unclosed\n")
+    proc = run_cli("infra", "plan", "-c", str(path))
+    assert proc.returncode == 2 and "invalid YAML" in proc.stderr
+    proc = run_cli("infra", "apply", "-c", str(tmp_path / "missing.yaml"))
+    assert proc.returncode == 2 and "file not found" in proc.stderr
+
+
+def test_apply_without_a_saved_plan_is_a_user_error(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.yaml"
+    path.write_text(yaml.safe_dump({"name": "mm-ok", "tier": 200, "operator_cidrs": [OPERATOR]}))
+    proc = run_cli("infra", "apply", "-c", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and "run `mmload infra plan" in proc.stderr
+
+
+def test_render_writes_one_file_per_component_and_a_private_key(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.yaml"
+    path.write_text(yaml.safe_dump({"name": "mm-ok", "tier": 2000, "operator_cidrs": [OPERATOR]}))
+    proc = run_cli("infra", "render", "-c", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    work = tmp_path / ".deployments" / "mm-ok"
+    names = {p.stem for p in work.glob("*.tf")}
+    assert {
+        "network",
+        "security_groups",
+        "app",
+        "proxy",
+        "database",
+        "search",
+        "cache",
+        "file_storage",
+        "metrics",
+        "agents",
+        "coordinator",
+        "outputs",
+    } <= names
+    key = work / "id_ed25519"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert "PRIVATE KEY" in key.read_text()
+    providers = (work / "providers.tf").read_text()
+    for tag in ("mmload:deployment", "mmload:owner", "mmload:expires-at"):
+        assert f'"{tag}"' in providers
+    expires = json.loads((work / "mmload-meta.json").read_text())["expires_at"]
+    assert run_cli("infra", "render", "-c", str(path), cwd=tmp_path).returncode == 0
+    assert expires in (work / "providers.tf").read_text()  # stable across renders
