@@ -225,12 +225,11 @@ def validate_cmd(config: str) -> None:
 @infra.command("plan")
 @CONFIG_OPTION
 def plan_cmd(config: str) -> None:
-    """Render, init, validate and save a plan; print its summary and the cost estimate."""
+    """Render, init and save a plan (plan validates too); print its summary and the cost."""
     progress = _progress("plan")
     prepared = prepare(config, progress)
     with progress.running():
         prepared.driver.init()
-        prepared.driver.validate()
         summary = prepared.driver.plan()
     console.print(summary.line(), highlight=False)
     _cost_report(prepared)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,71 @@ def test_render_writes_one_file_per_component_and_a_private_key(tmp_path: Path) 
     expires = json.loads((work / "mmload-meta.json").read_text())["expires_at"]
     assert run_cli("infra", "render", "-c", str(path), cwd=tmp_path).returncode == 0
     assert expires in (work / "providers.tf").read_text()  # stable across renders
+
+
+SERVICE_OF = {
+    "aws_instance": "ec2",
+    "aws_vpc": "ec2",
+    "aws_subnet": "ec2",
+    "aws_security_group": "ec2",
+    "aws_nat_gateway": "ec2",
+    "aws_eip": "ec2",
+    "aws_key_pair": "ec2",
+    "aws_route": "ec2",
+    "aws_internet_gateway": "ec2",
+    "aws_default_security_group": "ec2",
+    "aws_iam": "iam",
+    "aws_s3": "s3",
+    "aws_rds": "rds",
+    "aws_db": "rds",
+    "aws_opensearch": "es",
+    "aws_elasticache": "elasticache",
+}
+
+
+def test_iam_policy_covers_every_service_the_templates_use(tmp_path: Path) -> None:
+    from mmload.catalog import iam_policy_text
+    from mmload.provision.render import render
+
+    policy = json.loads(iam_policy_text())
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    prefixes = {a.split(":")[0] for a in actions}
+    dep = Deployment.model_validate(
+        {
+            "name": "mm-x",
+            "tier": 2000,
+            "operator_cidrs": [OPERATOR],
+            "overrides": {"cache_nodes": 1},
+        }
+    )
+    rendered = render(dep, tmp_path / "w")
+    types = set()
+    for f in rendered.files:
+        types |= set(re.findall(r'^resource "(aws_[a-z0-9_]+)"', f.read_text(), re.M))
+    assert len(types) > 20
+    for rtype in types:
+        service = next(v for k, v in SERVICE_OF.items() if rtype.startswith(k))
+        assert service in prefixes, rtype
+    assert "ec2:RunInstances" in actions and "rds:CreateDBCluster" in actions
+    assert "iam:PassRole" in actions and "*" not in actions
+
+
+def test_docs_cost_table_matches_the_catalog() -> None:
+    from tests.conftest import REPO
+
+    doc = (REPO / "docs" / "aws.md").read_text()
+    prices = load_prices()
+    for tier in load_catalog().tiers:
+        want = []
+        for engine in ("aurora-postgresql", "postgres"):
+            dep = Deployment.model_validate(
+                {
+                    "name": "mm-x",
+                    "tier": tier.users,
+                    "operator_cidrs": [OPERATOR],
+                    "database": {"engine": engine},
+                }
+            )
+            want.append(f"{hourly_total(cost_lines(resolve(dep), engine, prices)):,.2f}")
+        row = next(ln for ln in doc.splitlines() if ln.startswith(f"| {tier.users:,} |"))
+        assert row.rstrip().endswith(f"| {want[0]} | {want[1]} |"), row
