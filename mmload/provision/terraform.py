@@ -119,12 +119,19 @@ class TerraformDriver:
                 bufsize=1,
             )
             assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = ANSI.sub("", raw.rstrip("\n"))
-                lines.append(line)
-                log.write(line + "\n")
-                log.flush()
-                self.sink(line)
+            try:
+                for raw in proc.stdout:
+                    line = ANSI.sub("", raw.rstrip("\n"))
+                    lines.append(line)
+                    log.write(line + "\n")
+                    log.flush()
+                    self.sink(line)
+            except KeyboardInterrupt:
+                # Terraform got the same SIGINT: let it stop cleanly and save its state.
+                self.sink("interrupted: waiting for terraform to stop and save its state...")
+                proc.wait()
+                log.write("# interrupted\n")
+                raise
             code = proc.wait()
             log.write(f"# exit {code}\n")
         if check and code != 0:
