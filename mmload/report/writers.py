@@ -613,7 +613,7 @@ def compare_markdown(c: Comparison) -> str:
 
 
 def compare_html(c: Comparison) -> str:
-    """The comparison as a self-contained HTML page (tables only)."""
+    """The comparison as a self-contained HTML page: verdict, change charts, ltctl tables."""
     sections = [
         f"<p>base: {html.escape(_side_name(c.base))}<br>new: {html.escape(_side_name(c.new))}</p>"
     ]
@@ -629,11 +629,46 @@ def compare_html(c: Comparison) -> str:
             f"<b>{html.escape(u['verdict'])}</b> — {html.escape(u['reason'])}. "
             f"Method: {html.escape(u['method'])}.</p>"
         )
-    for title, df in compare_sections(c):
-        sections.append(
-            f"<h2>{html.escape(title)}</h2>" + html_table(CHANGE_HEADERS, change_rows(df))
-        )
-    return html_page("mmload compare", sections, [])
+    details = [
+        f"<h2>{html.escape(title)}</h2>" + html_table(CHANGE_HEADERS, change_rows(df))
+        for title, df in compare_sections(c)
+    ]
+    return html_page("mmload compare", sections, compare_figures(c), details)
+
+
+def compare_figures(c: Comparison, top: int = 15) -> list[Any]:
+    """Per kind and stat, the largest worsened and improved changes as horizontal bars."""
+    import plotly.graph_objects as go
+
+    from mmload.report import plots
+
+    figs = []
+    for kind in ("api", "store"):
+        for stat in ("avg", "p99"):
+            worse = changed(c.rows, kind, stat, "worsened").head(top)
+            better = changed(c.rows, kind, stat, "improved").head(top)
+            sel = pd.concat([worse, better]).dropna(subset=["delta_pct"])
+            if sel.empty:
+                continue
+            fig = go.Figure(
+                go.Bar(
+                    x=sel["delta_pct"],
+                    y=sel["name"],
+                    orientation="h",
+                    marker_color=["crimson" if d > 0 else "seagreen" for d in sel["delta"]],
+                    hovertext=[
+                        f"{go_duration(b)} → {go_duration(n)}"
+                        for b, n in zip(sel["base"], sel["new"], strict=True)
+                    ],
+                )
+            )
+            fig.update_layout(
+                title=f"{KIND_TITLE[kind]} {stat}: largest changes (delta %)",
+                **{**plots.LAYOUT, "height": 200 + 22 * len(sel)},
+            )
+            fig.update_yaxes(autorange="reversed")
+            figs.append(fig)
+    return figs
 
 
 # ---------------------------------------------------------------- ceiling

@@ -94,9 +94,11 @@ def test_compare_matches_raw_json(mpr: Path, tmp_path: Path) -> None:
     v2 = mpr / "ceiling-tests" / "v2"
     base_file = v2 / "ctXL220" / "ctXL220-1" / "ctXL220-1.out.gz"
     new_file = v2 / "ct2XL220" / "ct2XL220-1" / "ct2XL220-1.out.gz"
-    res = run_cli("compare", str(base_file), str(new_file), "-f", "json")
+    res = run_cli("compare", str(base_file), str(new_file), "-f", "json,html", "-o", str(tmp_path))
     assert res.returncode == 0, res.stderr
-    doc = json.loads(res.stdout)
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    page = (tmp_path / "compare.html").read_text()
+    assert page.count('class="plotly-graph-div"') == 4  # API and store, avg and p99 changes
     base, new = raw_times(base_file), raw_times(new_file)
     rows = {(r["kind"], r["name"], r["stat"]): r for r in doc["rows"]}
     assert set(rows) == set(base) | set(new)
