@@ -7,11 +7,15 @@ Everything is read through ``mmload.record``.
 
 from __future__ import annotations
 
+import binascii
 import math
 import multiprocessing as mp
+import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLengthException
 
 from mmload import record
 from mmload.errors import UserError
@@ -28,6 +33,7 @@ from mmload.report import hdr
 from mmload.report.model import TIMING_COLUMNS, RunSummary
 
 WINDOW_US = record.WINDOW_S * 1_000_000
+HDR_ERRORS = (HdrCookieException, HdrLengthException, HdrHistogramSettingsException)
 REQUEST_COLUMNS = ["timestamp", "name", "status", "error", "latency_ms"]
 PCT_COLUMNS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"]
 PARALLEL_HDR_BYTES = 8_000_000  # hdr.jsonl above this is decoded in a helper process
@@ -334,13 +340,32 @@ def read_rows_and_histograms(run_dir: Path) -> tuple[pa.Table, HdrIndex]:
             return rows, index_hdr(run_dir)
 
 
+@contextmanager
+def unreadable_is_user_error(run_dir: Path) -> Iterator[None]:
+    """A damaged parquet or histogram file becomes one line naming the record, not a traceback."""
+    try:
+        yield
+    except (
+        pa.ArrowException,
+        OSError,
+        ValueError,
+        zlib.error,
+        binascii.Error,
+        KeyError,
+        *HDR_ERRORS,
+    ) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"damaged run record: {detail}", source=str(run_dir)) from None
+
+
 def build_run_report(run_dir: str | Path) -> RunReport:
     """Read a run record and compute every table of its report."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError("not a directory (expected a run record)", source=str(run_dir))
     meta = record.read_run(run_dir)
-    rows, idx = read_rows_and_histograms(run_dir)
+    with unreadable_is_user_error(run_dir):
+        rows, idx = read_rows_and_histograms(run_dir)
     duration = run_span_s(meta, rows)
     notes = []
     if meta.get("outcome") != "completed":
@@ -349,7 +374,8 @@ def build_run_report(run_dir: str | Path) -> RunReport:
         notes.append("hdr.jsonl is missing: no latency percentiles")
     endpoints = endpoint_table(rows, idx, duration)
     windows, endpoint_windows = window_tables(rows, idx, active_users(run_dir))
-    sev0, arrival_windows = sev0_tables(run_dir, endpoints)
+    with unreadable_is_user_error(run_dir):
+        sev0, arrival_windows = sev0_tables(run_dir, endpoints)
     slos = meta.get("slos") or []
     return RunReport(
         run_dir=str(run_dir),

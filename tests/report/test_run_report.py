@@ -242,3 +242,30 @@ def test_run_without_requests_reports_empty_tables(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["run"]["requests"] == 0 and doc["endpoints"] == []
+
+
+@pytest.mark.parametrize("damage", ["truncated parquet", "garbage histogram"])
+def test_damaged_record_is_one_line_exit_2(damage: str, tmp_path: Path) -> None:
+    run = make_record(tmp_path / "run", Spec(rows=2_000, duration_s=30, sev0=False))
+    if damage == "truncated parquet":
+        data = (run / "requests.parquet").read_bytes()
+        (run / "requests.parquet").write_bytes(data[: len(data) // 2])
+    else:
+        with (run / "hdr.jsonl").open("a") as fh:
+            fh.write(
+                json.dumps(
+                    {
+                        "window_start": 0,
+                        "name": "x",
+                        "worker": "w",
+                        "kind": "service",
+                        "count": 1,
+                        "hist": "Z2FyYmFnZQ==",
+                    }
+                )
+                + "\n"
+            )
+    res = run_cli("report", str(run))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith(f"mmload: error: {run}: damaged run record: ")
+    assert len(res.stderr.strip().splitlines()) == 1
