@@ -15,7 +15,10 @@ from mmload.errors import RunFailed, UserError
 # The reporter's modules (pandas, scipy, plotly) are imported inside each command, so that
 # every other `mmload` command starts without paying for them.
 
-FORMAT_HELP = "comma-separated: md, html, json, junit (default: md to stdout; all four with --out)"
+FORMAT_HELP = (
+    "comma-separated: md, html, json, junit (default: md to stdout; with --out, every format "
+    "the command has)"
+)
 
 
 def format_options(f: Callable) -> Callable:
@@ -49,7 +52,7 @@ def status(message: str) -> Iterator[Callable[[str], None]]:
 def announce(paths: list[Path]) -> None:
     """Tell the user where the files went (stderr, so stdout stays clean)."""
     for p in paths:
-        err_console.print(f"wrote {p}")
+        click.echo(f"wrote {p}", err=True)
 
 
 @click.command("report")
@@ -130,7 +133,7 @@ def import_ltng(
         )
     ltng = [r for r in runs if r.kind == "ltng"]
     if len(ltng) != len(runs):
-        err_console.print(f"skipped {len(runs) - len(ltng)} mmload run record(s): not ltng data")
+        click.echo(f"skipped {len(runs) - len(ltng)} mmload run record(s): not ltng data", err=True)
     if not ltng:
         raise UserError("no ltng reports among the paths", source=", ".join(map(str, paths)))
     announce(
@@ -214,7 +217,7 @@ def ceiling_cmd(
         runs = load_runs(list(paths), architecture, label, detail="head", progress=progress)
     rows, skipped = ceiling_rows(runs)
     for s in skipped:
-        err_console.print(f"skipped {s}")
+        click.echo(f"skipped {s}", err=True)
     announce(
         emit(
             "ceiling",
