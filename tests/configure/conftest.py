@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,68 @@ def write_deployment(tmp_path: Path, **mattermost: Any) -> Path:
     path = tmp_path / "deployment.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+class BackgroundApply:
+    """`mmload infra plan` + `apply` against moto, run in a thread while other tests work.
+
+    Terraform against the emulator takes minutes of mostly waiting; running it beside the local
+    converge keeps this folder's wall time down. ``outputs()`` waits for it.
+    """
+
+    name = "mm-cfg"
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.moto: Any = None
+        self.error: BaseException | None = None
+        self.log = ""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> BackgroundApply:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        from tests.provision.conftest import (
+            MotoServer,
+            cli,
+            emulator_deployment,
+            require_tools,
+            tf_env,
+        )
+
+        try:
+            require_tools()
+            self.moto = MotoServer(self.tmp / "moto.log")
+            env = tf_env(self.tmp)
+            emulator_deployment(self.tmp / "deployment.yaml", self.moto, self.name)
+            for step in ("plan", "apply"):
+                proc = cli("infra", step, "-c", "deployment.yaml", cwd=self.tmp, env=env)
+                self.log += proc.stdout[-3000:] + proc.stderr
+                if proc.returncode != 0:
+                    raise RuntimeError(f"mmload infra {step} failed: {self.log[-3000:]}")
+        except BaseException as exc:  # reported to the test that waits for the outputs
+            self.error = exc
+
+    def outputs_path(self, timeout: float = 900) -> Path:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            pytest.fail("mmload infra apply against moto did not finish in time")
+        if self.error:
+            pytest.fail(f"emulator apply failed: {self.error}")
+        return self.tmp / ".deployments" / self.name / "outputs.json"
+
+    def close(self) -> None:
+        self.thread.join(900)
+        if self.moto is not None:
+            self.moto.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator_apply(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundApply]:
+    bg = BackgroundApply(tmp_path_factory.mktemp("provisioned")).start()
+    try:
+        yield bg
+    finally:
+        bg.close()
