@@ -356,7 +356,7 @@ class ScenarioRun:
             self.phase = "herd"
             plan = self._plan(0, "herd")
             last = max(herd_offsets(500, s.herd.outage_s, plan.backoff()))
-            if not self._wait_until(drop_at + last + 5.0):
+            if not self._wait_until(drop_at + last + 2.0):
                 return
             end_arrivals = time.time()
         self.phase = "hold"
@@ -438,19 +438,51 @@ class ScenarioRun:
                 gevent.sleep(0.2)
         elif self.collector is not None:
             self.collector.stop()
-        gevent.sleep(1.2)  # one more round of Locust's CSV writer with the final stats
         csv_greenlet = getattr(self, "csv_greenlet", None)
         if csv_greenlet is not None:
             csv_greenlet.kill(block=True)
-            with contextlib.suppress(Exception):
-                self.csv.requests_flush()
-                self.csv.stats_history_flush()
-                self.csv.failures_flush()
-                self.csv.exceptions_flush()
-                self.csv.close_files()
+            self._final_csv_rows()
         with contextlib.suppress(Exception):
             runner.quit()
         self._stop_worker_processes()
+
+    def _final_csv_rows(self) -> None:
+        """Write Locust's CSVs once more with the final statistics, then close them."""
+        c = self.csv
+        try:
+            for fh, writer, columns, rows in (
+                (
+                    c.requests_csv_filehandle,
+                    c.requests_csv_writer,
+                    c.requests_csv_columns,
+                    c._requests_data_rows,
+                ),
+                (
+                    c.failures_csv_filehandle,
+                    c.failures_csv_writer,
+                    c.failures_columns,
+                    c._failures_data_rows,
+                ),
+                (
+                    c.exceptions_csv_filehandle,
+                    c.exceptions_csv_writer,
+                    c.exceptions_columns,
+                    c._exceptions_data_rows,
+                ),
+            ):
+                fh.seek(0)
+                writer.writerow(columns)
+                rows(writer)
+                fh.truncate()
+            c._stats_history_data_rows(c.stats_history_csv_writer, time.time())
+        except Exception:  # Locust's private CSV API changed: keep what its loop wrote
+            log.warning("could not write Locust's final CSV rows", exc_info=True)
+        with contextlib.suppress(Exception):
+            c.requests_flush()
+            c.stats_history_flush()
+            c.failures_flush()
+            c.exceptions_flush()
+            c.close_files()
 
     def _stop_worker_processes(self) -> None:
         for w in self.workers:

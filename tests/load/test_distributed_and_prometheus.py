@@ -107,7 +107,7 @@ def test_remote_worker_agent_and_rate_cap(sim: str, tmp_path: Path) -> None:
         kind="steady",
         users=20,
         arrival_s=1,
-        hold_s=6,
+        hold_s=4,
         idle={"min_ms": 10, "avg_ms": 20},
         websocket={"enabled": False},
     )

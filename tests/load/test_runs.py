@@ -276,7 +276,7 @@ def test_reconnect_herd_reconnects_everyone_by_the_backoff_rule(sim: str, tmp_pa
         name="herd-test",
         kind="herd",
         users=60,
-        arrival_s=3,
+        arrival_s=2,
         hold_s=1,
         actions=False,
         herd={"settle_s": 1, "outage_s": 4},
@@ -286,7 +286,7 @@ def test_reconnect_herd_reconnects_everyone_by_the_backoff_rule(sim: str, tmp_pa
     arr = record.read_table(run_dir, "arrivals").to_pandas()
     rec = arr[arr["phase"] == "reconnect"]
     assert len(rec) == 60 and (rec["outcome"] == "loaded").all()
-    drop = arr[arr["phase"] == "login"]["scheduled"].min() + pd.Timedelta(seconds=3 + 1)
+    drop = arr[arr["phase"] == "login"]["scheduled"].min() + pd.Timedelta(seconds=2 + 1)
     after = (rec["scheduled"] - drop).dt.total_seconds()
     # outage 4 s < 7 retries: each client is back on its first retry at or after 4 s, i.e.
     # within one retry period (3 s + 0-2 s jitter) of the outage's end
