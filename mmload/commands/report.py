@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from mmload.commands.common import err_console, interactive
 from mmload.config.report import ReportOptions
@@ -150,6 +151,23 @@ def import_ltng(
     )
 
 
+def thresholds(noise: float | None, min_pct: float | None, min_ms: float | None) -> ReportOptions:
+    """ReportOptions with the compare flags given; a bad value names its flag."""
+    flags = {"--noise-pct": noise, "--min-delta-pct": min_pct, "--min-delta-ms": min_ms}
+    fields = {
+        "--noise-pct": "noise_pct",
+        "--min-delta-pct": "min_delta_pct",
+        "--min-delta-ms": "min_delta_ms",
+    }
+    data = {fields[k]: v for k, v in flags.items() if v is not None}
+    try:
+        return ReportOptions.model_validate(data)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        flag = next(k for k, f in fields.items() if f == e["loc"][0])
+        raise UserError(e["msg"], source="command line", field=flag) from None
+
+
 @click.command("compare")
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
@@ -157,6 +175,9 @@ def import_ltng(
 @click.option("--new-architecture", metavar="NAME", help="override the new side's architecture")
 @click.option("--base-label", metavar="NAME", help="override the base side's label")
 @click.option("--new-label", metavar="NAME", help="override the new side's label")
+@click.option("--noise-pct", type=float, help="supported users: the noise band, ± % (5)")
+@click.option("--min-delta-pct", type=float, help="hide endpoint changes under this % (1)")
+@click.option("--min-delta-ms", type=float, help="hide endpoint changes under this many ms (2)")
 @format_options
 def compare_cmd(
     base: Path,
@@ -165,6 +186,9 @@ def compare_cmd(
     new_architecture: str | None,
     base_label: str | None,
     new_label: str | None,
+    noise_pct: float | None,
+    min_delta_pct: float | None,
+    min_delta_ms: float | None,
     fmt: str | None,
     out: str | None,
 ) -> None:
@@ -174,7 +198,7 @@ def compare_cmd(
     from mmload.report.output import emit, parse_formats
     from mmload.report.sources import load_runs
 
-    opt = ReportOptions()
+    opt = thresholds(noise_pct, min_delta_pct, min_delta_ms)
     formats = parse_formats(fmt, out, opt)
     with status("reading") as progress:
         b = load_runs([base], base_architecture, base_label, progress=progress)

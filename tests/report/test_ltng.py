@@ -224,6 +224,7 @@ def test_import_writes_every_format(mpr: Path, tmp_path: Path) -> None:
         (["ceiling", "{v2}", "--format", "pdf"], "--format: unknown format 'pdf'"),
         (["ceiling", "{v2}", "--format", "md,json"], "several formats need --out"),
         (["report", "{empty}"], "not a run record (no run.json)"),
+        (["compare", "{v2}", "{v2}", "--noise-pct", "-3"], "--noise-pct: Input should be greater"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
