@@ -145,6 +145,9 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
             f"(`mmload worker --master HOST --master-port PORT`)"
         )
 
+    def warn(line: str) -> None:
+        click.echo(f"mmload: warning: {line}", err=True)
+
     run = ScenarioRun(
         scenario,
         opts,
@@ -152,6 +155,7 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
         on_tick=tick,
         announce=announce,
         announce_master=announce_master,
+        warn=warn,
     )
     if live_ctx is not None:
         with live_ctx:

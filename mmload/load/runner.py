@@ -76,6 +76,23 @@ def probe_target(target: str, timeout_s: float = 10.0) -> str | None:
     return f"{version} (build {build})" if version and build else version
 
 
+def raise_open_files_limit(needed: int) -> str | None:
+    """Raise the soft open-files limit to the hard one; a warning if ``needed`` still won't fit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    if soft != resource.RLIM_INFINITY and needed > soft:
+        return (
+            f"each process may need ~{needed:,} open files (HTTP + WebSocket per user) but the "
+            f"limit is {soft:,}: use more --workers or raise `ulimit -n`"
+        )
+    return None
+
+
 def load_user_classes(locustfile: str | None) -> list[type]:
     """MattermostUser, or the user classes of a custom locustfile."""
     if not locustfile:
@@ -122,6 +139,7 @@ class ScenarioRun:
         on_tick: Callable[[ScenarioRun], None] | None = None,
         announce: Callable[[Path], None] | None = None,
         announce_master: Callable[[str, int], None] | None = None,
+        warn: Callable[[str], None] | None = None,
     ):
         self.scenario = scenario
         self.opts = opts
@@ -129,6 +147,8 @@ class ScenarioRun:
         self.on_tick = on_tick
         self.announce = announce
         self.announce_master = announce_master
+        self.warn = warn
+        self.warnings: list[str] = []
         self.stop = StopFlag()
         self.started = time.time()
         self.t0: float | None = None
@@ -144,12 +164,23 @@ class ScenarioRun:
     def execute(self) -> RunResult:
         """Run the scenario; always leaves a finished run record (or an interrupted one)."""
         server_version = probe_target(self.opts.target)
+        per_process = self.peak_users() // max(1, self.n_workers)
+        self.warnings = [w for w in [raise_open_files_limit(2 * per_process + 100)] if w]
+        if per_process > 3000:
+            self.warnings.append(
+                f"{per_process:,} users per process: Locust may saturate one core; consider "
+                "--workers N (Mattermost's own tool runs ~2,000 users per 4-vCPU agent)"
+            )
         classes = load_user_classes(self.scenario.locustfile)
         self.run_dir = record.new_run_dir(self.opts.out, self.scenario.name, self.opts.label)
         self.meta = self._initial_meta(server_version)
+        self.meta["warnings"] = self.warnings
         self.writer = RecordWriter(self.run_dir, self.meta)
         if self.announce:
             self.announce(self.run_dir)
+        if self.warn:
+            for w in self.warnings:
+                self.warn(w)
         self.env = Environment(user_classes=classes, host=self.opts.target, events=events)
         self.env.stop_timeout = 0.0  # users idle inside their task: stop them at once
         outcome, error = "completed", None
@@ -174,6 +205,11 @@ class ScenarioRun:
         if outcome == "failed":
             raise RunFailed(f"{error} (record: {self.run_dir})")
         return RunResult(self.run_dir, meta, summary)
+
+    def peak_users(self) -> int:
+        """The most users this run may have at once."""
+        s = self.scenario
+        return s.ceiling.max_users if s.kind == "ceiling" else s.users
 
     def _initial_meta(self, server_version: str | None) -> dict[str, Any]:
         s = self.scenario
@@ -445,6 +481,35 @@ class ScenarioRun:
         with contextlib.suppress(Exception):
             runner.quit()
         self._stop_worker_processes()
+        self._record_missing_arrivals()
+
+    def _record_missing_arrivals(self) -> None:
+        """Scheduled users that were never spawned (the run ended first) are ``pending``."""
+        plan = self._plan(0, "master")
+        if not plan.schedule_users or plan.t0 is None:
+            return
+        self.writer.drain()
+        table = record.read_table(self.run_dir, record.ARRIVALS, ["user", "phase"])
+        seen = {
+            u
+            for u, ph in zip(*(table[c].to_pylist() for c in ("user", "phase")), strict=True)
+            if ph in (None, "login")
+        }
+        missing = [
+            {
+                "user": plan.username(g),
+                "scheduled": plan.arrival_time(g),
+                "outcome": "pending",
+                "phase": "login",
+            }
+            for g in range(plan.schedule_users)
+            if plan.username(g) not in seen
+        ]
+        if missing:
+            empty = {c: [] for c in (f.name for f in record.REQUEST_SCHEMA)}
+            self.writer.ingest(
+                {"worker": "master", "requests": empty, "arrivals": missing, "hdr": []}
+            )
 
     def _final_csv_rows(self) -> None:
         """Write Locust's CSVs once more with the final statistics, then close them."""
@@ -499,6 +564,7 @@ class ScenarioRun:
 def run_worker(master_host: str, master_port: int, locustfile: str | None = None) -> None:
     """A worker process: connect to the master, take its plan, run users, ship batches."""
     classes = load_user_classes(locustfile)
+    raise_open_files_limit(0)
     env = Environment(user_classes=classes, events=events)
     runner = env.create_worker_runner(master_host, master_port)
     state: dict[str, Any] = {}

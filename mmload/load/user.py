@@ -57,8 +57,10 @@ class MattermostUser(FastHttpUser):
     _pickers: dict[int, ActionPicker] = {}
 
     def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
         self.plan: Plan = get_plan(environment)
+        timeout = self.plan.scenario.request_timeout_s
+        self.network_timeout = self.connection_timeout = timeout  # read by FastHttpUser
+        super().__init__(environment)
         self.scenario = self.plan.scenario
         self.index = self.plan.next_user_index()
         self.username = self.plan.username(self.index)
