@@ -83,11 +83,13 @@ def print_summary(result: Any) -> None:
             f"{rec['failed']:,} failed; lag p99 {_fmt_ms(rec['lag_p99_ms'])} ms"
         )
     if meta.get("supported_users") is not None or meta["scenario"]["kind"] == "ceiling":
-        conv = (meta.get("ceiling") or {}).get("converged")
-        out.print(
-            f"supported users: [bold]{meta.get('supported_users')}[/bold]"
-            + ("" if conv else " (did not converge)")
-        )
+        ceiling = meta.get("ceiling") or {}
+        note = ""
+        if not ceiling.get("converged"):
+            note = " (did not converge within the time limit)"
+        elif ceiling.get("capped"):
+            note = " (every SLO held up to max_users: the target supports at least this)"
+        out.print(f"supported users: [bold]{meta.get('supported_users')}[/bold]{note}")
     rate = totals["error_rate"]
     out.print(
         f"requests: {totals['requests']:,}, failures {totals['failures']:,}"
@@ -177,7 +179,11 @@ def register(group: click.Group) -> None:
     @click.option(
         "--scale", type=float, help="Scale users and time together (0.1: 1,500 users in 90 s)."
     )
-    @click.option("--users", type=int, help="Users (overrides the scenario, after --scale).")
+    @click.option(
+        "--users",
+        type=int,
+        help="Users (overrides the scenario, after --scale; ceiling: the most to try).",
+    )
     @click.option("--duration", type=float, help="Hold time in seconds (ceiling: the time limit).")
     @click.option("--workers", type=int, help="Local Locust worker processes (0: one process).")
     @click.option(

@@ -250,6 +250,7 @@ class ScenarioRun:
             extra["supported_users"] = self.ceiling.supported_users()
             extra["ceiling"] = {
                 "converged": bool(self.ceiling.history and self.ceiling.history[-1].done),
+                "capped": not self.ceiling.broke,
                 "intervals": self.ceiling_log,
             }
         return extra

@@ -17,6 +17,17 @@ Use it from a plain locustfile (Locust picks up the imported class)::
 then ``locust -f locustfile.py --host http://127.0.0.1:8065``. Without an mmload plan, users
 log in as ``user-1``, ``user-2``… as they spawn and run the default action mix. Under
 ``mmload run`` the plan gives each user its scheduled login time (open model) and scenario.
+
+Driving it from your own Locust ``Environment`` (as the benchmarks do)::
+
+    env.mmload_plan = Plan(scenario=Scenario(name="x", kind="steady", ...), worker_name="w0")
+    collector = Collector(env, "w0", RecordWriter(run_dir, meta).ingest, flush_s=2.0)
+    env.mmload_collector = collector   # arrivals are recorded through it
+    collector.start()
+
+Useful pieces for subclasses: ``api(method, path, template)`` (one named, recorded request),
+``get_json``, ``logged_in``, ``user_id``, ``team_id``, ``channel_id``, ``ws`` (``MMWebSocket``),
+and every action handler listed in ``actions.yaml``.
 """
 
 from __future__ import annotations
