@@ -11,7 +11,6 @@ handler adds the password hash and the mutex).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -180,12 +179,17 @@ class Simulator:
     async def _pooled(self, request: web.Request, *args: Any) -> web.StreamResponse:
         pool = self.pool
         assert pool is not None
+        self.metrics.pool_queued.inc()
+        queued = True
+
+        async def run() -> web.StreamResponse:
+            nonlocal queued
+            self.metrics.pool_queued.dec()
+            queued = False
+            return await self._handle(request, *args)
+
         try:
-            self.metrics.pool_queued.inc()
-            try:
-                await pool.acquire()
-            finally:
-                self.metrics.pool_queued.dec()
+            return await pool.serve(run)
         except PoolFull:
             return self.error(
                 request,
@@ -193,15 +197,9 @@ class Simulator:
                 "api.context.server_busy.app_error",
                 "The server is busy (simulated worker pool queue is full).",
             )
-        start = time.monotonic()
-        try:
-            resp = await self._handle(request, *args)
-            left = pool.service_s - (time.monotonic() - start)
-            if left > 0:
-                await _sleep(left)
-            return resp
         finally:
-            pool.release()
+            if queued:
+                self.metrics.pool_queued.dec()
 
     async def _handle(
         self,
@@ -342,10 +340,6 @@ class Simulator:
         else:
             numbers = channel.members
         return await self.hub.to_users(numbers, event, prefix)
-
-
-async def _sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:

@@ -183,43 +183,67 @@ class FifoWorkerPool:
     A request's latency is its queue wait plus ``max(service_ms, handler time)``, so the pool
     serves at most ``size * 1000 / service_ms`` requests per second and latency grows without
     bound (or up to ``queue_max`` waiters, then 503) once offered load exceeds that.
+
+    Slots keep *scheduled* times: a slot handed over at its holder's scheduled finish starts the
+    next request at that instant, even when the event loop wakes the holder late (a busy CPU).
+    Timer lateness therefore delays individual responses but never lowers the pool's capacity.
     """
 
-    def __init__(self, pool: WorkerPool):
+    def __init__(self, pool: WorkerPool, clock=time.monotonic):
         self.size = pool.size
         self.service_s = pool.service_ms / 1000.0
         self.queue_max = pool.queue_max
-        self.free = pool.size
-        self.waiters: deque[asyncio.Future[None]] = deque()
+        self.clock = clock
+        self.idle: deque[float] = deque([0.0] * pool.size)  # free slots: when each got free
+        self.waiters: deque[asyncio.Future[float]] = deque()
 
     @property
     def queued(self) -> int:
         return len(self.waiters)
 
-    async def acquire(self) -> None:
-        """Take a slot, waiting in FIFO order; raise PoolFull when the queue is full."""
-        if self.free > 0 and not self.waiters:
-            self.free -= 1
-            return
+    async def acquire(self) -> float:
+        """Take a slot in FIFO order; return the scheduled start of this request's service.
+
+        Raises PoolFull when ``queue_max`` requests are already waiting.
+        """
+        arrival = self.clock()
+        if self.idle and not self.waiters:
+            return max(arrival, self.idle.popleft())
         if self.queue_max is not None and len(self.waiters) >= self.queue_max:
             raise PoolFull
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self.waiters.append(fut)
         try:
-            await fut
+            handed_at = await fut
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
-                self.release()  # we were handed a slot just as we were cancelled
+                self.release(fut.result())  # handed a slot just as we were cancelled
             else:
                 with contextlib.suppress(ValueError):
                     self.waiters.remove(fut)
             raise
+        return max(arrival, handed_at)
 
-    def release(self) -> None:
-        """Hand the slot to the oldest waiter, or free it."""
+    def release(self, finished_at: float) -> None:
+        """Hand the slot, free from ``finished_at`` (scheduled), to the oldest waiter."""
         while self.waiters:
             fut = self.waiters.popleft()
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(finished_at)
                 return
-        self.free += 1
+        self.idle.append(finished_at)
+
+    async def serve(self, handler):
+        """Run ``handler()`` in a slot: wait, run, hold until the scheduled finish, release."""
+        start = await self.acquire()
+        finish = start + self.service_s
+        try:
+            result = await handler()
+            now = self.clock()
+            if now >= finish:
+                finish = now  # the handler itself took longer than service_ms
+            else:
+                await asyncio.sleep(finish - now)
+            return result
+        finally:
+            self.release(finish)

@@ -182,3 +182,27 @@ def test_named_profiles_model_the_documented_versions() -> None:
     assert p["v11.5"].login_rate_limit == RateLimit(per_sec=5, burst=10)
     assert p["v11.9"].password_hash == "pbkdf2" and not p["v11.9"].login_mutex
     assert p["overload"].worker_pool is not None
+
+
+def test_pool_capacity_survives_late_timers() -> None:
+    """Scheduled hand-over: a holder woken late does not push back the next request's
+    service, so K slots still complete K/S requests per second of (virtual) time."""
+    import asyncio
+
+    from mmload.sim.costs import FifoWorkerPool
+
+    now = [100.0]
+    pool = FifoWorkerPool(WorkerPool(size=1, service_ms=10), clock=lambda: now[0])
+
+    async def run() -> list[float]:
+        starts = [await pool.acquire()]
+        waiter = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0)
+        now[0] += 0.025  # the first holder is woken 15 ms late
+        pool.release(starts[0] + 0.010)  # ...but releases at its scheduled finish
+        starts.append(await waiter)
+        return starts
+
+    first, second = asyncio.run(run())
+    assert first == 100.0
+    assert second == pytest.approx(100.010)  # starts at the scheduled hand-over, not at 100.025
