@@ -12,13 +12,16 @@ import math
 import os
 import time
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import bcrypt
 
 from mmload.config.sim import Profile, RateLimit, WorkerPool
 
+T = TypeVar("T")
 PBKDF2_SALT_BYTES = 16
 PBKDF2_KEY_BYTES = 32
 
@@ -233,7 +236,7 @@ class FifoWorkerPool:
                 return
         self.idle.append(finished_at)
 
-    async def serve(self, handler):
+    async def serve(self, handler: Callable[[], Awaitable[T]]) -> T:
         """Run ``handler()`` in a slot: wait, run, hold until the scheduled finish, release."""
         start = await self.acquire()
         finish = start + self.service_s
