@@ -183,8 +183,10 @@ class MattermostUser(FastHttpUser):
             "phase": "login",
         }
         try:
+            self.page_load_context = "page_load"  # as the web app labels its first load
             self.login(row)
             self.initial_load()
+            self.page_load_context = None
             row["loaded"] = time.time()
             row["outcome"] = "loaded"
             if self.scenario.websocket.enabled:
@@ -200,6 +202,7 @@ class MattermostUser(FastHttpUser):
             row["error"] = f"{type(exc).__name__}: {exc}"[:200]
         finally:
             self.lag_s = None
+            self.page_load_context = None
             self._add_arrival(row)
         if self.plan.herd_drop_at and self.ws is not None:
             self._herd = gevent.spawn(self._reconnect_herd)
