@@ -57,8 +57,9 @@ class RichReporter:
         self.counts: Counter[str] = Counter()
         self.current_play = ""
         self.current_task = ""
+        # Started by the first event, so that input errors before the run leave no live display.
         self.live = Live(self._render(), console=console, transient=True, refresh_per_second=8)
-        self.live.start()
+        self.started = False
 
     def _render(self) -> Text:
         c = self.counts
@@ -71,14 +72,20 @@ class RichReporter:
             (f"failed {c['failed']}", "red" if c["failed"] else "dim"),
         )
 
+    def _update(self) -> None:
+        if not self.started:
+            self.live.start()
+            self.started = True
+        self.live.update(self._render())
+
     def play(self, name: str) -> None:
         self.current_play = name
         self.console.print(Text(name, style="bold"))
-        self.live.update(self._render())
+        self._update()
 
     def task(self, name: str) -> None:
         self.current_task = name
-        self.live.update(self._render())
+        self._update()
 
     def result(self, status: str, host: str, task: str, message: str = "") -> None:
         self.counts[status] += 1
@@ -86,10 +93,12 @@ class RichReporter:
             self.console.print(Text.assemble(("  changed ", "yellow"), f"{host}: {task}"))
         elif status == "failed":
             self.console.print(Text.assemble(("  failed ", "red"), f"{host}: {task}: {message}"))
-        self.live.update(self._render())
+        self._update()
 
     def close(self) -> None:
-        self.live.stop()
+        if self.started:
+            self.live.stop()
+            self.started = False
         c = self.counts
         self.console.print(
             f"[green]{c['ok']} ok[/green], [yellow]{c['changed']} changed[/yellow], "

@@ -130,9 +130,11 @@ class BackgroundApply:
         return self.tmp / ".deployments" / self.name / "outputs.json"
 
     def close(self) -> None:
+        """Wait for the apply and stop moto (by its pid); safe to call twice."""
         self.thread.join(900)
         if self.moto is not None:
             self.moto.stop()
+            self.moto = None
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,17 @@ NODE_EXPORTER_VERSION = "1.8.2"
 GRAFANA_VERSION = "11.3.0"
 
 SCRIPT = "#!/bin/sh\n# stand-in for {name} (mmload tests)\necho '{name} stand-in'\n"
+# mmctl's local-mode import, as far as the role uses it: `import process … --json` prints the
+# new job, `import job show ID --json` its state. Every call is logged next to the binary.
+MMCTL = """#!/bin/sh
+# stand-in for mmctl (mmload tests)
+echo "$MMCTL_LOCAL_SOCKET_PATH $*" >> "$(dirname "$0")/../mmctl-calls.log"
+case "$*" in
+  *"import process"*) echo '{"id": "job1", "type": "import_process", "status": "pending"}' ;;
+  *"import job show job1"*) echo '{"id": "job1", "type": "import_process", "status": "success"}' ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"""
 
 
 def sha256(path: Path) -> str:
@@ -63,7 +74,7 @@ class FakeSite:
             mm,
             {
                 "mattermost/bin/mattermost": SCRIPT.format(name="mattermost"),
-                "mattermost/bin/mmctl": SCRIPT.format(name="mmctl"),
+                "mattermost/bin/mmctl": MMCTL,
                 "mattermost/client/root.html": "<html></html>\n",
                 "mattermost/fonts/README": "fonts\n",
             },

@@ -17,6 +17,7 @@ import io
 import json
 import re
 import subprocess
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class Converge:
     second: PlaybookResult
     output: str
     site: FakeSite
+    extravars: dict[str, Any]
 
 
 def deployment_vars() -> dict[str, Any]:
@@ -118,7 +120,9 @@ def converge(tmp_path_factory: pytest.TempPathFactory, emulator_apply: Any) -> C
                     timeout=480,
                 )
             )
-        yield Converge(tmp / "root", tmp / "runner", runs[0], runs[1], out.getvalue(), site)
+        yield Converge(
+            tmp / "root", tmp / "runner", runs[0], runs[1], out.getvalue(), site, extravars
+        )
     finally:
         site.stop()
 
@@ -309,3 +313,37 @@ def test_agents_run_the_operators_mmload(converge: Converge) -> None:
     unit = (converge.root / "etc/systemd/system/mmload-worker@.service").read_text()
     assert f"{venv}/bin/mmload worker --master 127.0.0.1 --master-port 5557" in unit
     assert "LimitNOFILE=1048576" in unit
+
+
+def test_seed_imports_once_with_mmctl(converge: Converge, tmp_path: Path) -> None:
+    """--tags seed: copy, zip, `mmctl --local import process`, wait for the job, mark it done.
+    mmctl is the stand-in from the emulated tarball (it logs its calls); a re-run imports
+    nothing."""
+    seed = tmp_path / "population.jsonl"
+    seed.write_text('{"type":"version","version":1}\n')
+    extravars = {**converge.extravars, "mattermost_seed_file": str(seed)}
+    runs = [
+        run_playbook(
+            inventory=local_inventory(deployment_vars()),
+            work_dir=tmp_path / "runner",
+            reporter=PlainReporter(io.StringIO()),
+            extravars=extravars,
+            secrets={"mattermost_db_password": SECRET},
+            tags=["seed"],
+            timeout=300,
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].ok, [f.one_line() for f in runs[0].failures]
+    assert runs[0].total("changed") >= 3
+    assert runs[1].ok and runs[1].total("changed") == 0
+    calls = (converge.root / "opt/mattermost/mmctl-calls.log").read_text().splitlines()
+    socket = f"{converge.root}/var/lib/mattermost/mattermost_local.socket"
+    zip_path = f"{converge.root}/var/lib/mattermost/import/mmload-seed.zip"
+    assert calls == [
+        f"{socket} --local import process --bypass-upload {zip_path} --extract-content=false "
+        "--json",
+        f"{socket} --local import job show job1 --json",
+    ]
+    with zipfile.ZipFile(zip_path) as z:
+        assert z.read("mmload-seed.jsonl") == seed.read_bytes()

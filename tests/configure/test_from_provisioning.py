@@ -95,3 +95,4 @@ def test_emulator_applied_outputs_drive_the_playbook(
     )
     assert password == json.loads(secret["SecretString"])["password"]
     assert password not in out_path.read_text()
+    emulator_apply.close()  # stop moto now rather than at the end of the whole session
