@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from mmload.cli import main
 from tests.report.synth import Spec, make_record
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -94,3 +96,37 @@ def load_in_chromium(page: Path, tmp: Path) -> PageCheck:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
     return PageCheck(proc.stdout, console, proc.returncode)
+
+
+@dataclass
+class CliResult:
+    """What `mmload ...` printed and returned."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
+    """Run `mmload ARGS` in this process through the console entry point (`mmload.cli.main`).
+
+    The same code path as the installed script (argument parsing, one-line errors, exit codes)
+    without paying the interpreter start-up and imports for every call; a few tests still run
+    the real console script in a subprocess (`tests.conftest.run_cli`).
+    """
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run

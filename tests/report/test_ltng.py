@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from tests.conftest import run_cli
+from tests.report.conftest import Cli
 
 # README row name (`**2XL.552**`) -> folder name (`ct2XL552`).
 ROW = re.compile(r"^\|\s*\*\*(\d*XL|L)\.(\d{3})\*\*\s*\|(.*)\|\s*$")
@@ -52,12 +53,10 @@ def test_ceiling_reproduces_published_supported_users(mpr: Path, tmp_path: Path)
         assert {"architecture", "label", "runs", "mean", "min", "max", "stdev"} <= set(row)
 
 
-def test_ceiling_html_is_one_offline_page_with_a_plot(mpr: Path, tmp_path: Path) -> None:
+def test_ceiling_html_is_one_offline_page_with_a_plot(cli: Cli, mpr: Path, tmp_path: Path) -> None:
     # (The page machinery is shared with `mmload report`, whose page test_run_report.py loads in
     # headless Chromium; here the structure is checked.)
-    res = run_cli(
-        "ceiling", str(mpr / "ceiling-tests" / "v2"), "--out", str(tmp_path), "-f", "html"
-    )
+    res = cli("ceiling", str(mpr / "ceiling-tests" / "v2"), "--out", str(tmp_path), "-f", "html")
     assert res.returncode == 0, res.stderr
     page = (tmp_path / "ceiling.html").read_text()
     assert page.count('class="plotly-graph-div"') == 1 and "Plotly.newPlot" in page
@@ -65,9 +64,9 @@ def test_ceiling_html_is_one_offline_page_with_a_plot(mpr: Path, tmp_path: Path)
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)
 
 
-def test_ceiling_includes_runs_whose_report_is_empty(mpr: Path) -> None:
+def test_ceiling_includes_runs_whose_report_is_empty(cli: Cli, mpr: Path) -> None:
     # ct4XL550-1.out.gz and ct4XL552-1.out.gz are empty gzips; results.txt still has the users.
-    res = run_cli("ceiling", str(mpr / "ceiling-tests" / "v2" / "ct4XL550"), "-f", "json")
+    res = cli("ceiling", str(mpr / "ceiling-tests" / "v2" / "ct4XL550"), "-f", "json")
     assert res.returncode == 0, res.stderr
     (row,) = json.loads(res.stdout)
     assert row["run_names"] == ["ct4XL550-1", "ct4XL550-2", "ct4XL550-3"]
@@ -123,9 +122,9 @@ def test_compare_matches_raw_json(mpr: Path, tmp_path: Path) -> None:
     assert doc["supported_users"]["verdict"] == "improved"
 
 
-def test_compare_markdown_tables_follow_ltctl(mpr: Path) -> None:
+def test_compare_markdown_tables_follow_ltctl(cli: Cli, mpr: Path) -> None:
     v2 = mpr / "ceiling-tests" / "v2"
-    res = run_cli("compare", str(v2 / "ctXL220" / "ctXL220-1"), str(v2 / "ctXL222" / "ctXL222-1"))
+    res = cli("compare", str(v2 / "ctXL220" / "ctXL220-1"), str(v2 / "ctXL222" / "ctXL222-1"))
     assert res.returncode == 0, res.stderr
     md = res.stdout
     titles = re.findall(r"^### (.+):$", md, re.MULTILINE)
@@ -154,9 +153,9 @@ def test_compare_markdown_tables_follow_ltctl(mpr: Path) -> None:
             assert pcts == sorted(pcts) and all(p <= -1 for p in pcts)
 
 
-def test_compare_repeats_uses_welch(mpr: Path) -> None:
+def test_compare_repeats_uses_welch(cli: Cli, mpr: Path) -> None:
     v2 = mpr / "ceiling-tests" / "v2"
-    res = run_cli("compare", str(v2 / "ctXL220"), str(v2 / "ctXL222"), "-f", "json")
+    res = cli("compare", str(v2 / "ctXL220"), str(v2 / "ctXL222"), "-f", "json")
     assert res.returncode == 0, res.stderr
     u = json.loads(res.stdout)["supported_users"]
     base, new = [17048, 17410, 17159], [16951, 17371, 17064]
@@ -165,14 +164,14 @@ def test_compare_repeats_uses_welch(mpr: Path) -> None:
     assert "Welch" in u["method"] and u["verdict"] == "noise"
 
 
-def test_import_ltng_plain_and_gz_agree(mpr: Path, tmp_path: Path) -> None:
+def test_import_ltng_plain_and_gz_agree(cli: Cli, mpr: Path, tmp_path: Path) -> None:
     src = mpr / "ceiling-tests" / "v2" / "ctL110" / "ctL110-2"
     plain_dir = tmp_path / "ctL110-2"
     plain_dir.mkdir()
     (plain_dir / "report.json").write_bytes(gzip.decompress((src / "ctL110-2.out.gz").read_bytes()))
     shutil.copy(src / "results.txt", plain_dir / "results.txt")
-    gz = run_cli("import", "ltng", str(src / "ctL110-2.out.gz"), "-f", "json")
-    plain = run_cli(
+    gz = cli("import", "ltng", str(src / "ctL110-2.out.gz"), "-f", "json")
+    plain = cli(
         "import",
         "ltng",
         str(plain_dir / "report.json"),
@@ -194,8 +193,8 @@ def test_import_ltng_plain_and_gz_agree(mpr: Path, tmp_path: Path) -> None:
     assert login["avg_ms"] == pytest.approx(float(raw["AvgAPITimes"]["login"]) * 1000)
 
 
-def test_import_writes_every_format(mpr: Path, tmp_path: Path) -> None:
-    res = run_cli(
+def test_import_writes_every_format(cli: Cli, mpr: Path, tmp_path: Path) -> None:
+    res = cli(
         "import",
         "ltng",
         str(mpr / "ceiling-tests" / "v2" / "ctL220"),
@@ -228,7 +227,7 @@ def test_import_writes_every_format(mpr: Path, tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2(
-    args: list[str], needle: str, mpr: Path, tmp_path: Path
+    cli: Cli, args: list[str], needle: str, mpr: Path, tmp_path: Path
 ) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{ not json")
@@ -237,7 +236,7 @@ def test_bad_input_is_one_line_exit_2(
     empty = tmp_path / "empty"
     empty.mkdir()
     paths = {"bad": bad, "notltng": notltng, "empty": empty, "v2": mpr / "ceiling-tests" / "v2"}
-    res = run_cli(*[a.format(**paths) for a in args])
+    res = cli(*[a.format(**paths) for a in args])
     assert res.returncode == 2, res
     assert res.stdout == ""
     lines = res.stderr.strip().splitlines()

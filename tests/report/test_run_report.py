@@ -18,7 +18,7 @@ from mmload import record
 from mmload.report import hdr
 from mmload.report.runs import build_run_report
 from tests.conftest import run_cli
-from tests.report.conftest import load_in_chromium
+from tests.report.conftest import Cli, load_in_chromium
 from tests.report.synth import LOGIN, Spec, make_record
 
 
@@ -102,13 +102,13 @@ def test_report_writes_four_formats(records: dict[str, Path], tmp_path: Path) ->
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "1")
 
 
-def test_one_format_goes_to_stdout(records: dict[str, Path]) -> None:
-    res = run_cli("report", str(records["sev0"]), "--format", "json")
+def test_one_format_goes_to_stdout(cli: Cli, records: dict[str, Path]) -> None:
+    res = cli("report", str(records["sev0"]), "--format", "json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["run"]["outcome"] == "completed"
 
 
-def test_live_run_with_parts_only(tmp_path: Path) -> None:
+def test_live_run_with_parts_only(cli: Cli, tmp_path: Path) -> None:
     """A run still going: rows only in requests/part-*.parquet, fresh heartbeat."""
     run = make_record(
         tmp_path / "live",
@@ -116,7 +116,7 @@ def test_live_run_with_parts_only(tmp_path: Path) -> None:
     )
     assert len(list((run / "requests").glob("part-*.parquet"))) > 1
     assert not (run / "requests.parquet").exists()
-    res = run_cli("report", str(run), "-f", "json")
+    res = cli("report", str(run), "-f", "json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["run"]["outcome"] == "running" and doc["run"]["requests"] == 9_000
@@ -124,14 +124,14 @@ def test_live_run_with_parts_only(tmp_path: Path) -> None:
     assert all(e["p99_ms"] is not None for e in doc["endpoints"])
 
 
-def test_fail_on_slo_gates_after_writing(records: dict[str, Path]) -> None:
-    res = run_cli("report", str(records["sev0"]), "--format", "junit", "--fail-on-slo")
+def test_fail_on_slo_gates_after_writing(cli: Cli, records: dict[str, Path]) -> None:
+    res = cli("report", str(records["sev0"]), "--format", "junit", "--fail-on-slo")
     assert res.returncode == 1
     assert ET.fromstring(res.stdout).get("failures") == "1"  # the report was still written
     assert res.stderr.strip() == "mmload: error: SLO failed: error_rate"
 
 
-def test_interrupted_run_is_reported_as_such(tmp_path: Path) -> None:
+def test_interrupted_run_is_reported_as_such(cli: Cli, tmp_path: Path) -> None:
     run = make_record(tmp_path / "dead", Spec(rows=2_000, duration_s=30, outcome="running"))
     # the writer "died": a pid that is certainly gone on this host
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -139,11 +139,11 @@ def test_interrupted_run_is_reported_as_such(tmp_path: Path) -> None:
     meta = json.loads((run / "run.json").read_text())
     meta["pid"] = dead.pid
     (run / "run.json").write_text(json.dumps(meta))
-    res = run_cli("report", str(run), "--format", "junit")
+    res = cli("report", str(run), "--format", "junit")
     assert res.returncode == 0, res.stderr
     outcome = ET.fromstring(res.stdout).find("testsuite/testcase[@name='run.outcome']")
     assert "interrupted" in outcome.find("failure").get("message")
-    md = run_cli("report", str(run)).stdout
+    md = cli("report", str(run)).stdout
     assert "| outcome | interrupted |" in md and "figures cover what was recorded" in md
 
 
@@ -174,8 +174,8 @@ def test_html_renders_in_headless_chromium(records: dict[str, Path], tmp_path: P
     assert bad.console and bad.attr("data-js-errors")
 
 
-def test_compare_mmload_repeats_pools_histograms(records: dict[str, Path]) -> None:
-    res = run_cli("compare", str(records["base"]), str(records["new"]), "-f", "json")
+def test_compare_mmload_repeats_pools_histograms(cli: Cli, records: dict[str, Path]) -> None:
+    res = cli("compare", str(records["base"]), str(records["new"]), "-f", "json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     u = doc["supported_users"]
@@ -202,8 +202,8 @@ def test_compare_mmload_repeats_pools_histograms(records: dict[str, Path]) -> No
     assert all(r["kind"] == "api" for r in doc["rows"])
 
 
-def test_ceiling_over_mmload_records(records: dict[str, Path], tmp_path: Path) -> None:
-    res = run_cli(
+def test_ceiling_over_mmload_records(cli: Cli, records: dict[str, Path], tmp_path: Path) -> None:
+    res = cli(
         "ceiling",
         str(records["base"]),
         str(records["new"]),
@@ -226,26 +226,26 @@ def test_ceiling_over_mmload_records(records: dict[str, Path], tmp_path: Path) -
     assert "## Trend across labels" in (tmp_path / "ceiling.md").read_text()
 
 
-def test_unwritable_out_is_a_user_error(records: dict[str, Path], tmp_path: Path) -> None:
+def test_unwritable_out_is_a_user_error(cli: Cli, records: dict[str, Path], tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    res = run_cli("report", str(records["sev0"]), "--out", str(blocker / "sub"))
+    res = cli("report", str(records["sev0"]), "--out", str(blocker / "sub"))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert str(blocker / "sub") in res.stderr
 
 
-def test_run_without_requests_reports_empty_tables(tmp_path: Path) -> None:
+def test_run_without_requests_reports_empty_tables(cli: Cli, tmp_path: Path) -> None:
     run = tmp_path / "empty-run"
     run.mkdir()
     record.write_run_json(run, {"run_id": "empty-run", "outcome": "failed", "scenario": "steady"})
-    res = run_cli("report", str(run), "-f", "json")
+    res = cli("report", str(run), "-f", "json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["run"]["requests"] == 0 and doc["endpoints"] == []
 
 
 @pytest.mark.parametrize("damage", ["truncated parquet", "garbage histogram"])
-def test_damaged_record_is_one_line_exit_2(damage: str, tmp_path: Path) -> None:
+def test_damaged_record_is_one_line_exit_2(cli: Cli, damage: str, tmp_path: Path) -> None:
     run = make_record(tmp_path / "run", Spec(rows=2_000, duration_s=30, sev0=False))
     if damage == "truncated parquet":
         data = (run / "requests.parquet").read_bytes()
@@ -265,7 +265,7 @@ def test_damaged_record_is_one_line_exit_2(damage: str, tmp_path: Path) -> None:
                 )
                 + "\n"
             )
-    res = run_cli("report", str(run))
+    res = cli("report", str(run))
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.startswith(f"mmload: error: {run}: damaged run record: ")
     assert len(res.stderr.strip().splitlines()) == 1
