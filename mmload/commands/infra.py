@@ -257,7 +257,8 @@ def apply_cmd(config: str) -> None:
     driver = TerraformDriver(
         workdir, binary=dep.terraform.binary, plugin_dir=dep.terraform.plugin_dir, sink=progress
     )
-    progress.total = len(driver.show_plan().resources) or None
+    saved = driver.saved_summary()
+    progress.total = (saved.add + saved.change + saved.destroy) if saved else None
     with progress.running():
         try:
             outputs = driver.apply()

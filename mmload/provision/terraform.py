@@ -23,6 +23,9 @@ from python_terraform import IsFlagged, Terraform
 from mmload.errors import RunFailed, UserError
 
 PLAN_FILE = "tfplan"
+SUMMARY_FILE = "tfplan.summary.json"
+PLAN_LINE = re.compile(r"^Plan: (\d+) to add, (\d+) to change, (\d+) to destroy\.")
+CHANGE_LINE = re.compile(r"^  # (\S+) (will be|must be) ")
 OUTPUTS_FILE = "outputs.json"
 OUTPUT_NAME = "mmload"
 PLUGIN_DIR_ENV = "MMLOAD_TF_PLUGIN_DIR"
@@ -43,6 +46,17 @@ class PlanSummary:
     def line(self) -> str:
         """``Plan: 3 to add, 0 to change, 0 to destroy.`` like Terraform's own."""
         return f"Plan: {self.add} to add, {self.change} to change, {self.destroy} to destroy."
+
+
+def summary_from_lines(lines: list[str]) -> PlanSummary:
+    """Terraform's own plan summary line and the addresses it will act on."""
+    summary = PlanSummary()
+    for line in lines:
+        if m := PLAN_LINE.match(line):
+            summary.add, summary.change, summary.destroy = map(int, m.groups())
+        elif m := CHANGE_LINE.match(line):
+            summary.resources.append(m.group(1))
+    return summary
 
 
 def error_text(lines: list[str]) -> str:
@@ -86,7 +100,8 @@ class TerraformDriver:
         self.binary = binary
         self.plugin_dir = plugin_dir or os.environ.get(PLUGIN_DIR_ENV) or None
         self.sink = sink or (lambda _line: None)
-        self.env = {**os.environ, **(env or {}), "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+        self.env = {"CHECKPOINT_DISABLE": "1", **os.environ, **(env or {})}
+        self.env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0"})
         self.tf = Terraform(working_dir=str(workdir), terraform_bin_path=binary)
         (workdir / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -173,29 +188,24 @@ class TerraformDriver:
 
     def plan(self) -> PlanSummary:
         """terraform plan to the saved plan file; returns what it will do."""
-        self.run("plan", input=False, out=PLAN_FILE, lock_timeout="60s")
-        return self.show_plan()
+        return self._plan()
 
     def plan_destroy(self) -> PlanSummary:
         """A saved destroy plan (for a summary before destroying)."""
-        self.run("plan", "-destroy", input=False, out=PLAN_FILE, lock_timeout="60s")
-        return self.show_plan()
+        return self._plan("-destroy")
 
-    def show_plan(self) -> PlanSummary:
-        """Count the saved plan's resource actions."""
-        plan = json.loads(self.capture("show", "-json", PLAN_FILE))
-        summary = PlanSummary()
-        for rc in plan.get("resource_changes", []):
-            actions = rc["change"]["actions"]
-            if "create" in actions:
-                summary.add += 1
-            if "delete" in actions:
-                summary.destroy += 1
-            if actions == ["update"]:
-                summary.change += 1
-            if actions != ["no-op"] and actions != ["read"]:
-                summary.resources.append(rc["address"])
+    def _plan(self, *args: str) -> PlanSummary:
+        lines = self.run("plan", *args, input=False, out=PLAN_FILE, lock_timeout="60s")
+        summary = summary_from_lines(lines)
+        (self.workdir / SUMMARY_FILE).write_text(json.dumps(summary.__dict__), encoding="utf-8")
         return summary
+
+    def saved_summary(self) -> PlanSummary | None:
+        """The summary written with the saved plan, if any."""
+        path = self.workdir / SUMMARY_FILE
+        if not path.exists():
+            return None
+        return PlanSummary(**json.loads(path.read_text(encoding="utf-8")))
 
     def apply(self) -> dict:
         """Apply the saved plan, then write and return outputs.json."""
@@ -206,6 +216,7 @@ class TerraformDriver:
             self.run("apply", PLAN_FILE, input=False, lock_timeout="60s")
         finally:
             plan.unlink(missing_ok=True)  # a saved plan is single-use either way
+            (self.workdir / SUMMARY_FILE).unlink(missing_ok=True)
         return self.outputs()
 
     def outputs(self) -> dict:
