@@ -282,6 +282,7 @@ class RecordWriter:
         self._hdr = (run_dir / record.HDR_FILE).open("a", encoding="utf-8")
         self._beat: gevent.Greenlet | None = None
         self.batches: dict[str, int] = defaultdict(int)
+        self.last_batch_at: dict[str, float] = {}
         self._pool = ThreadPool(1)
         self._pending: list[Any] = []
         record.write_run_json(run_dir, meta)
@@ -294,12 +295,18 @@ class RecordWriter:
         """
         worker = batch["worker"]
         self.batches[worker] += 1
+        self.last_batch_at[worker] = time.time()
         if batch["requests"]["timestamp"]:
             self.live.add_requests(batch["requests"])
         if batch["arrivals"]:
             self.live.add_arrivals(batch["arrivals"])
         self._pending = [p for p in self._pending if not p.ready()]
         self._pending.append(self._pool.spawn(self._write, batch))
+
+    def all_reported_since(self, t: float, workers: int) -> bool:
+        """True when ``workers`` processes have each sent a batch after ``t`` (epoch)."""
+        fresh = [w for w, at in self.last_batch_at.items() if at >= t and w != "master"]
+        return len(fresh) >= max(1, workers)
 
     def drain(self) -> None:
         """Wait until every batch received so far is on disk."""

@@ -416,8 +416,14 @@ class ScenarioRun:
                     return
             measure_from = time.time() + spec.settle_s
             measure_to = measure_from + spec.interval_s
-            flush_lag = 2.0 + 0.5
-            if not self._wait_until(measure_to + flush_lag):
+            if not self._wait_until(measure_to):
+                return
+            # every process's next batch (<= flush_s) holds the interval's last requests
+            data_due = time.time() + 2 * record.FLUSH_INTERVAL_S
+            while not self.writer.all_reported_since(measure_to + 0.2, self.n_workers):
+                if time.time() > data_due or not self._wait_until(time.time() + 0.1):
+                    break
+            if self.stop:
                 return
             verdicts = self._interval_verdicts(measure_from, measure_to)
             held = slo.all_held(verdicts)

