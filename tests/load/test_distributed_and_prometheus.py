@@ -83,7 +83,7 @@ def test_server_side_slos_from_prometheus(sim: str, prometheus: str, tmp_path: P
         kind="steady",
         users=20,
         arrival_s=2,
-        hold_s=8,
+        hold_s=6,
         idle={"min_ms": 100, "avg_ms": 300},
         slos={"http_5xx_rate": 0.00025, "cpu_percent": 400},
     )

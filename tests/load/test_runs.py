@@ -158,9 +158,9 @@ def test_steady_runs_the_action_mix_with_template_names(sim: str, tmp_path: Path
         kind="steady",
         users=30,
         arrival_s=2,
-        hold_s=8,
+        hold_s=6,
         idle={"min_ms": 50, "avg_ms": 250},
-        websocket={"ping_interval_s": 1.0},
+        websocket={"ping_interval_s": 0.5},
     )
     run_dir, meta = _run(f, sim, tmp_path / "runs")
     assert meta["outcome"] == "completed"
@@ -260,7 +260,7 @@ def test_custom_locustfile_extends_mattermost_user(sim: str, tmp_path: Path) -> 
         kind="steady",
         users=5,
         arrival_s=1,
-        hold_s=2,
+        hold_s=1,
         actions=False,
         locustfile="lf.py",
         idle={"min_ms": 50, "avg_ms": 100},
@@ -304,3 +304,29 @@ def test_demo_runs_the_scaled_storm_end_to_end(tmp_path: Path) -> None:
     assert meta["outcome"] == "completed" and meta["scenario"]["name"] == "sev0-login-storm"
     assert meta["totals"]["arrivals"]["scheduled"] == 75
     assert "SLO login_p99_ms" in res.stdout and "simulator at http://127.0.0.1:" in res.stderr
+
+
+def test_live_view_on_a_terminal(sim: str, tmp_path: Path) -> None:
+    """Under a pseudo-terminal (`script`), `mmload run` shows the Rich live view."""
+    f = write_scenario(
+        tmp_path / "tty.yaml",
+        name="tty-test",
+        kind="storm",
+        users=10,
+        arrival_s=2,
+        hold_s=1,
+        actions=False,
+    )
+    cmd = f"{MMLOAD} run {f} --target {sim} --out {tmp_path / 'runs'}"
+    res = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    assert res.returncode == 0, res.stdout[-2000:]
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", res.stdout)
+    assert "mmload run tty-test (storm)" in plain  # the live table's title
+    assert re.search(r"arrivals\s*│\s*\d+ of \d+ due", plain)
+    assert "outcome completed" in plain
