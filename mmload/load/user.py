@@ -173,7 +173,7 @@ class MattermostUser(FastHttpUser):
                     )
                     raise
         started = time.time()
-        self.lag_s = started - self.scheduled_at if self.scheduled_at is not None else 0.0
+        self.lag_s = started - self.scheduled_at if self.scheduled_at is not None else None
         row: dict[str, Any] = {
             "user": self.username,
             "scheduled": self.scheduled_at,

@@ -330,3 +330,36 @@ def test_live_view_on_a_terminal(sim: str, tmp_path: Path) -> None:
     assert "mmload run tty-test (storm)" in plain  # the live table's title
     assert re.search(r"arrivals\s*│\s*\d+ of \d+ due", plain)
     assert "outcome completed" in plain
+
+
+def test_plain_locust_runs_mattermost_user(sim: str, tmp_path: Path) -> None:
+    """The contract for other locustfiles: import the class, run plain `locust`."""
+    (tmp_path / "lf.py").write_text("from mmload.load.user import MattermostUser  # noqa: F401\n")
+    locust = str(Path(MMLOAD).with_name("locust"))
+    res = subprocess.run(
+        [
+            locust,
+            "-f",
+            str(tmp_path / "lf.py"),
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "3s",
+            "--host",
+            sim,
+            "--csv",
+            str(tmp_path / "out"),
+            "--only-summary",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    stats = pd.read_csv(tmp_path / "out_stats.csv").set_index("Name")
+    assert stats.loc["POST /api/v4/users/login", "Request Count"] == 3
+    assert stats.loc["WS /api/v4/websocket", "Failure Count"] == 0
