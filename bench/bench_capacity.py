@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spawn-rate", type=float, default=150.0, help="users/s, all workers")
     parser.add_argument("--ping-s", type=float, default=30.0, help="WebSocket ping interval")
     parser.add_argument("--hold-s", type=float, default=75.0, help="hold once all are connected")
-    parser.add_argument("--connect-timeout-s", type=float, default=420.0)
+    parser.add_argument("--connect-timeout-s", type=float, default=900.0)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hosts", help=argparse.SUPPRESS)
     parser.add_argument("--first-user", type=int, default=0, help=argparse.SUPPRESS)
