@@ -222,11 +222,14 @@ def register(group: click.Group) -> None:
         type=click.Path(exists=True, dir_okay=False),
         help="The scenario's custom locustfile, if it names one.",
     )
-    def worker_cmd(master_host: str, master_port: int, locustfile: str | None) -> None:
+    @click.option("--with-parent", is_flag=True, hidden=True)
+    def worker_cmd(
+        master_host: str, master_port: int, locustfile: str | None, with_parent: bool
+    ) -> None:
         """Run users for a remote `mmload run` master (a load agent)."""
         from mmload.load.runner import run_worker
 
-        run_worker(master_host, master_port, locustfile)
+        run_worker(master_host, master_port, locustfile, with_parent)
 
     @group.command("demo")
     @click.option(

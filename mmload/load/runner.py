@@ -322,6 +322,7 @@ class ScenarioRun:
                 "-m",
                 "mmload.cli",
                 "worker",
+                "--with-parent",
                 "--master",
                 host,
                 "--master-port",
@@ -568,8 +569,14 @@ class ScenarioRun:
             f.close()
 
 
-def run_worker(master_host: str, master_port: int, locustfile: str | None = None) -> None:
-    """A worker process: connect to the master, take its plan, run users, ship batches."""
+def run_worker(
+    master_host: str, master_port: int, locustfile: str | None = None, with_parent: bool = False
+) -> None:
+    """A worker process: connect to the master, take its plan, run users, ship batches.
+
+    ``with_parent``: a local worker quits as soon as its master process is gone (e.g. SIGKILL),
+    instead of waiting for Locust's heartbeat timeout.
+    """
     classes = load_user_classes(locustfile)
     raise_open_files_limit(0)
     env = Environment(user_classes=classes, events=events)
@@ -596,4 +603,13 @@ def run_worker(master_host: str, master_port: int, locustfile: str | None = None
     env.events.test_stop.add_listener(on_test_stop)
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, runner.quit)
+    if with_parent:
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while os.getppid() == parent:
+                gevent.sleep(1.0)
+            runner.quit()
+
+        gevent.spawn(watch_parent)
     runner.greenlet.join()

@@ -183,13 +183,26 @@ def test_steady_runs_the_action_mix_with_template_names(sim: str, tmp_path: Path
     assert (pings["status"] == 200).all() and pings["scheduled"].isna().all()
 
 
-def _start_run(scenario: Path, sim: str, out: Path) -> subprocess.Popen[str]:
+def _start_run(scenario: Path, sim: str, out: Path, *flags: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [MMLOAD, "run", str(scenario), "--target", sim, "--out", str(out)],
+        [MMLOAD, "run", str(scenario), "--target", sim, "--out", str(out), *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (from /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
 
 
 def _wait_for_parts(out: Path, timeout: float = 20.0) -> Path:
@@ -205,13 +218,23 @@ def _wait_for_parts(out: Path, timeout: float = 20.0) -> Path:
 def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path: Path) -> None:
     f = _storm_file(tmp_path, arrival_s=30, hold_s=10)
     out = tmp_path / "runs"
-    proc = _start_run(f, sim, out)
+    proc = _start_run(f, sim, out, "--workers", "1")
     try:
         run_dir = _wait_for_parts(out)
         assert record.read_run(run_dir)["outcome"] == "running"
+        workers = _children(proc.pid)
+        assert len(workers) == 1
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
+    # the orphaned local worker notices its master is gone and quits by itself
+    deadline = time.time() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    leftover = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftover, "the worker outlived its killed master"
     meta = record.read_run(run_dir)
     assert meta["outcome"] == "interrupted" and meta["interrupted_detected_by_reader"]
     reqs = record.read_table(run_dir, "requests")
