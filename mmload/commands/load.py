@@ -215,7 +215,7 @@ def register(group: click.Group) -> None:
         type=click.IntRange(1, 65535),
         default=5557,
         show_default=True,
-        help="The master's port (printed by `mmload run --master-bind`).",
+        help="The master's port (printed by `mmload run --remote-workers`).",
     )
     @click.option(
         "--locustfile",
