@@ -56,6 +56,11 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
+def core(index: int) -> list[int] | None:
+    """CPU `index` as a taskset list, or None (no pinning) on a machine with fewer cores."""
+    return [index] if index < cpu_count() else None
+
+
 def pin_command(command: Sequence[str], cpus: Sequence[int] | None) -> list[str]:
     """Prefix `command` with `taskset` so that it (and its children) run only on `cpus`."""
     if not cpus:

@@ -95,7 +95,9 @@ def run_locust_generator(
         "--user-offset",
         str(offset),
     ]
-    child = procs.start(f"gen-{kind}-{offset}", command, cpus=[GENERATOR_CPU], stdout_pipe=True)
+    child = procs.start(
+        f"gen-{kind}-{offset}", command, cpus=common.core(GENERATOR_CPU), stdout_pipe=True
+    )
     try:
         out, _ = child.popen.communicate(timeout=args.warmup + args.seconds + 120)
     finally:
@@ -116,7 +118,7 @@ def run_wrk_generator(host: str, token: str, args: argparse.Namespace) -> dict:
         host + ENDPOINT,
         seconds=max(1, round(args.seconds)),
         connections=args.users,
-        cpus=[GENERATOR_CPU],
+        cpus=common.core(GENERATOR_CPU),
         headers={"Authorization": f"Bearer {token}"},
     )
     return {"rps": result["rps"], "requests": result["requests"], "failures": result["non_2xx"]}
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         common.stop_on_sigterm(),
         common.Processes(Path(workdir)) as procs,
     ):
-        sim = common.start_sim(procs, "sim", cpus=[SIM_CPU])
+        sim = common.start_sim(procs, "sim", cpus=common.core(SIM_CPU))
         token = common.login_token(sim.url, common.sim_username(0), common.SIM_PASSWORD)
         kinds = ["bare", "mattermost"]
         if args.breakdown:

@@ -70,7 +70,7 @@ def run_storm(
     """Run `mmload run` pinned to the generator core; return the run directory it created."""
     command = [str(common.BIN / "mmload"), "run", str(scenario), "--target", target]
     command += ["--out", str(out)]
-    run = procs.start("mmload-run", command, cpus=[GENERATOR_CPU])
+    run = procs.start("mmload-run", command, cpus=common.core(GENERATOR_CPU))
     budget = args.arrival_s + args.hold_s + 180
     try:
         run.popen.wait(budget)
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         profile, scenario = write_inputs(workdir, args)
         profile_args = ["--profile-file", str(profile)]
-        sim = common.start_sim(procs, "sim", cpus=[SIM_CPU], extra_args=profile_args)
+        sim = common.start_sim(procs, "sim", cpus=common.core(SIM_CPU), extra_args=profile_args)
         common.log(f"sim at {sim.url} (every request >= {args.login_ms:.0f} ms)")
         common.log(f"mmload run: {args.users} users over {args.arrival_s:.0f} s")
         run_dir = run_storm(procs, scenario, sim.url, workdir / "runs", args)
