@@ -7,6 +7,7 @@ error or Ctrl-C), is bounded in time, and prints ONE JSON object as the last lin
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -14,9 +15,10 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,23 @@ def emit(result: dict) -> None:
     print(json.dumps(result, sort_keys=True, default=str), flush=True)
 
 
+def guarded(benchmark: str, run: Callable[[], int]) -> int:
+    """Run a benchmark's main; on failure still end stdout with one JSON object (met: false).
+
+    The full error goes to stderr; the exit code is 1 (130 when interrupted).
+    """
+    try:
+        return run()
+    except KeyboardInterrupt:
+        emit({"benchmark": benchmark, "error": "interrupted", "met": False})
+        return 130
+    except Exception as exc:
+        print(traceback.format_exc(), file=sys.stderr)
+        first = (str(exc) or type(exc).__name__).splitlines()[0]
+        emit({"benchmark": benchmark, "error": first, "met": False})
+        return 1
+
+
 def free_port(host: str = LOOPBACK) -> int:
     """A free TCP port on `host`, chosen by the kernel (bind to port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -66,6 +85,16 @@ def pin_command(command: Sequence[str], cpus: Sequence[int] | None) -> list[str]
     if not cpus:
         return list(command)
     return ["taskset", "-c", ",".join(str(c) for c in cpus), *command]
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the benchmark dies (even by SIGKILL)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -128,6 +157,7 @@ class Processes:
             stderr=log_file,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             cwd=REPO,
             env={**os.environ, **(env or {})},
             text=stdout_pipe,
@@ -167,7 +197,8 @@ def wait_http(url: str, timeout: float, proc: Managed | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():
-            raise RuntimeError(f"{proc.name} exited early:\n{proc.tail()}")
+            last = (proc.tail(1) or "no output").strip()
+            raise RuntimeError(f"{proc.name} exited early: {last}\n{proc.tail()}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return

@@ -107,6 +107,8 @@ def run_locust_generator(
         code = child.popen.returncode
         raise RuntimeError(f"{kind} generator failed (exit {code}):\n{child.tail()}")
     result = json.loads(lines[-1])
+    if "error" in result:
+        raise RuntimeError(f"the {kind} generator failed: {result['error']}")
     if not result["requests"]:
         raise RuntimeError(f"the {kind} generator made no request:\n{child.tail(30)}")
     return result
@@ -213,4 +215,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.guarded("generator", main))
