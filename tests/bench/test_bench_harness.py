@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -78,3 +80,17 @@ def test_schedule_windows_count_scheduled_and_started_per_window() -> None:
     assert [r["started"] for r in rows] == [4, 6, 5, 5]
     assert [r["deviation"] for r in rows] == [-0.2, 0.2, 0.0, 0.0]
     assert all(r["scheduled_vs_uniform"] == 0.0 for r in rows)
+
+
+def test_a_failed_benchmark_still_ends_with_one_json_line() -> None:
+    """The sim refuses the profile: the benchmark says why on its last line and exits 1."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench_schedule.py"), "--login-ms", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 1
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["met"] is False
+    assert "service_ms" in result["error"]
