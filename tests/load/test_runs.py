@@ -243,14 +243,15 @@ def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path:
     assert sum(r["count"] for r in record.iter_hdr(run_dir)) > 0
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_the_data(sim: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_cleanly_and_keeps_the_data(sim: str, tmp_path: Path, sig: int) -> None:
     f = _storm_file(tmp_path, arrival_s=30, hold_s=10)
     out = tmp_path / "runs"
-    proc = _start_run(f, sim, out)
+    proc = _start_run(f, sim, out, *(["--workers", "1"] if sig == signal.SIGTERM else []))
     try:
         run_dir = _wait_for_parts(out)
         time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
