@@ -176,6 +176,11 @@ def good_flow(tmp: Path, moto: MotoServer) -> None:
     assert "Creation complete" in apply.stdout  # Terraform's own lines, streamed
     outputs = json.loads((workdir / "outputs.json").read_text())
     check_outputs(outputs, name)
+    # the configuration stage's own reader accepts it (the contract, checked by its consumer)
+    from mmload.configure.inventory import load_outputs
+
+    parsed = load_outputs(workdir / "outputs.json")
+    assert parsed.ssh_jump_host == outputs["hosts"]["coordinator"][0]["public_ip"]
     check_security(moto, name)
     shown = cli("infra", "output", "-c", "deployment.yaml", cwd=tmp, env=env)
     assert shown.returncode == 0 and json.loads(shown.stdout) == outputs
