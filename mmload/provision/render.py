@@ -23,7 +23,8 @@ from mmload.config.deployment import Deployment
 from mmload.errors import UserError
 from mmload.provision.sizing import Sizing, resolve
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent.parent / "terraform"
+REPO_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "terraform"
+TEMPLATE_DIR = Path(os.environ.get("MMLOAD_TEMPLATE_DIR") or REPO_TEMPLATES)
 COMPONENTS = (
     "providers",
     "base",
@@ -287,6 +288,11 @@ def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
 
 def environment() -> Environment:
     """The Jinja environment over terraform/ (strict: a missing variable is an error)."""
+    if not (TEMPLATE_DIR / "providers.tf.j2").is_file():
+        raise UserError(
+            f"Terraform templates not found in {TEMPLATE_DIR} (set MMLOAD_TEMPLATE_DIR to the "
+            "repository's terraform/ folder)"
+        )
     return Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=StrictUndefined,
