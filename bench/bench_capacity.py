@@ -211,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
                 time_to_connect = time.monotonic() - connect_started
                 break
         connected_at_end_of_connect = now["ws_connected"]
+        connect_cpu = {
+            "generator": round(common.cpu_seconds([f.proc.pid for f in feeds]), 1),
+            "sims": round(common.cpu_seconds([s.proc.pid for s in sims]), 1),
+        }
         pings_before = now["pings_ok"]
         broadcast_hold_start(feeds)
         hold_end = time.monotonic() + args.hold_s
@@ -232,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         "connected_at_connect_deadline": connected_at_end_of_connect,
         "sim_websockets": final["sim_websockets"],
         "time_to_connect_s": None if time_to_connect is None else round(time_to_connect, 1),
+        "cpu_seconds_to_connect": connect_cpu,
+        "generator_cpu_ms_per_connected_user": round(
+            1000 * connect_cpu["generator"] / max(1, connected_at_end_of_connect), 2
+        ),
         "pinged_users_in_hold": final["pinged_users_in_hold"],
         "pings_in_hold": final["pings_ok"] - pings_before,
         "pings_total": final["pings_ok"],
