@@ -198,8 +198,17 @@ def failed_flow(tmp: Path, moto: MotoServer) -> None:
     env, name = tf_env(tmp), "mm-fail"
     # moto rejects unknown instance types when MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION is set
     # (the fixture sets it); AWS does the same with InvalidParameterValue.
+    # This flow also exercises the RDS for PostgreSQL engine, which the good flow (Aurora) does
+    # not: its writer is created in parallel and must be destroyed too. Without readers: moto
+    # 5.2 returns a read replica under an id the provider cannot find again ("couldn't find
+    # resource", then destroy waits forever), so read replicas are covered by validate + plan.
     emulator_deployment(
-        tmp / "deployment.yaml", moto, name, load={"agent_instance_type": "c7i.huge9"}
+        tmp / "deployment.yaml",
+        moto,
+        name,
+        load={"agent_instance_type": "c7i.huge9"},
+        database={"engine": "postgres"},
+        overrides={"db_readers": 0},
     )
     plan = cli("infra", "plan", "-c", "deployment.yaml", cwd=tmp, env=env)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr
@@ -208,7 +217,9 @@ def failed_flow(tmp: Path, moto: MotoServer) -> None:
     err = apply.stderr
     assert "terraform apply failed" in err and "Error:" in err and "c7i.huge9" in err, err
     assert "Traceback" not in err
-    assert len(leftovers(moto, name)) > 5  # partly created
+    left = leftovers(moto, name)
+    assert len(left) > 5  # partly created
+    assert "mm-fail-db-0" in left  # the RDS PostgreSQL writer got created before the failure
     destroy = cli("infra", "destroy", "-c", "deployment.yaml", "--yes", cwd=tmp, env=env)
     assert destroy.returncode == 0, destroy.stdout[-3000:] + destroy.stderr
     assert leftovers(moto, name) == []
