@@ -24,8 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mmload.config.loader import load_model
 from mmload.errors import UserError
+from mmload.resources import resource_dir
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+SCENARIO_DIR = resource_dir("scenarios")
 
 Kind = Literal["storm", "herd", "steady", "ceiling"]
 

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from mmload.configure.progress import Reporter
+from mmload.resources import resource_dir
 
-# The playbook: top-level ansible/ of the checkout, or $MMLOAD_ANSIBLE_DIR.
-ANSIBLE_DIR = Path(
-    os.environ.get("MMLOAD_ANSIBLE_DIR", Path(__file__).resolve().parents[2] / "ansible")
-)
+# The playbook: ansible/ shipped with mmload, or $MMLOAD_ANSIBLE_DIR.
+ANSIBLE_DIR = resource_dir("ansible", "MMLOAD_ANSIBLE_DIR")
 PLAYBOOK = "site.yml"
 # Environment variables never handed to (and so never recorded by) ansible-runner.
 SENSITIVE_ENV = (

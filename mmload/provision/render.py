@@ -22,9 +22,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from mmload.config.deployment import Deployment
 from mmload.errors import UserError
 from mmload.provision.sizing import Sizing, resolve
+from mmload.resources import resource_dir
 
-REPO_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "terraform"
-TEMPLATE_DIR = Path(os.environ.get("MMLOAD_TEMPLATE_DIR") or REPO_TEMPLATES)
+TEMPLATE_DIR = resource_dir("terraform", "MMLOAD_TEMPLATE_DIR")
 COMPONENTS = (
     "providers",
     "base",

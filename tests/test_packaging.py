@@ -1,0 +1,56 @@
+"""The wheel carries the non-Python parts (templates, roles, scenarios) that the stages need."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from mmload.resources import resource_dir
+from tests.conftest import REPO
+
+
+def test_resource_dirs_resolve_to_the_source_tree_in_a_checkout() -> None:
+    assert resource_dir("terraform") == REPO / "terraform"
+    assert resource_dir("ansible") == REPO / "ansible"
+    assert resource_dir("scenarios") == REPO / "scenarios"
+
+
+def test_env_override(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MMLOAD_TEMPLATE_DIR", str(tmp_path))
+    assert resource_dir("terraform", "MMLOAD_TEMPLATE_DIR") == tmp_path
+
+
+def test_wheel_ships_templates_roles_and_scenarios(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("mmload-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        *(f"mmload/_share/{p.relative_to(REPO)}" for p in (REPO / "terraform").glob("*.j2")),
+        "mmload/_share/ansible/site.yml",
+        *(f"mmload/_share/{p.relative_to(REPO)}" for p in (REPO / "scenarios").glob("*.yaml")),
+        *(
+            f"mmload/_share/{p.relative_to(REPO)}"
+            for p in (REPO / "ansible" / "roles").rglob("*")
+            if p.is_file()
+        ),
+    }
+    assert len(expected) > 20
+    assert expected <= names, sorted(expected - names)[:5]
