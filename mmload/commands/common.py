@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from mmload.config.loader import validate_model
+from mmload.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -24,4 +25,10 @@ def interactive() -> bool:
 def model_from_flags(model: type[M], flags: dict[str, Any]) -> M:
     """Validate command-line flags as ``model``; errors name the flag, e.g. ``--users``."""
     data = {k: v for k, v in flags.items() if v is not None}
-    return validate_model(model, data, "command line")
+    try:
+        return validate_model(model, data, "command line")
+    except UserError as exc:
+        flag = exc.field.split(".")[0] if exc.field else ""
+        if flag in model.model_fields:
+            exc = UserError(exc.message, source="command line", field="--" + flag.replace("_", "-"))
+        raise exc from None

@@ -192,6 +192,9 @@ def register(group: click.Group) -> None:
         help="`mmload worker` agents to wait for (use with --master-bind/--master-port).",
     )
     @click.option("--label", help="A label for the run, e.g. the ESR under test.")
+    @click.option(
+        "--architecture", help="The architecture under test (groups runs in `mmload ceiling`)."
+    )
     @click.option("--out", help="Parent folder of the run record.  [default: runs]")
     @click.option("--prometheus", help="Prometheus base URL for server-side SLOs.")
     @click.option("--rate-cap", type=float, help="Cap on requests per second for the whole run.")

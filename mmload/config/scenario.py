@@ -212,6 +212,7 @@ class RunOptions(_Strict):
     workers: int = Field(0, ge=0, le=64, description="local worker processes")
     remote_workers: int = Field(0, ge=0, le=1000, description="`mmload worker` agents to await")
     label: str | None = Field(None, max_length=80)
+    architecture: str | None = Field(None, max_length=80, description="e.g. a tier or ct2XL220")
     out: str = "runs"
     prometheus: str | None = Field(None, pattern=r"^https?://\S+$")
     rate_cap: float | None = Field(None, gt=0)

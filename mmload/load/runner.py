@@ -235,7 +235,7 @@ class ScenarioRun:
             "target": self.opts.target,
             "server_version": server_version,
             "label": self.opts.label,
-            "architecture": None,
+            "architecture": self.opts.architecture,
             "tool_version": __version__,
             "started_at": record.iso(record.utc_now()),
             "ended_at": None,

@@ -15,6 +15,7 @@ a slowly growing queue (a few requests/s over capacity) shows, so one step more 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -62,13 +63,24 @@ def test_ceiling_finds_the_known_capacity(tmp_path: Path) -> None:
             sim["url"],
             "--out",
             str(tmp_path / "runs"),
+            "--label",
+            "sim-pool",
+            "--architecture",
+            "pool-100rps",
             timeout=240,
         )
     assert res.returncode == 0, res.stdout + res.stderr
     meta = record.read_run(run_dir_from(res.stdout))
+    assert (meta["label"], meta["architecture"]) == ("sim-pool", "pool-100rps")
     steps = [(i["users"], i["held"]) for i in meta["ceiling"]["intervals"]]
     assert meta["ceiling"]["converged"], steps
     assert any(not held for _, held in steps), steps  # the loop found the break
     supported = meta["supported_users"]
     assert 30 <= supported <= 60, (supported, steps)
     assert f"supported users: {supported}" in res.stdout
+    # The reporter groups the run by the architecture and label it was given.
+    table = run_mmload("ceiling", str(tmp_path / "runs"), "--format", "json")
+    assert table.returncode == 0, table.stderr
+    (row,) = json.loads(table.stdout)
+    assert (row["architecture"], row["label"], row["runs"]) == ("pool-100rps", "sim-pool", 1)
+    assert row["mean"] == supported
