@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
+from mmload.configure.wheel import build_wheel
 from mmload.resources import resource_dir
 from tests.conftest import REPO
 
@@ -23,24 +22,8 @@ def test_env_override(monkeypatch, tmp_path: Path) -> None:
 
 
 def test_wheel_ships_templates_roles_and_scenarios(tmp_path: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(tmp_path),
-            str(REPO),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = tmp_path.glob("mmload-*.whl")
+    wheel = build_wheel(tmp_path)
+    assert wheel is not None
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {
         *(f"mmload/_share/{p.relative_to(REPO)}" for p in (REPO / "terraform").glob("*.j2")),
