@@ -271,10 +271,8 @@ def window_rows(w: pd.DataFrame) -> list[list[Any]]:
     ]
 
 
-def run_markdown(rep: RunReport) -> str:
-    """The run report as Markdown."""
-    f = run_facts(rep)
-    out = [f"# mmload report: {f['run_id'] or rep.run_dir}\n\n"]
+def fact_rows(f: dict[str, Any]) -> list[list[str]]:
+    """The run's key facts (from ``run_facts``) as label/value rows, shared by md and HTML."""
     facts = [
         ["scenario", f"{f['scenario']} ({f['scenario_kind']})"],
         ["outcome", f["outcome"]],
@@ -287,6 +285,14 @@ def run_markdown(rep: RunReport) -> str:
     ]
     if f["supported_users"] is not None:
         facts.append(["supported users", fmt(f["supported_users"])])
+    return facts
+
+
+def run_markdown(rep: RunReport) -> str:
+    """The run report as Markdown."""
+    f = run_facts(rep)
+    out = [f"# mmload report: {f['run_id'] or rep.run_dir}\n\n"]
+    facts = fact_rows(f)
     out.append(md_table(["", ""], facts, "ll"))
     out += [f"\n> {n}\n" for n in rep.notes]
     c = slo_counts(rep.slos)
@@ -444,17 +450,7 @@ def run_html(rep: RunReport, top: int = 8) -> str:
     from mmload.report import plots
 
     f = run_facts(rep)
-    facts = [
-        ["scenario", f"{f['scenario']} ({f['scenario_kind']})"],
-        ["outcome", f["outcome"]],
-        ["target", f["target"]],
-        ["server version", f["server_version"]],
-        ["window (UTC)", f"{f['started_at']} → {f['ended_at']}"],
-        ["requests / errors", f"{f['requests']:,} / {f['errors']:,} ({pct(f['error_rate'])})"],
-        ["throughput", f"{fmt(f['rps'], 1)} req/s"],
-    ]
-    if f["supported_users"] is not None:
-        facts.append(["supported users", fmt(f["supported_users"])])
+    facts = fact_rows(f)
     sections = [html_table(["", ""], facts, "kv")]
     sections += [f"<p class=note>{html.escape(n)}</p>" for n in rep.notes]
     c = slo_counts(rep.slos)
