@@ -203,6 +203,17 @@ def endpoint_rows(ep: pd.DataFrame) -> list[list[Any]]:
     ]
 
 
+SLO_HEADERS = ["SLO", "description", "target", "measured", "source", "verdict"]
+
+
+def slo_title(slos: list[dict[str, Any]]) -> str:
+    """The SLO section's heading with its counts, shared by md and HTML."""
+    c = slo_counts(slos)
+    return (
+        f"SLO verdicts: {c['passed']} passed, {c['failed']} failed, {c['unmeasured']} not measured"
+    )
+
+
 def slo_rows(slos: list[dict[str, Any]]) -> list[list[Any]]:
     """SLO table rows."""
     verdict = {True: "PASS", False: "FAIL", None: "not measured"}
@@ -292,22 +303,11 @@ def run_markdown(rep: RunReport) -> str:
     """The run report as Markdown."""
     f = run_facts(rep)
     out = [f"# mmload report: {f['run_id'] or rep.run_dir}\n\n"]
-    facts = fact_rows(f)
-    out.append(md_table(["", ""], facts, "ll"))
+    out.append(md_table(["", ""], fact_rows(f), "ll"))
     out += [f"\n> {n}\n" for n in rep.notes]
-    c = slo_counts(rep.slos)
-    out.append(
-        f"\n## SLO verdicts: {c['passed']} passed, {c['failed']} failed, "
-        f"{c['unmeasured']} not measured\n\n"
-    )
+    out.append(f"\n## {slo_title(rep.slos)}\n\n")
     if rep.slos:
-        out.append(
-            md_table(
-                ["SLO", "description", "target", "measured", "source", "verdict"],
-                slo_rows(rep.slos),
-                "llllll",
-            )
-        )
+        out.append(md_table(SLO_HEADERS, slo_rows(rep.slos), "llllll"))
     out.append("\n## Endpoints\n\nPercentiles from the merged HDR histograms (service time).\n\n")
     out.append(md_table(ENDPOINT_HEADERS, endpoint_rows(rep.endpoints)))
     if rep.sev0:
@@ -450,22 +450,11 @@ def run_html(rep: RunReport, top: int = 8) -> str:
     from mmload.report import plots
 
     f = run_facts(rep)
-    facts = fact_rows(f)
-    sections = [html_table(["", ""], facts, "kv")]
+    sections = [html_table(["", ""], fact_rows(f), "kv")]
     sections += [f"<p class=note>{html.escape(n)}</p>" for n in rep.notes]
-    c = slo_counts(rep.slos)
-    sections.append(
-        f"<h2>SLO verdicts: {c['passed']} passed, {c['failed']} failed, "
-        f"{c['unmeasured']} not measured</h2>"
-    )
+    sections.append(f"<h2>{slo_title(rep.slos)}</h2>")
     if rep.slos:
-        sections.append(
-            html_table(
-                ["SLO", "description", "target", "measured", "source", "verdict"],
-                slo_rows(rep.slos),
-                "kv",
-            )
-        )
+        sections.append(html_table(SLO_HEADERS, slo_rows(rep.slos), "kv"))
     if rep.sev0:
         sections.append(
             "<h2>Sev0 login storm</h2>" + html_table(["", ""], sev0_rows(rep.sev0), "kv")
