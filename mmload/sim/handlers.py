@@ -5,50 +5,38 @@ OpenAPI spec disagree (listed in docs/simulator.md)."""
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from mmload.sim import payloads as P
-from mmload.sim.app import (
-    INVALID_CREDENTIALS,
-    MAX_LOGIN_ATTEMPTS,
-    MAX_PER_PAGE,
-    MAX_POST_SIZE,
-    ApiError,
+from mmload.sim.core import SimCore
+from mmload.sim.errors import ApiError, bad_body, bad_param, forbidden
+from mmload.sim.ids import is_valid_id, new_id
+from mmload.sim.population import Channel, User
+from mmload.sim.request import (
     Ctx,
-    bad_body,
-    bad_param,
+    Router,
     clear_login_cookies,
-    forbidden,
+    int_query,
+    json_body,
     json_response,
     raw_json,
     set_login_cookies,
 )
-from mmload.sim.ids import is_valid_id, new_id
-from mmload.sim.population import Channel, User
-from mmload.sim.state import now_ms, post_body
+from mmload.sim.state import Thread, now_ms
 
-if TYPE_CHECKING:
-    from mmload.sim.app import Simulator
-
-
-_PING = {
-    "ActiveSearchBackend": "database",
-    "AndroidLatestVersion": "",
-    "AndroidMinVersion": "",
-    "IosLatestVersion": "",
-    "IosMinVersion": "",
-    "status": "OK",
-}
-PING = P.dumps(_PING).encode()
-PING_WITH_STATUS = P.dumps({**_PING, "database_status": "OK", "filestore_status": "OK"}).encode()
+MAX_PER_PAGE = 200
+MAX_POST_SIZE = 16383
+MAX_LOGIN_ATTEMPTS = 10  # ServiceSettings.MaximumLoginAttempts default
+INVALID_CREDENTIALS = "api.user.login.invalid_credentials_email_username"
+PING = P.dumps(P.ping_body(False)).encode()
+PING_WITH_STATUS = P.dumps(P.ping_body(True)).encode()
 
 
-def add_routes(sim: Simulator) -> None:
-    """Register every simulated endpoint on ``sim``."""
-    h = Handlers(sim)
-    r = sim.route
+def add_routes(core: SimCore, r: Router) -> None:
+    """Register every simulated endpoint with the router ``r``."""
+    h = Handlers(core)
     r("GET", "/api/v4/system/ping", "getSystemPing", h.ping, session=False)
     r("GET", "/api/v4/config/client", "getClientConfig", h.client_config, session=False)
     r("GET", "/api/v4/license/client", "getClientLicense", h.client_license, session=False)
@@ -95,28 +83,67 @@ def add_routes(sim: Simulator) -> None:
     r("POST", "/api/v4/teams/{team_id}/channels/search", "searchChannelsForTeam", h.search_channels)
 
 
-def _int_query(ctx: Ctx, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
-    raw = ctx.request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_param(name) from None
-    if value < low:
-        raise bad_param(name)
-    return min(value, high) if high is not None else value
-
-
 class Handlers:
     """Handler methods, one per endpoint."""
 
-    def __init__(self, sim: Simulator):
-        self.sim = sim
-        self.state = sim.state
-        self.pop = sim.pop
+    def __init__(self, core: SimCore):
+        self.core = core
+        self.state = core.state
+        self.pop = core.pop
         self._user_json: dict[int, bytes] = {}
         self._profile_json: dict[int, bytes] = {}
+
+    # -- path parameters and shared bodies ----------------------------------------------------
+    def user_param(self, ctx: Ctx, *, self_only: bool = True) -> User:
+        """``{user_id}`` (``me`` allowed); other users only when ``self_only`` is False."""
+        raw = ctx.request.match_info["user_id"]
+        if raw == "me":
+            return ctx.user
+        if not is_valid_id(raw):
+            raise bad_param("user_id")
+        if self_only and raw != ctx.user.id:
+            raise forbidden()
+        user = self.pop.by_id.get(raw)
+        if user is None:
+            raise ApiError(404, "app.user.missing_account.const", "Unable to find the user.")
+        return user
+
+    def team_param(self, ctx: Ctx, user: User) -> int:
+        """``{team_id}``: the index of ``user``'s team (403 for any other team)."""
+        raw = ctx.request.match_info["team_id"]
+        if not is_valid_id(raw):
+            raise bad_param("team_id")
+        team = self.pop.teams[user.team]
+        if raw != team.id:
+            raise forbidden()
+        return team.index
+
+    def channel_param(self, ctx: Ctx) -> Channel:
+        """``{channel_id}``: a channel the session's user may read."""
+        raw = ctx.request.match_info["channel_id"]
+        if not is_valid_id(raw):
+            raise bad_param("channel_id")
+        channel = self.state.channel(raw)
+        if channel is None:
+            raise ApiError(
+                404, "app.channel.get.existing.app_error", "Unable to find the existing channel."
+            )
+        if not self.state.can_read(ctx.user, channel):
+            raise forbidden()
+        return channel
+
+    def team_id_of(self, channel: Channel) -> str:
+        return self.pop.teams[channel.team].id if channel.team >= 0 else ""
+
+    def channel_json(self, channel: Channel) -> dict[str, Any]:
+        cs = self.state.channel_state[channel.id]
+        return P.channel_body(
+            channel, self.team_id_of(channel), cs.last_post_at, cs.total_msg_count
+        )
+
+    def member_json(self, user: User, channel: Channel) -> dict[str, Any]:
+        m = self.state.membership(user, channel.id)
+        return P.channel_member_body(channel.id, user.id, m.last_viewed_at, m.msg_count)
 
     def user_bytes(self, user: User) -> bytes:
         """The session user's own JSON (login, ``users/me``), serialised once."""
@@ -159,15 +186,15 @@ class Handlers:
     async def client_config(self, ctx: Ctx) -> web.Response:
         self._format_old(ctx)
         logged_in = ctx.session is not None
-        return raw_json(self.sim._config_full if logged_in else self.sim._config_limited)
+        return raw_json(self.core.config_full if logged_in else self.core.config_limited)
 
     async def client_license(self, ctx: Ctx) -> web.Response:
         self._format_old(ctx)
-        return raw_json(self.sim._license)
+        return raw_json(self.core.license)
 
     # -- login / logout ---------------------------------------------------------------------
     async def login(self, ctx: Ctx) -> web.Response:
-        sim, req = self.sim, ctx.request
+        core, req = self.core, ctx.request
         try:
             props = await req.json()
         except ValueError:
@@ -177,13 +204,13 @@ class Handlers:
         login_id = props.get("login_id") if isinstance(props.get("login_id"), str) else ""
         password = props.get("password") if isinstance(props.get("password"), str) else ""
         if password == "":
-            sim.metrics.logins_fail.inc()
+            core.metrics.logins_fail.inc()
             raise ApiError(
                 400, "api.user.login.blank_pwd.app_error", "Password field must not be blank"
             )
         user = self.pop.find_login(login_id) if login_id else None
         if user is None:
-            sim.metrics.logins_fail.inc()
+            core.metrics.logins_fail.inc()
             raise ApiError(
                 401,
                 INVALID_CREDENTIALS,
@@ -192,18 +219,18 @@ class Handlers:
             )
         ok = await self._check_password(user, password)
         if not ok:
-            sim.metrics.logins_fail.inc()
+            core.metrics.logins_fail.inc()
             raise ApiError(
                 401, INVALID_CREDENTIALS, "Enter a valid email or username and/or password."
             )
         session = self.state.create_session(user)
         self.state.set_status(user, "online")
-        sim.metrics.logins.inc()
+        core.metrics.logins.inc()
         resp = raw_json(self.user_bytes(user))
         resp.headers["Token"] = session.token
         if req.headers.get("X-Requested-With") == "XMLHttpRequest":
             secure = req.secure or req.headers.get("X-Forwarded-Proto", "").lower() == "https"
-            max_age = self.sim.settings.session_length_web_hours * 3600
+            max_age = self.core.settings.session_length_web_hours * 3600
             set_login_cookies(resp, session, secure, max_age)
         return resp
 
@@ -217,7 +244,7 @@ class Handlers:
                 "Your account is locked because of too many failed password "
                 "attempts. Please reset your password.",
             )
-        ok = await self.sim.passwords.verify(self.pop.spec.password, password)
+        ok = await self.core.passwords.verify(self.pop.spec.password, password)
         if ok:
             self.state.failed_attempts.pop(user.number, None)
         else:
@@ -234,17 +261,17 @@ class Handlers:
 
     # -- users ------------------------------------------------------------------------------
     async def get_user(self, ctx: Ctx) -> web.Response:
-        return raw_json(self.profile_bytes(self.sim.user_param(ctx, self_only=False), ctx.user))
+        return raw_json(self.profile_bytes(self.user_param(ctx, self_only=False), ctx.user))
 
     async def users_by_ids(self, ctx: Ctx) -> web.Response:
-        ids = await self.sim.json_body(ctx, "user_ids")
+        ids = await json_body(ctx, "user_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise bad_body("user_ids")
         found = [u for u in (self.pop.by_id.get(i) for i in dict.fromkeys(ids)) if u]
         return raw_json(self.users_bytes(found, ctx.user))
 
     async def search_users(self, ctx: Ctx) -> web.Response:
-        body = await self.sim.json_body(ctx, "search")
+        body = await json_body(ctx, "search")
         if not isinstance(body, dict) or not isinstance(body.get("term"), str):
             raise bad_body("term")
         term = body["term"].strip().lower().lstrip("@")
@@ -263,7 +290,7 @@ class Handlers:
         return raw_json(self.users_bytes(out, ctx.user))
 
     async def statuses_by_ids(self, ctx: Ctx) -> web.Response:
-        ids = await self.sim.json_body(ctx, "user_ids")
+        ids = await json_body(ctx, "user_ids")
         if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
             raise bad_body("user_ids")
         for uid in ids:
@@ -272,23 +299,23 @@ class Handlers:
         return json_response([self.state.status_of(uid) for uid in dict.fromkeys(ids)])
 
     async def get_status(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx, self_only=False)
+        user = self.user_param(ctx, self_only=False)
         return json_response(self.state.status_of(user.id))
 
     async def preferences(self, ctx: Ctx) -> web.Response:
-        return json_response(P.preferences_body(self.sim.user_param(ctx)))
+        return json_response(P.preferences_body(self.user_param(ctx)))
 
     # -- teams ------------------------------------------------------------------------------
     async def teams_for_user(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx)
+        user = self.user_param(ctx)
         return json_response([P.team_body(self.pop.teams[user.team])])
 
     async def team_members(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx)
+        user = self.user_param(ctx)
         return json_response([P.team_member_body(self.pop.teams[user.team], user)])
 
     async def teams_unread(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx)
+        user = self.user_param(ctx)
         team = self.pop.teams[user.team]
         if ctx.request.query.get("exclude_team") == team.id:
             return json_response([])
@@ -296,23 +323,10 @@ class Handlers:
         for channel in self.pop.channels_of(user):
             m = self.state.membership(user, channel.id)
             msgs += max(self.state.channel_state[channel.id].total_msg_count - m.msg_count, 0)
-        return json_response(
-            [
-                {
-                    "team_id": team.id,
-                    "msg_count": msgs,
-                    "mention_count": 0,
-                    "mention_count_root": 0,
-                    "msg_count_root": msgs,
-                    "thread_count": 0,
-                    "thread_mention_count": 0,
-                    "thread_urgent_mention_count": 0,
-                }
-            ]
-        )
+        return json_response([P.team_unread_body(team.id, msgs)])
 
     async def roles_by_names(self, ctx: Ctx) -> web.Response:
-        names = await self.sim.json_body(ctx, "rolenames")
+        names = await json_body(ctx, "rolenames")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise bad_body("rolenames")
         wanted = [n for n in dict.fromkeys(names) if n in P.ROLE_NAMES]
@@ -323,44 +337,36 @@ class Handlers:
         return self.pop.channels_of(user) + self.state.directs_of(user)
 
     async def channels_for_user(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx)
-        self.sim.team_param(ctx, user)
-        return json_response([self.sim.channel_json(c) for c in self._my_channels(user)])
+        user = self.user_param(ctx)
+        self.team_param(ctx, user)
+        return json_response([self.channel_json(c) for c in self._my_channels(user)])
 
     async def channel_members_for_user(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx)
-        self.sim.team_param(ctx, user)
-        return json_response([self.sim.member_json(user, c) for c in self._my_channels(user)])
+        user = self.user_param(ctx)
+        self.team_param(ctx, user)
+        return json_response([self.member_json(user, c) for c in self._my_channels(user)])
 
     async def get_channel(self, ctx: Ctx) -> web.Response:
-        return json_response(self.sim.channel_json(self.sim.channel_param(ctx)))
+        return json_response(self.channel_json(self.channel_param(ctx)))
 
     async def channel_stats(self, ctx: Ctx) -> web.Response:
-        channel = self.sim.channel_param(ctx)
-        return json_response(
-            {
-                "channel_id": channel.id,
-                "member_count": len(channel.members),
-                "guest_count": 0,
-                "pinnedpost_count": 0,
-                "files_count": 0,
-            }
-        )
+        channel = self.channel_param(ctx)
+        return json_response(P.channel_stats_body(channel.id, len(channel.members)))
 
     async def channel_member(self, ctx: Ctx) -> web.Response:
-        channel = self.sim.channel_param(ctx)
-        user = self.sim.user_param(ctx, self_only=False)
+        channel = self.channel_param(ctx)
+        user = self.user_param(ctx, self_only=False)
         if not self.pop.is_member(user, channel):
             raise ApiError(
                 404,
                 "app.channel.get_member.missing.app_error",
                 "No channel member found for that user ID and channel ID.",
             )
-        return json_response(self.sim.member_json(user, channel))
+        return json_response(self.member_json(user, channel))
 
     async def view_channel(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx)
-        body = await self.sim.json_body(ctx, "channel_view")
+        user = self.user_param(ctx)
+        body = await json_body(ctx, "channel_view")
         if not isinstance(body, dict) or not isinstance(body.get("channel_id", ""), str):
             raise bad_body("channel_view")
         times: dict[str, int] = {}
@@ -378,10 +384,10 @@ class Handlers:
             m.last_viewed_at = now
             m.msg_count = self.state.channel_state[cid].total_msg_count
             times[cid] = now
-        return json_response({"status": "OK", "last_viewed_at_times": times})
+        return json_response(P.view_channel_body(times))
 
     async def create_direct(self, ctx: Ctx) -> web.Response:
-        ids = await self.sim.json_body(ctx, "user_ids")
+        ids = await json_body(ctx, "user_ids")
         if (
             not isinstance(ids, list)
             or len(ids) != 2
@@ -398,11 +404,11 @@ class Handlers:
                 "Invalid user ID for direct channel creation.",
             )
         channel = self.state.direct_channel(users[0], users[1])
-        return json_response(self.sim.channel_json(channel), status=201)
+        return json_response(self.channel_json(channel), status=201)
 
     async def search_channels(self, ctx: Ctx) -> web.Response:
         team = self._team_of_path(ctx)
-        body = await self.sim.json_body(ctx, "channel_search")
+        body = await json_body(ctx, "channel_search")
         if not isinstance(body, dict) or not isinstance(body.get("term"), str):
             raise bad_body("channel_search")
         term = body["term"].strip().lower()
@@ -411,30 +417,24 @@ class Handlers:
             for c in self.pop.teams[team].channels
             if term in c.name or term in c.display_name.lower()
         ][:50]
-        return json_response([self.sim.channel_json(c) for c in found])
+        return json_response([self.channel_json(c) for c in found])
 
     def _team_of_path(self, ctx: Ctx) -> int:
-        return self.sim.team_param(ctx, ctx.user)
+        return self.team_param(ctx, ctx.user)
 
     # -- posts ------------------------------------------------------------------------------
     def _post_list(
         self, ids: list[str], *, prev_id: str = "", next_id: str = "", has_next: bool = False
     ) -> dict[str, Any]:
-        posts = self.state.posts
-        return {
-            "order": ids,
-            "posts": {i: posts[i] for i in ids},
-            "next_post_id": next_id,
-            "prev_post_id": prev_id,
-            "has_next": has_next,
-            "first_inaccessible_post_time": 0,
-        }
+        return P.post_list_body(
+            ids, self.state.posts, prev_id=prev_id, next_id=next_id, has_next=has_next
+        )
 
     async def posts_for_channel(self, ctx: Ctx) -> web.Response:
-        channel = self.sim.channel_param(ctx)
+        channel = self.channel_param(ctx)
         q = ctx.request.query
-        page = _int_query(ctx, "page", 0)
-        per_page = _int_query(ctx, "per_page", 60, high=MAX_PER_PAGE)
+        page = int_query(ctx, "page", 0)
+        per_page = int_query(ctx, "per_page", 60, high=MAX_PER_PAGE)
         ids = list(self.state.channel_state[channel.id].post_ids)  # oldest first
         posts = self.state.posts
         since = q.get("since")
@@ -466,7 +466,7 @@ class Handlers:
         )
 
     async def create_post(self, ctx: Ctx) -> web.Response:
-        body = await self.sim.json_body(ctx, "post")
+        body = await json_body(ctx, "post")
         if not isinstance(body, dict):
             raise bad_body("post")
         cid, message = body.get("channel_id"), body.get("message", "")
@@ -494,7 +494,7 @@ class Handlers:
         pending = (
             body.get("pending_post_id") if isinstance(body.get("pending_post_id"), str) else ""
         )
-        post = post_body(
+        post = P.post_body(
             new_id(),
             now_ms(),
             ctx.user.id,
@@ -509,17 +509,8 @@ class Handlers:
         return json_response(post, status=201)
 
     async def _broadcast_posted(self, channel: Channel, author: User, post: dict[str, Any]) -> None:
-        team_id = self.pop.teams[channel.team].id if channel.team >= 0 else ""
-        data = {
-            "channel_display_name": channel.display_name,
-            "channel_name": channel.name,
-            "channel_type": channel.type,
-            "post": P.dumps(post),
-            "sender_name": f"@{author.username}",
-            "set_online": True,
-            "team_id": team_id,
-        }
-        await self.sim.broadcast_to_channel(channel, "posted", data)
+        data = P.posted_event_data(channel, self.team_id_of(channel), author, post)
+        await self.core.hub.to_channel(channel, "posted", data)
 
     async def post_thread(self, ctx: Ctx) -> web.Response:
         post_id = ctx.request.match_info["post_id"]
@@ -540,7 +531,7 @@ class Handlers:
         return json_response(self._post_list(ids[::-1]))
 
     async def save_reaction(self, ctx: Ctx) -> web.Response:
-        body = await self.sim.json_body(ctx, "reaction")
+        body = await json_body(ctx, "reaction")
         if not isinstance(body, dict):
             raise bad_body("reaction")
         post_id, emoji = body.get("post_id"), body.get("emoji_name")
@@ -556,27 +547,15 @@ class Handlers:
         channel = self.state.channel(post["channel_id"])
         if channel is None or not self.state.can_read(ctx.user, channel):
             raise forbidden()
-        now = now_ms()
-        reaction = {
-            "user_id": ctx.user.id,
-            "post_id": post_id,
-            "emoji_name": emoji,
-            "create_at": now,
-            "update_at": now,
-            "delete_at": 0,
-            "remote_id": "",
-            "channel_id": channel.id,
-        }
+        reaction = P.reaction_body(ctx.user.id, post_id, emoji, channel.id, now_ms())
         self.state.reactions.setdefault(post_id, []).append(reaction)
         post["has_reactions"] = True
-        await self.sim.broadcast_to_channel(
-            channel, "reaction_added", {"reaction": P.dumps(reaction)}
-        )
+        await self.core.hub.to_channel(channel, "reaction_added", {"reaction": P.dumps(reaction)})
         return json_response(reaction)
 
     async def search_posts(self, ctx: Ctx) -> web.Response:
         team = self._team_of_path(ctx)
-        body = await self.sim.json_body(ctx, "search")
+        body = await json_body(ctx, "search")
         if not isinstance(body, dict) or not isinstance(body.get("terms"), str):
             raise bad_body("terms")
         words = [w for w in body["terms"].lower().split() if ":" not in w]
@@ -590,23 +569,13 @@ class Handlers:
                 if words and all(w in text for w in words):
                     bisect.insort(found, (-posts[pid]["create_at"], pid))
         ids = [pid for _, pid in found[:per_page]]
-        return json_response(
-            {
-                "order": ids,
-                "posts": {i: posts[i] for i in ids},
-                "matches": {i: words for i in ids},
-                "next_post_id": "",
-                "prev_post_id": "",
-                "has_next": False,
-                "first_inaccessible_post_time": 0,
-            }
-        )
+        return json_response(P.search_results_body(ids, posts, words))
 
     async def threads(self, ctx: Ctx) -> web.Response:
-        user = self.sim.user_param(ctx)
-        self.sim.team_param(ctx, user)
-        per_page = _int_query(ctx, "per_page", 25, high=MAX_PER_PAGE)
-        page = _int_query(ctx, "page", 0)
+        user = self.user_param(ctx)
+        self.team_param(ctx, user)
+        per_page = int_query(ctx, "per_page", 25, high=MAX_PER_PAGE)
+        page = int_query(ctx, "page", 0)
         followed = list(reversed(self.state.user_threads.get(user.id, {})))
         live = [
             t
@@ -616,29 +585,11 @@ class Handlers:
         chunk = live[page * per_page : (page + 1) * per_page]
         totals_only = ctx.request.query.get("totalsOnly") == "true"
         threads = [] if totals_only else [self._thread_json(user, t) for t in chunk]
-        return json_response(
-            {
-                "total": len(live),
-                "total_unread_threads": 0,
-                "total_unread_mentions": 0,
-                "total_unread_urgent_mentions": 0,
-                "threads": threads,
-            }
-        )
+        return json_response(P.threads_body(len(live), threads))
 
-    def _thread_json(self, user: User, t: Any) -> dict[str, Any]:
+    def _thread_json(self, user: User, t: Thread) -> dict[str, Any]:
         participants = [
             P.profile_body(self.pop.by_id[uid]) for uid in t.participants if uid in self.pop.by_id
         ][:10]
-        return {
-            "id": t.root_id,
-            "reply_count": t.reply_count,
-            "last_reply_at": t.last_reply_at,
-            "last_viewed_at": 0,
-            "participants": participants,
-            "post": self.state.posts[t.root_id],
-            "unread_replies": 0,
-            "unread_mentions": 0,
-            "is_urgent": False,
-            "delete_at": 0,
-        }
+        root = self.state.posts[t.root_id]
+        return P.thread_body(root, t.reply_count, t.last_reply_at, participants)

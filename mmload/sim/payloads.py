@@ -23,6 +23,34 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def app_error_body(
+    error_id: str, message: str, detailed: str, request_id: str, status: int
+) -> dict[str, Any]:
+    """``model.AppError`` as ``ToJSON`` writes it (``is_oauth`` is gone from current servers)."""
+    return {
+        "id": error_id,
+        "message": message,
+        "detailed_error": detailed,
+        "request_id": request_id,
+        "status_code": status,
+    }
+
+
+def ping_body(with_status: bool) -> dict[str, str]:
+    """``GET /system/ping``; ``get_server_status=true`` adds the database and file store."""
+    body = {
+        "ActiveSearchBackend": "database",
+        "AndroidLatestVersion": "",
+        "AndroidMinVersion": "",
+        "IosLatestVersion": "",
+        "IosMinVersion": "",
+        "status": "OK",
+    }
+    if with_status:
+        body.update(database_status="OK", filestore_status="OK")
+    return body
+
+
 def user_body(user: User) -> dict[str, Any]:
     """A user as ``GET /users/{id}`` returns it (sanitized: no password, no auth data)."""
     return {
@@ -318,3 +346,214 @@ def client_license() -> dict[str, str]:
 def config_hash(config: dict[str, str]) -> str:
     """The client-config hash in ``server_version`` strings (``ClientConfigHash``)."""
     return hashlib.md5(dumps(config).encode(), usedforsecurity=False).hexdigest()
+
+
+# -- posts -------------------------------------------------------------------------------------
+def post_body(
+    post_id: str,
+    create_at: int,
+    user_id: str,
+    channel_id: str,
+    message: str,
+    *,
+    root_id: str = "",
+    props: dict[str, Any] | None = None,
+    pending_post_id: str = "",
+) -> dict[str, Any]:
+    """A post as the server returns it."""
+    return {
+        "id": post_id,
+        "create_at": create_at,
+        "update_at": create_at,
+        "edit_at": 0,
+        "delete_at": 0,
+        "is_pinned": False,
+        "user_id": user_id,
+        "channel_id": channel_id,
+        "root_id": root_id,
+        "original_id": "",
+        "message": message,
+        "type": "",
+        "props": props or {},
+        "hashtags": "",
+        "pending_post_id": pending_post_id,
+        "reply_count": 0,
+        "last_reply_at": 0,
+        "participants": None,
+        "metadata": {},
+    }
+
+
+def post_list_body(
+    ids: list[str],
+    posts: dict[str, dict[str, Any]],
+    *,
+    prev_id: str = "",
+    next_id: str = "",
+    has_next: bool = False,
+) -> dict[str, Any]:
+    """``model.PostList``: ``order`` newest first, ``posts`` by id."""
+    return {
+        "order": ids,
+        "posts": {i: posts[i] for i in ids},
+        "next_post_id": next_id,
+        "prev_post_id": prev_id,
+        "has_next": has_next,
+        "first_inaccessible_post_time": 0,
+    }
+
+
+def search_results_body(
+    ids: list[str], posts: dict[str, dict[str, Any]], words: list[str]
+) -> dict[str, Any]:
+    """``model.PostSearchResults``: a post list plus the matched words of each post."""
+    return {
+        **post_list_body(ids, posts),
+        "matches": {i: words for i in ids},
+    }
+
+
+def reaction_body(user_id: str, post_id: str, emoji: str, channel_id: str, now: int) -> dict:
+    """``model.Reaction``."""
+    return {
+        "user_id": user_id,
+        "post_id": post_id,
+        "emoji_name": emoji,
+        "create_at": now,
+        "update_at": now,
+        "delete_at": 0,
+        "remote_id": "",
+        "channel_id": channel_id,
+    }
+
+
+def posted_event_data(channel: Channel, team_id: str, author: User, post: dict) -> dict:
+    """The ``posted`` WebSocket event's data (the post itself as a JSON string)."""
+    return {
+        "channel_display_name": channel.display_name,
+        "channel_name": channel.name,
+        "channel_type": channel.type,
+        "post": dumps(post),
+        "sender_name": f"@{author.username}",
+        "set_online": True,
+        "team_id": team_id,
+    }
+
+
+def thread_body(
+    root: dict[str, Any],
+    reply_count: int,
+    last_reply_at: int,
+    participants: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """``model.ThreadResponse`` (participants are users, not posts)."""
+    return {
+        "id": root["id"],
+        "reply_count": reply_count,
+        "last_reply_at": last_reply_at,
+        "last_viewed_at": 0,
+        "participants": participants,
+        "post": root,
+        "unread_replies": 0,
+        "unread_mentions": 0,
+        "is_urgent": False,
+        "delete_at": 0,
+    }
+
+
+def threads_body(total: int, threads: list[dict[str, Any]]) -> dict[str, Any]:
+    """``model.Threads``."""
+    return {
+        "total": total,
+        "total_unread_threads": 0,
+        "total_unread_mentions": 0,
+        "total_unread_urgent_mentions": 0,
+        "threads": threads,
+    }
+
+
+# -- users, teams, channels (computed) ---------------------------------------------------------
+def status_body(user_id: str, status: str, last_activity_at: int) -> dict[str, Any]:
+    """A user status."""
+    return {
+        "user_id": user_id,
+        "status": status,
+        "manual": False,
+        "last_activity_at": last_activity_at,
+        "dnd_end_time": 0,
+    }
+
+
+def team_unread_body(team_id: str, msgs: int) -> dict[str, Any]:
+    """``model.TeamUnread``."""
+    return {
+        "team_id": team_id,
+        "msg_count": msgs,
+        "mention_count": 0,
+        "mention_count_root": 0,
+        "msg_count_root": msgs,
+        "thread_count": 0,
+        "thread_mention_count": 0,
+        "thread_urgent_mention_count": 0,
+    }
+
+
+def channel_stats_body(channel_id: str, member_count: int) -> dict[str, Any]:
+    """``model.ChannelStats``."""
+    return {
+        "channel_id": channel_id,
+        "member_count": member_count,
+        "guest_count": 0,
+        "pinnedpost_count": 0,
+        "files_count": 0,
+    }
+
+
+def view_channel_body(times: dict[str, int]) -> dict[str, Any]:
+    """``model.ChannelViewResponse``."""
+    return {"status": "OK", "last_viewed_at_times": times}
+
+
+# -- WebSocket ---------------------------------------------------------------------------------
+EMPTY_BROADCAST = {
+    "omit_users": None,
+    "user_id": "",
+    "channel_id": "",
+    "team_id": "",
+    "connection_id": "",
+    "omit_connection_id": "",
+}
+
+
+def event_prefix(event: str, data: dict[str, Any], broadcast: dict[str, Any]) -> str:
+    """``{"event":…,"data":…,"broadcast":…,"seq":`` — the caller appends the number and ``}``."""
+    return f'{{"event":{dumps(event)},"data":{dumps(data)},"broadcast":{dumps(broadcast)},"seq":'
+
+
+def hello_data(connection_id: str, hostname: str, server_version: str) -> dict[str, str]:
+    """The ``hello`` event's data."""
+    return {
+        "connection_id": connection_id,
+        "server_hostname": hostname,
+        "server_version": server_version,
+    }
+
+
+def pong_reply(seq: int, version: str, server_time_ms: int) -> dict[str, Any]:
+    """The reply to the ``ping`` action."""
+    data = {"text": "pong", "version": version, "server_time": server_time_ms, "node_id": ""}
+    return {"status": "OK", "seq_reply": seq, "data": data}
+
+
+def ws_ok(seq: int, data: Any = None) -> dict[str, Any]:
+    """An action's OK reply (``data`` only when there is some)."""
+    body: dict[str, Any] = {"status": "OK", "seq_reply": seq}
+    if data is not None:
+        body["data"] = data
+    return body
+
+
+def ws_fail(seq: int, error_id: str, message: str, status_code: int = 401) -> dict[str, Any]:
+    """An action's error reply (the AppError shape inside ``error``)."""
+    error = {"id": error_id, "message": message, "detailed_error": "", "status_code": status_code}
+    return {"status": "FAIL", "seq_reply": seq, "error": error}

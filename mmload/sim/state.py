@@ -13,6 +13,7 @@ from typing import Any
 
 from mmload.config.sim import SimSettings
 from mmload.sim.ids import new_id, seeded_id
+from mmload.sim.payloads import post_body, status_body
 from mmload.sim.population import EPOCH_MS, Channel, Population, User
 
 MAX_THREADS_PER_USER = 200
@@ -196,49 +197,3 @@ class SimState:
             del self.sessions[token]
             return None
         return session
-
-
-def post_body(
-    post_id: str,
-    create_at: int,
-    user_id: str,
-    channel_id: str,
-    message: str,
-    *,
-    root_id: str = "",
-    props: dict[str, Any] | None = None,
-    pending_post_id: str = "",
-) -> dict[str, Any]:
-    """A post as the server returns it."""
-    return {
-        "id": post_id,
-        "create_at": create_at,
-        "update_at": create_at,
-        "edit_at": 0,
-        "delete_at": 0,
-        "is_pinned": False,
-        "user_id": user_id,
-        "channel_id": channel_id,
-        "root_id": root_id,
-        "original_id": "",
-        "message": message,
-        "type": "",
-        "props": props or {},
-        "hashtags": "",
-        "pending_post_id": pending_post_id,
-        "reply_count": 0,
-        "last_reply_at": 0,
-        "participants": None,
-        "metadata": {},
-    }
-
-
-def status_body(user_id: str, status: str, last_activity_at: int) -> dict[str, Any]:
-    """A user status."""
-    return {
-        "user_id": user_id,
-        "status": status,
-        "manual": False,
-        "last_activity_at": last_activity_at,
-        "dnd_end_time": 0,
-    }

@@ -7,8 +7,6 @@
 - the ``hello`` event (``connection_id``, ``server_version``), events numbered by ``seq`` from 0;
 - actions answered with ``{"status", "seq_reply", "data"|"error"}``: ``ping`` → ``pong``;
 - server ping frames every ``ws_ping_interval_s`` (60 s).
-
-Broadcast events are serialised once; only the per-connection ``seq`` is appended per socket.
 """
 
 from __future__ import annotations
@@ -17,147 +15,60 @@ import asyncio
 import json
 import socket
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from mmload.sim import payloads as P
+from mmload.sim.core import SimCore
 from mmload.sim.errors import query_token_refused
+from mmload.sim.hub import Conn
 from mmload.sim.ids import new_id
-from mmload.sim.payloads import dumps
-
-if TYPE_CHECKING:
-    from mmload.sim.app import Simulator
-    from mmload.sim.state import Session
+from mmload.sim.request import error_response, origin_client, token_of
+from mmload.sim.state import Session
 
 HOSTNAME = socket.gethostname()  # os.Hostname() on the real server
 
-EMPTY_BROADCAST = {
-    "omit_users": None,
-    "user_id": "",
-    "channel_id": "",
-    "team_id": "",
-    "connection_id": "",
-    "omit_connection_id": "",
-}
 
-
-@dataclass(eq=False)
-class Conn:
-    """One WebSocket connection."""
-
-    ws: web.WebSocketResponse
-    request: web.Request
-    connection_id: str
-    origin_client: str
-    session: Session | None = None
-    seq: int = 0
-    closed: bool = False
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-
-    async def send_event(self, prefix: str) -> None:
-        """Send an event serialised as ``prefix`` (everything but ``seq``), numbering it."""
-        if self.closed:
-            return
-        seq = self.seq
-        self.seq += 1
-        try:
-            await self.ws.send_str(f"{prefix}{seq}}}")
-        except (ConnectionError, RuntimeError):
-            self.closed = True
-
-    async def reply(self, body: dict[str, Any]) -> None:
-        if not self.closed:
-            try:
-                await self.ws.send_str(dumps(body))
-            except (ConnectionError, RuntimeError):
-                self.closed = True
-
-
-def event_prefix(event: str, data: dict[str, Any], broadcast: dict[str, Any]) -> str:
-    """``{"event":…,"data":…,"broadcast":…,"seq":`` — the caller appends the number and ``}``."""
-    return f'{{"event":{dumps(event)},"data":{dumps(data)},"broadcast":{dumps(broadcast)},"seq":'
-
-
-class Hub:
-    """Connected, authenticated sockets by user number; broadcasts to channel members."""
-
-    def __init__(self, sim: Simulator):
-        self.sim = sim
-        self.by_user: dict[int, list[Conn]] = {}
-        self.all: set[Conn] = set()
-
-    def register(self, conn: Conn) -> None:
-        assert conn.session is not None
-        self.by_user.setdefault(conn.session.user.number, []).append(conn)
-        self.sim.metrics.websockets.labels(conn.origin_client).inc()
-
-    def unregister(self, conn: Conn) -> None:
-        if conn.session is None:
-            return
-        conns = self.by_user.get(conn.session.user.number)
-        if conns and conn in conns:
-            conns.remove(conn)
-            if not conns:
-                del self.by_user[conn.session.user.number]
-            self.sim.metrics.websockets.labels(conn.origin_client).dec()
-
-    async def to_users(self, numbers: list[int], event: str, prefix: str) -> int:
-        """Send ``prefix`` to every connection of ``numbers``; count the sockets reached."""
-        sent = 0
-        by_user = self.by_user
-        for number in numbers:
-            for conn in by_user.get(number, ()):
-                await conn.send_event(prefix)
-                sent += 1
-        self.sim.metrics.ws_broadcasts.labels(event).inc()
-        return sent
-
-    async def close_all(self) -> None:
-        for conn in list(self.all):
-            conn.closed = True
-            await conn.ws.close(code=1001, message=b"server shutting down")
-
-
-async def websocket_handler(sim: Simulator, request: web.Request) -> web.StreamResponse:
+async def websocket_handler(core: SimCore, request: web.Request) -> web.StreamResponse:
     """Upgrade, authenticate, say hello, answer actions until the socket closes."""
-    settings = sim.settings
+    settings = core.settings
     # No permessage-deflate: each zlib context costs ~260 KB, and 15,000 sockets must fit.
     ws = web.WebSocketResponse(heartbeat=settings.ws_ping_interval_s, autoping=True, compress=False)
     if not ws.can_prepare(request).ok:
-        return sim.error(
+        return error_response(
             request,
             400,
             "api.web_socket.connect.upgrade.app_error",
             "Failed to upgrade websocket connection.",
         )
-    token, source = sim.token_of(request)
-    session = sim.state.session(token)
+    token, source = token_of(request)
+    session = core.state.session(token)
     if session is not None and source == "query":
         err = query_token_refused()
-        return sim.error(request, err.status, err.error_id, err.message)
+        return error_response(request, err.status, err.error_id, err.message)
     await ws.prepare(request)
-    conn = Conn(ws, request, new_id(), sim.origin_client(request))
-    sim.hub.all.add(conn)
+    conn = Conn(ws, request, new_id(), origin_client(request))
+    core.hub.all.add(conn)
     timer: asyncio.TimerHandle | None = None
     try:
         if session is not None:
-            await authenticate(sim, conn, session)
+            await authenticate(core, conn, session)
         else:
             timer = asyncio.get_running_loop().call_later(
                 settings.ws_auth_timeout_s, drop_if_unauthenticated, conn
             )
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                await on_action(sim, conn, msg.data)
+                await on_action(core, conn, msg.data)
             elif msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
                 break
     finally:
         if timer is not None:
             timer.cancel()
         conn.closed = True
-        sim.hub.all.discard(conn)
-        sim.hub.unregister(conn)
+        core.hub.all.discard(conn)
+        core.hub.unregister(conn)
     return ws
 
 
@@ -177,22 +88,18 @@ def drop(conn: Conn) -> None:
             transport.close()
 
 
-async def authenticate(sim: Simulator, conn: Conn, session: Session) -> None:
+async def authenticate(core: SimCore, conn: Conn, session: Session) -> None:
     """Attach the session, register with the hub and send ``hello``."""
     conn.session = session
-    sim.hub.register(conn)
-    sim.state.set_status(session.user, "online")
-    data = {
-        "connection_id": conn.connection_id,
-        "server_hostname": HOSTNAME,
-        "server_version": sim.server_version_string,
-    }
+    core.hub.register(conn)
+    core.state.set_status(session.user, "online")
+    data = P.hello_data(conn.connection_id, HOSTNAME, core.server_version_string)
     await conn.send_event(
-        event_prefix("hello", data, {**EMPTY_BROADCAST, "user_id": session.user.id})
+        P.event_prefix("hello", data, {**P.EMPTY_BROADCAST, "user_id": session.user.id})
     )
 
 
-async def on_action(sim: Simulator, conn: Conn, text: str) -> None:
+async def on_action(core: SimCore, conn: Conn, text: str) -> None:
     """One client action: ``{"action": …, "seq": N, "data": {…}}`` (``WebSocketRouter``)."""
     try:
         req = json.loads(text)
@@ -204,11 +111,11 @@ async def on_action(sim: Simulator, conn: Conn, text: str) -> None:
         seq = 0
     if not action:
         await conn.reply(
-            fail(seq, "api.web_socket_router.no_action.app_error", "No websocket action.", 400)
+            P.ws_fail(seq, "api.web_socket_router.no_action.app_error", "No websocket action.", 400)
         )
     elif seq <= 0:
         await conn.reply(
-            fail(
+            P.ws_fail(
                 seq,
                 "api.web_socket_router.bad_seq.app_error",
                 "Invalid sequence for WebSocket message.",
@@ -216,53 +123,42 @@ async def on_action(sim: Simulator, conn: Conn, text: str) -> None:
             )
         )
     elif action == "authentication_challenge":
-        await on_challenge(sim, conn, seq, data)
+        await on_challenge(core, conn, seq, data)
     elif conn.session is None:
         await conn.reply(
-            fail(
+            P.ws_fail(
                 seq,
                 "api.web_socket_router.not_authenticated.app_error",
                 "No websocket session, please log in.",
             )
         )
     elif action == "ping":
-        pong = {
-            "text": "pong",
-            "version": sim.profile.server_version,
-            "server_time": time.time_ns() // 1_000_000,
-            "node_id": "",
-        }
-        await conn.reply({"status": "OK", "seq_reply": seq, "data": pong})
+        now = time.time_ns() // 1_000_000
+        await conn.reply(P.pong_reply(seq, core.profile.server_version, now))
     elif action in ("user_typing", "presence"):
-        await conn.reply({"status": "OK", "seq_reply": seq})
+        await conn.reply(P.ws_ok(seq))
     elif action in ("get_statuses", "get_statuses_by_ids"):
         ids = data.get("user_ids") if isinstance(data, dict) else None
-        ids = ids if isinstance(ids, list) else list(sim.state.statuses)
-        statuses = {uid: sim.state.status_of(uid)["status"] for uid in ids if isinstance(uid, str)}
-        await conn.reply({"status": "OK", "seq_reply": seq, "data": statuses})
+        ids = ids if isinstance(ids, list) else list(core.state.statuses)
+        statuses = {uid: core.state.status_of(uid)["status"] for uid in ids if isinstance(uid, str)}
+        await conn.reply(P.ws_ok(seq, statuses))
     else:
         await conn.reply(
-            fail(
+            P.ws_fail(
                 seq, "api.web_socket_router.bad_action.app_error", "Invalid websocket action.", 500
             )
         )
 
 
-async def on_challenge(sim: Simulator, conn: Conn, seq: int, data: Any) -> None:
+async def on_challenge(core: SimCore, conn: Conn, seq: int, data: Any) -> None:
     """``authentication_challenge``: ignored once authenticated; a missing or bad token drops
     the connection (TCP close, no close frame, as gorilla's ``Conn.Close``)."""
     if conn.session is not None:
         return
     token = data.get("token") if isinstance(data, dict) else None
-    session = sim.state.session(token if isinstance(token, str) else None)
+    session = core.state.session(token if isinstance(token, str) else None)
     if session is None:
         drop(conn)
         return
-    await authenticate(sim, conn, session)
-    await conn.reply({"status": "OK", "seq_reply": seq})
-
-
-def fail(seq: int, error_id: str, message: str, status_code: int = 401) -> dict[str, Any]:
-    """An action's error reply (the AppError shape inside ``error``)."""
-    error = {"id": error_id, "message": message, "detailed_error": "", "status_code": status_code}
-    return {"status": "FAIL", "seq_reply": seq, "error": error}
+    await authenticate(core, conn, session)
+    await conn.reply(P.ws_ok(seq))

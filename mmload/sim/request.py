@@ -1,0 +1,171 @@
+"""Per-request helpers shared by the HTTP handlers, the WebSocket and the app's route wrapper.
+
+What the real server's ``web.Context`` gives a handler: the session (``Ctx``), token lookup in the
+server's order, ``GetOriginClient``, the error JSON, session cookies, query and body parsing. This
+module sits below ``handlers``, ``websocket`` and ``app``; it imports none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from mmload.sim import payloads as P
+from mmload.sim.errors import bad_body, bad_param, query_token_refused, session_expired
+from mmload.sim.ids import new_id
+from mmload.sim.population import User
+from mmload.sim.state import Session, SimState
+
+JSON = "application/json"
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+@dataclass(slots=True)
+class Ctx:
+    """What a handler gets besides the request."""
+
+    request: web.Request
+    session: Session | None
+
+    @property
+    def user(self) -> User:
+        assert self.session is not None
+        return self.session.user
+
+
+Handler = Callable[[Ctx], Awaitable[web.StreamResponse]]
+
+
+class Router(Protocol):
+    """Registers a handler with the server's per-request behaviour around it (``app.route``)."""
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        name: str,
+        handler: Handler,
+        *,
+        session: bool = True,
+        trust_requester: bool = False,
+        rate_limited: bool = False,
+    ) -> None: ...
+
+
+# -- responses ---------------------------------------------------------------------------------
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=P.dumps(body).encode(), content_type=JSON)
+
+
+def raw_json(data: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=data, content_type=JSON)
+
+
+def error_response(
+    request: web.Request, status: int, error_id: str, message: str, detailed: str = ""
+) -> web.Response:
+    """Mattermost's error JSON with this request's id."""
+    rid = request.get(REQUEST_ID) or new_id()
+    body = P.app_error_body(error_id, message, detailed, rid, status)
+    return web.Response(status=status, body=P.dumps(body).encode(), content_type=JSON)
+
+
+def set_login_cookies(resp: web.Response, session: Session, secure: bool, max_age: int) -> None:
+    """``MMAUTHTOKEN`` (HttpOnly), ``MMUSERID`` and ``MMCSRF``, as ``AttachSessionCookies``."""
+    expires = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + max_age))
+    common = {"path": "/", "max_age": str(max_age), "expires": expires, "samesite": "Lax"}
+    if secure:
+        common["secure"] = "true"
+    resp.set_cookie("MMAUTHTOKEN", session.token, httponly=True, **common)
+    resp.set_cookie("MMUSERID", session.user.id, **common)
+    resp.set_cookie("MMCSRF", session.csrf, **common)
+
+
+def clear_login_cookies(resp: web.Response) -> None:
+    for name in ("MMAUTHTOKEN", "MMUSERID", "MMCSRF"):
+        resp.del_cookie(name, path="/")
+
+
+# -- who is asking -----------------------------------------------------------------------------
+def token_of(request: web.Request) -> tuple[str | None, str]:
+    """The session token and where it came from (``cookie``/``header``/``query``)."""
+    cookie = request.cookies.get("MMAUTHTOKEN")
+    if cookie:
+        return cookie, "cookie"
+    auth = request.headers.get("Authorization", "")
+    kind, _, value = auth.partition(" ")
+    if kind.lower() in ("bearer", "token") and value.strip():
+        return value.strip(), "header"
+    query = request.query.get("access_token")
+    if query:
+        return query, "query"
+    return None, ""
+
+
+def origin_client(request: web.Request) -> str:
+    """``origin_client`` label, as the server's ``GetOriginClient``: no User-Agent →
+    ``unknown``; ``mobilev2=true`` or a first UA field starting ``rnbeta``/``Mattermost`` →
+    ``mobile``; a last field starting ``Mattermost`` → ``desktop``; else ``web``."""
+    fields = request.headers.get("User-Agent", "").split()
+    if not fields:
+        return "unknown"
+    if request.query.get("mobilev2") == "true":
+        return "mobile"
+    if fields[0].startswith(("rnbeta", "Mattermost")):
+        return "mobile"
+    if fields[-1].startswith("Mattermost"):
+        return "desktop"
+    return "web"
+
+
+def authenticate(
+    state: SimState, request: web.Request, required: bool, trust_requester: bool
+) -> Session | None:
+    """The request's session, with the server's token-source and CSRF rules."""
+    token, source = token_of(request)
+    if token is None:
+        if required:
+            raise session_expired("UserRequired")
+        return None
+    session = state.session(token)
+    if session is None:
+        if required:
+            raise session_expired("token not found")
+        return None
+    if source == "query":  # only OAuth sessions may use access_token (none here)
+        raise query_token_refused()
+    csrf_checked = required and not trust_requester and request.method != "GET"
+    if source == "cookie" and csrf_checked:
+        csrf = request.headers.get("X-CSRF-Token")
+        xrw = request.headers.get("X-Requested-With") == "XMLHttpRequest"
+        if csrf != session.csrf and not xrw:
+            raise session_expired("Appears to be a CSRF attempt")
+    return session
+
+
+# -- parameters --------------------------------------------------------------------------------
+def int_query(ctx: Ctx, name: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+    """An integer query parameter (``default`` when absent, capped at ``high``)."""
+    raw = ctx.request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_param(name) from None
+    if value < low:
+        raise bad_param(name)
+    return min(value, high) if high is not None else value
+
+
+async def json_body(ctx: Ctx, what: str) -> Any:
+    """The request body as JSON; 400 ``invalid_body_param`` naming ``what`` when it is not."""
+    try:
+        return await ctx.request.json(loads=json.loads)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_body(what) from None
