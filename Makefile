@@ -7,7 +7,7 @@ BIN      := $(VENV)/bin
 TOOLS    := .tools
 CHECKOV  := $(TOOLS)/checkov/bin/checkov
 CLIENTJS := tests/sim/client
-APT_PKGS := nginx prometheus chromium wrk
+APT_PKGS := nginx prometheus chromium wrk openssh-server rsync postgresql postgresql-client
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: install sysdeps tools nodedeps demo test lint bench clean
@@ -21,13 +21,18 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 # Debian packages the tests use as real validators and peers: nginx -t, promtool, headless
-# Chromium, wrk. Installed only when missing.
+# Chromium, wrk; OpenSSH servers standing in for a deployment's hosts, rsync to copy runs back,
+# PostgreSQL standing in for its database. Installed only when missing.
 sysdeps:
 	@missing=""; \
 	command -v nginx >/dev/null || missing="$$missing nginx"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	command -v rsync >/dev/null || missing="$$missing rsync"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v psql >/dev/null || missing="$$missing postgresql-client"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

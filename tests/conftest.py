@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.sshhosts import SshHosts
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("MMLOAD_SHARED", REPO.parent / "shared"))
@@ -25,3 +28,13 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"shared folder not found at {SHARED} (set MMLOAD_SHARED)")
     return SHARED
+
+
+@pytest.fixture
+def ssh_hosts(tmp_path: Path) -> Iterator[SshHosts]:
+    """Real sshd's on loopback addresses (start them with ``ssh_hosts.start(NAME, ...)``)."""
+    hosts = SshHosts(tmp_path / "sshd")
+    try:
+        yield hosts
+    finally:
+        hosts.stop()

@@ -66,6 +66,7 @@ class DeploymentOutputs(_Out):
     region: str
     tier: str | int
     ssh_user: str
+    ssh_port: int = Field(default=22, ge=1, le=65535)  # every host's SSH port
     ssh_private_key_path: str
     ssh_jump_host: str | None = None
     hosts: dict[Group, list[HostOut]]
