@@ -66,6 +66,21 @@ class RateLimit(Strict):
     burst: int = Field(10, ge=0, le=100_000)
 
 
+class GlobalRateLimit(Strict):
+    """``RateLimitSettings`` as the server's global limiter applies them (``app/ratelimit.go``):
+    one GCRA bucket per key around every route, the WebSocket included. The key is the client
+    address (``VaryByRemoteAddr``: the first ``trusted_proxy_ip_header`` present, else the peer),
+    or the session token (``VaryByUser``, falling back to the address), plus the lowercased value
+    of ``VaryByHeader`` when set."""
+
+    per_sec: float = Field(10, gt=0, le=100_000, description="RateLimitSettings.PerSec")
+    max_burst: int = Field(100, ge=0, le=100_000, description="RateLimitSettings.MaxBurst")
+    memory_store_size: int = Field(10_000, ge=1, le=1_000_000)
+    vary_by_remote_addr: bool = True
+    vary_by_user: bool = False
+    vary_by_header: str = Field("", max_length=128, pattern=r"^[A-Za-z0-9-]*$")
+
+
 class WorkerPool(Strict):
     """K slots held S ms by every HTTP request (not the WebSocket); excess waits FIFO.
 
@@ -93,6 +108,18 @@ class Profile(Strict):
     hash_threads: int | None = Field(
         None, ge=1, le=256, description="password-check threads (null: one per CPU)"
     )
+    global_rate_limit: GlobalRateLimit | None = None
+    failed_attempts: Literal["read_update", "claim"] = Field(
+        "read_update",
+        description="read_update: check the user's count, then write it (before 11.9); "
+        "claim: a conditional increment under a row lock, reset on success (11.9+)",
+    )
+    seeded_password_hash: Literal["none", "bcrypt", "pbkdf2"] | None = Field(
+        None,
+        description="how the seeded users' passwords are stored before their first login "
+        "(null: password_hash); bcrypt under a pbkdf2 profile re-hashes at the first login",
+    )
+    licensed: bool = Field(False, description="an Enterprise licence (bookmarks need one)")
 
 
 FAST = Profile(description="no server costs: keeps the demo and tests fast")
@@ -111,24 +138,30 @@ NAMED_PROFILES: dict[str, Profile] = {
         login_mutex=True,
     ),
     "v10.11-ratelimit": Profile(
-        description="ESR 10.11.12+ with RateLimitSettings.Enable: bcrypt + mutex + limiter",
+        description="ESR 10.11.12+ with RateLimitSettings.Enable: bcrypt + mutex + limiters",
         server_version="10.11.12",
         password_hash="bcrypt",
         login_mutex=True,
         login_rate_limit=RateLimit(),
+        global_rate_limit=GlobalRateLimit(),
     ),
     "v11.5": Profile(
-        description="11.5 .. 11.8 with rate limiting on: PBKDF2 600k + mutex + limiter",
+        description="11.5 .. 11.8 with rate limiting on: PBKDF2 600k + mutex + limiters",
         server_version="11.5.0",
         password_hash="pbkdf2",
+        seeded_password_hash="bcrypt",
         login_mutex=True,
         login_rate_limit=RateLimit(),
+        global_rate_limit=GlobalRateLimit(),
     ),
     "v11.9": Profile(
-        description="11.9+: PBKDF2 600k, no login mutex, limiter on",
+        description="11.9+: PBKDF2 600k, failed attempts claimed per user, limiters on",
         server_version="11.9.0",
         password_hash="pbkdf2",
+        seeded_password_hash="bcrypt",
         login_rate_limit=RateLimit(),
+        global_rate_limit=GlobalRateLimit(),
+        failed_attempts="claim",
     ),
     "overload": Profile(
         description="a small worker pool (4 slots x 20 ms = 200 req/s) whose queue grows",
@@ -136,6 +169,14 @@ NAMED_PROFILES: dict[str, Profile] = {
         worker_pool=WorkerPool(size=4, service_ms=20),
     ),
 }
+
+
+class WebappPlugin(Strict):
+    """A webapp plugin manifest as ``GET /plugins/webapp`` lists it."""
+
+    id: str = Field(pattern=r"^[a-zA-Z0-9._-]{3,190}$")
+    version: str = Field("1.0.0", pattern=r"^[0-9A-Za-z.+-]{1,64}$")
+    bundle_path: str = Field("", max_length=512)
 
 
 class SimSettings(Strict):
@@ -152,10 +193,36 @@ class SimSettings(Strict):
     ws_ping_interval_s: float = Field(60.0, gt=0, description="server ping frames")
     posts_kept_per_channel: int = Field(200, ge=1, le=100_000)
     session_length_web_hours: int = Field(720, ge=1)
+    trusted_proxy_ip_header: list[str] = Field(
+        default_factory=list, description="ServiceSettings.TrustedProxyIPHeader (default none)"
+    )
+    max_payload_bytes: int = Field(
+        300_000, ge=1024, le=1 << 30, description="ServiceSettings.MaximumPayloadSizeBytes"
+    )
+    webapp_plugins: list[WebappPlugin] = Field(
+        default_factory=list, description="what GET /plugins/webapp lists"
+    )
+    ws_dead_queue_size: int = Field(128, ge=1, le=10_000, description="events kept for resume")
+    ws_send_queue_size: int = Field(256, ge=1, le=100_000, description="events queued per conn")
+    ws_inactive_timeout_s: float = Field(
+        300.0, gt=0, le=86_400, description="a closed connection's queue is kept this long"
+    )
+    database_url: str | None = Field(
+        None, description="postgresql://… to keep the hot tables in PostgreSQL (null: memory)"
+    )
+    db_max_open_conns: int = Field(300, ge=1, le=10_000, description="SqlSettings.MaxOpenConns")
+    db_max_idle_conns: int = Field(20, ge=0, le=10_000, description="SqlSettings.MaxIdleConns")
 
     @field_validator("host")
     @classmethod
     def _host_not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
         return value

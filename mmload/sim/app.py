@@ -29,7 +29,17 @@ from mmload.sim.hub import Hub
 from mmload.sim.ids import new_id
 from mmload.sim.metrics import SimMetrics
 from mmload.sim.population import Population
-from mmload.sim.request import REQUEST_ID, Ctx, Handler, authenticate, error_response, origin_client
+from mmload.sim.request import (
+    LIMIT_HEADERS,
+    REQUEST_ID,
+    Ctx,
+    Handler,
+    authenticate,
+    error_response,
+    limiter_key,
+    origin_client,
+    page_load_context,
+)
 from mmload.sim.state import SimState
 from mmload.sim.websocket import websocket_handler
 
@@ -44,11 +54,20 @@ class Simulator:
         self.settings = settings
         self.profile = settings.profile
         rl = self.profile.login_rate_limit
-        self.limiter = GcraLimiter(rl) if rl else None
+        self.limiter = GcraLimiter(rl.per_sec, rl.burst) if rl else None
+        g = self.profile.global_rate_limit
+        self.global_limiter = (
+            GcraLimiter(g.per_sec, g.max_burst, max_keys=g.memory_store_size) if g else None
+        )
         wp = self.profile.worker_pool
         self.pool = FifoWorkerPool(wp) if wp else None
-        self.app = web.Application(client_max_size=4 * 1024 * 1024)
+        # http.MaxBytesReader(MaximumPayloadSizeBytes + bytes.MinRead) around every body
+        middlewares = [self._global_limit] if self.global_limiter is not None else []
+        self.app = web.Application(
+            client_max_size=settings.max_payload_bytes + 512, middlewares=middlewares
+        )
         self._add_routes()
+        self.app.on_response_prepare.append(self._add_limit_headers)
         self.app.on_shutdown.append(self._on_shutdown)
 
     # The parts tests and the server module read.
@@ -78,6 +97,28 @@ class Simulator:
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.core.close()
 
+    # -- rate limiters ----------------------------------------------------------------------
+    @web.middleware
+    async def _global_limit(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The limiter the server wraps around its whole router when
+        ``RateLimitSettings.Enable`` is on (the WebSocket and unknown paths included)."""
+        limiter, rl = self.global_limiter, self.profile.global_rate_limit
+        assert limiter is not None and rl is not None
+        key = limiter_key(request, rl, self.settings.trusted_proxy_ip_header)
+        decision = limiter.check(key)
+        if decision.limited:
+            self.core.metrics.rate_limited.labels("global").inc()
+            return web.Response(status=429, text="limit exceeded\n", headers=decision.headers())
+        request[LIMIT_HEADERS] = [decision.headers()]
+        return await handler(request)
+
+    async def _add_limit_headers(self, request: web.Request, resp: web.StreamResponse) -> None:
+        """``X-RateLimit-*`` of every limiter the request passed (added, not replaced, as
+        ``setRateLimitHeaders`` does: a login answer carries both limiters' values)."""
+        for headers in request.get(LIMIT_HEADERS, ()):
+            for name, value in headers.items():
+                resp.headers.add(name, value)
+
     # -- the per-request wrapper ------------------------------------------------------------
     def route(
         self,
@@ -93,18 +134,21 @@ class Simulator:
         """Register ``handler`` with the server's per-request behaviour around it."""
 
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            limit_headers: dict[str, str] = {}
             if rate_limited and self.limiter is not None:
+                # RateLimitedHandler: keyed by the peer address only (no proxy header)
                 decision = self.limiter.check(request.remote or "")
-                limit_headers = decision.headers()
                 if decision.limited:
-                    return web.Response(status=429, text="limit exceeded\n", headers=limit_headers)
+                    self.core.metrics.rate_limited.labels("login").inc()
+                    resp = web.Response(status=429, text="limit exceeded\n")
+                    for headers in (*request.get(LIMIT_HEADERS, ()), decision.headers()):
+                        for key, value in headers.items():
+                            resp.headers.add(key, value)
+                    request[LIMIT_HEADERS] = []
+                    return resp
+                request.setdefault(LIMIT_HEADERS, []).append(decision.headers())
             if self.pool is None:
-                resp = await self._handle(request, name, handler, session, trust_requester)
-            else:
-                resp = await self._pooled(request, name, handler, session, trust_requester)
-            resp.headers.update(limit_headers)
-            return resp
+                return await self._handle(request, name, handler, session, trust_requester)
+            return await self._pooled(request, name, handler, session, trust_requester)
 
         self.app.router.add_route(method, path, wrapped)
 
@@ -148,6 +192,8 @@ class Simulator:
         core = self.core
         try:
             session = authenticate(core.state, request, session_required, trust_requester)
+            if session is not None and self._user_limited(request, session.user.id):
+                return web.Response(status=429, text="limit exceeded\n")
             resp = await handler(Ctx(request, session))
         except ApiError as err:
             resp = error_response(request, err.status, err.error_id, err.message, err.detailed)
@@ -165,9 +211,21 @@ class Simulator:
             request.method,
             str(resp.status),
             origin_client(request),
-            request.headers.get("X-Page-Load-Context", ""),
+            page_load_context(request),
         ).observe(time.perf_counter() - start)
         return resp
+
+    def _user_limited(self, request: web.Request, user_id: str) -> bool:
+        """``UserIdRateLimit``: with ``VaryByUser``, the session's user id also takes a token
+        from the global limiter (refusals never reach the handler metrics)."""
+        rl, limiter = self.profile.global_rate_limit, self.global_limiter
+        if rl is None or limiter is None or not rl.vary_by_user:
+            return False
+        decision = limiter.check(user_id)
+        request.setdefault(LIMIT_HEADERS, []).append(decision.headers())
+        if decision.limited:
+            self.core.metrics.rate_limited.labels("user").inc()
+        return decision.limited
 
     # -- routes -----------------------------------------------------------------------------
     def _add_routes(self) -> None:

@@ -11,6 +11,7 @@ from mmload.sim.hub import Hub
 from mmload.sim.metrics import SimMetrics
 from mmload.sim.population import Population
 from mmload.sim.state import SimState
+from mmload.sim.store import MemoryStore, Store
 
 
 class SimCore:
@@ -25,10 +26,11 @@ class SimCore:
         self.metrics = SimMetrics()
         self.hub = Hub(self.pop, self.metrics)
         self.passwords = PasswordChecker(self.profile)
+        self.store: Store = MemoryStore()  # server.start swaps in PostgreSQL for --database
         self.site_url = settings.site_url or ""
         self.config_full = b""
         self.config_limited = b""
-        self.license = P.dumps(P.client_license()).encode()
+        self.license = P.dumps(P.client_license(self.profile.licensed)).encode()
         self.config_hash = ""
         self.server_version_string = ""
         self.refresh_config()
@@ -41,7 +43,10 @@ class SimCore:
         self.config_limited = P.dumps(limited).encode()
         self.config_hash = P.config_hash(full)
         p = self.profile
-        self.server_version_string = f"{p.server_version}.{p.build_number}.{self.config_hash}.false"
+        licensed = "true" if p.licensed else "false"
+        self.server_version_string = (
+            f"{p.server_version}.{p.build_number}.{self.config_hash}.{licensed}"
+        )
 
     def set_site_url(self, url: str) -> None:
         """Called once the listening address is known (SiteURL in the client config)."""
@@ -52,3 +57,4 @@ class SimCore:
     async def close(self) -> None:
         await self.hub.close_all()
         self.passwords.close()
+        await self.store.close()

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import bcrypt
 
-from mmload.config.sim import Profile, RateLimit, WorkerPool
+from mmload.config.sim import Profile, WorkerPool
 
 T = TypeVar("T")
 PBKDF2_SALT_BYTES = 16
@@ -70,9 +70,11 @@ def _unb64(text: str) -> bytes:
 class PasswordChecker:
     """Checks passwords with the profile's hash in a thread pool, optionally one at a time.
 
-    One stored hash per distinct password is computed once (lazily) and cached: every seeded
+    One stored hash per (format, password) is computed once (lazily) and cached: every seeded
     user shares the population password, so startup never hashes 20,000 passwords, while every
-    login still pays one real hash comparison.
+    login still pays one real hash comparison. When the seeded users' passwords are stored in
+    another format than the profile's (``seeded_password_hash``: bcrypt users of a v11 server),
+    a user's first good login also pays the new hash (the re-hash the server writes back).
     """
 
     def __init__(self, profile: Profile):
@@ -80,34 +82,55 @@ class PasswordChecker:
         threads = profile.hash_threads or os.cpu_count() or 2
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mmload-hash")
         self.mutex = asyncio.Lock() if profile.login_mutex else None
-        self._stored: dict[str, str] = {}
+        self.seeded_format = profile.seeded_password_hash or profile.password_hash
+        self._stored: dict[tuple[str, str], str] = {}
+        self.rehashed: set[int] = set()  # users whose password was re-hashed at login
         self.active = 0  # checks in progress right now (the mutex test reads the maximum)
         self.max_active = 0
 
-    async def stored_hash(self, password: str) -> str:
-        """The stored hash of ``password`` (computed once)."""
-        stored = self._stored.get(password)
+    def stored_formats(self) -> dict[str, str]:
+        """The cached stored hash of each format in use (format -> hash)."""
+        return {fmt: stored for (fmt, _pw), stored in self._stored.items()}
+
+    async def stored_hash(self, password: str, fmt: str | None = None) -> str:
+        """The stored hash of ``password`` in ``fmt`` (default: the seeded format), once."""
+        fmt = fmt or self.seeded_format
+        stored = self._stored.get((fmt, password))
         if stored is None:
             loop = asyncio.get_running_loop()
-            stored = await loop.run_in_executor(
-                self.executor, hash_password, self.profile, password
-            )
-            self._stored[password] = stored
+            profile = self.profile.model_copy(update={"password_hash": fmt})
+            stored = await loop.run_in_executor(self.executor, hash_password, profile, password)
+            self._stored[(fmt, password)] = stored
         return stored
 
-    async def verify(self, real_password: str, attempt: str) -> bool:
-        """Compare ``attempt`` to the user's password at the profile's cost."""
-        stored = await self.stored_hash(real_password)
+    async def verify(self, number: int, real_password: str, attempt: str) -> tuple[bool, str]:
+        """Compare ``attempt`` to user ``number``'s password at the profile's cost. Returns
+        whether it matched and, when the login re-hashed a legacy hash, the new stored hash."""
+        current = self.profile.password_hash
+        fmt = current if number in self.rehashed else self.seeded_format
+        stored = await self.stored_hash(real_password, fmt)
         if self.mutex is None:
-            return await self._compare(stored, attempt)
+            return await self._check(number, stored, attempt, fmt != current)
         async with self.mutex:
-            return await self._compare(stored, attempt)
+            return await self._check(number, stored, attempt, fmt != current)
+
+    async def _check(
+        self, number: int, stored: str, attempt: str, rehash: bool
+    ) -> tuple[bool, str]:
+        ok = await self._compare(stored, attempt)
+        if not (ok and rehash):
+            return ok, ""
+        loop = asyncio.get_running_loop()
+        new = await loop.run_in_executor(self.executor, hash_password, self.profile, attempt)
+        self.rehashed.add(number)
+        self._stored.setdefault((self.profile.password_hash, attempt), new)
+        return True, new
 
     async def _compare(self, stored: str, attempt: str) -> bool:
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
-            if self.profile.password_hash == "none":
+            if not stored.startswith("$"):
                 return check_password(stored, attempt)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, check_password, stored, attempt)
@@ -146,16 +169,25 @@ class GcraLimiter:
 
     Emission interval T = 1/per_sec; delay variation tolerance = T*(burst+1), so burst+1
     requests pass at once; the limit header is burst+1. Keys are kept in an LRU of
-    ``max_keys`` entries (10,000 in Mattermost).
+    ``max_keys`` entries (10,000 in Mattermost). The keys refused and passed are counted (in
+    LRUs of the same size) so a test can see which clients were limited.
     """
 
-    def __init__(self, rate: RateLimit, max_keys: int = 10_000, clock=time.monotonic_ns):
-        self.interval = round(1e9 / rate.per_sec)  # nanoseconds: exact arithmetic, as in Go
-        self.tolerance = self.interval * (rate.burst + 1)
-        self.limit = rate.burst + 1
+    def __init__(self, per_sec: float, burst: int, max_keys: int = 10_000, clock=time.monotonic_ns):
+        self.interval = round(1e9 / per_sec)  # nanoseconds: exact arithmetic, as in Go
+        self.tolerance = self.interval * (burst + 1)
+        self.limit = burst + 1
         self.max_keys = max_keys
         self.clock = clock
         self._tat: OrderedDict[str, int] = OrderedDict()
+        self.limited_keys: OrderedDict[str, int] = OrderedDict()  # key -> refusals (bounded)
+        self.allowed_keys: OrderedDict[str, int] = OrderedDict()  # key -> passes (bounded)
+
+    def _count(self, table: OrderedDict[str, int], key: str) -> None:
+        table[key] = table.get(key, 0) + 1
+        table.move_to_end(key)
+        if len(table) > self.max_keys:
+            table.popitem(last=False)
 
     def check(self, key: str) -> RateDecision:
         """Count one request for ``key``."""
@@ -165,7 +197,9 @@ class GcraLimiter:
         diff = now - (new_tat - self.tolerance)
         if diff < 0:
             ttl = max(tat - now, 0)
+            self._count(self.limited_keys, key)
             return RateDecision(True, self.limit, 0, ttl / 1e9, -diff / 1e9)
+        self._count(self.allowed_keys, key)
         self._tat[key] = new_tat
         self._tat.move_to_end(key)
         if len(self._tat) > self.max_keys:

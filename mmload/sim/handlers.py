@@ -21,6 +21,7 @@ from mmload.sim.request import (
     int_query,
     json_body,
     json_response,
+    login_props,
     raw_json,
     set_login_cookies,
 )
@@ -195,12 +196,7 @@ class Handlers:
     # -- login / logout ---------------------------------------------------------------------
     async def login(self, ctx: Ctx) -> web.Response:
         core, req = self.core, ctx.request
-        try:
-            props = await req.json()
-        except ValueError:
-            props = {}
-        if not isinstance(props, dict):
-            props = {}
+        props = await login_props(ctx)
         login_id = props.get("login_id") if isinstance(props.get("login_id"), str) else ""
         password = props.get("password") if isinstance(props.get("password"), str) else ""
         if password == "":
@@ -217,14 +213,16 @@ class Handlers:
                 "Enter a valid email or username and/or password.",
                 "user not found",
             )
-        ok = await self._check_password(user, password)
-        if not ok:
+        if not await self._check_password(user, password):
             core.metrics.logins_fail.inc()
             raise ApiError(
                 401, INVALID_CREDENTIALS, "Enter a valid email or username and/or password."
             )
         session = self.state.create_session(user)
-        self.state.set_status(user, "online")
+        store = core.store
+        await store.save_session(session)
+        await store.update_last_login(user, session.create_at)
+        await store.save_status(self.state.set_status(user, "online"))
         core.metrics.logins.inc()
         resp = raw_json(self.user_bytes(user))
         resp.headers["Token"] = session.token
@@ -235,26 +233,30 @@ class Handlers:
         return resp
 
     async def _check_password(self, user: User, password: str) -> bool:
-        """``CheckPasswordAndAllCriteria``: attempts, then the hash (mutex + cost)."""
-        failed = self.state.failed_attempts.get(user.number, 0)
-        if failed >= MAX_LOGIN_ATTEMPTS:
+        """``CheckPasswordAndAllCriteria``: the failed-attempts check (or claim, 11.9+), the
+        hash (mutex + cost, plus the re-hash of a legacy hash), then the counter's update."""
+        store, claim = self.core.store, self.core.profile.failed_attempts == "claim"
+        if not await store.claim_attempt(user, MAX_LOGIN_ATTEMPTS, claim):
             raise ApiError(
                 401,
                 "api.user.check_user_login_attempts.too_many.app_error",
                 "Your account is locked because of too many failed password "
                 "attempts. Please reset your password.",
             )
-        ok = await self.core.passwords.verify(self.pop.spec.password, password)
-        if ok:
-            self.state.failed_attempts.pop(user.number, None)
-        else:
-            self.state.failed_attempts[user.number] = failed + 1
+        ok, new_hash = await self.core.passwords.verify(
+            user.number, self.pop.spec.password, password
+        )
+        if new_hash:
+            await store.update_password(user, new_hash, now_ms())
+        await store.attempt_result(user, ok, claim)
         return ok
 
     async def logout(self, ctx: Ctx) -> web.Response:
         if ctx.session is not None:
             self.state.sessions.pop(ctx.session.token, None)
-            self.state.set_status(ctx.session.user, "offline")
+            await self.core.store.remove_session(ctx.session)
+            status = self.state.set_status(ctx.session.user, "offline")
+            await self.core.store.save_status(status)
         resp = json_response({"status": "OK"})
         clear_login_cookies(resp)
         return resp

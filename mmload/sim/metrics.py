@@ -59,6 +59,24 @@ class SimMetrics:
             ["name"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "mmload_sim_rate_limited",
+            "Requests refused with 429 by a rate limiter (simulator only).",
+            ["limiter"],
+            registry=r,
+        )
+        self.categories_created = Counter(
+            "mmload_sim_sidebar_category_creations",
+            "Users whose sidebar categories of a team were created on first load.",
+            registry=r,
+        )
+        self.ws_reconnects = Counter(
+            "mmload_sim_websocket_reconnects",
+            "WebSocket reconnects by outcome (success: resumed; failure: new connection id; "
+            "lossless: nothing missed), like the server's reconnect metric.",
+            ["outcome"],
+            registry=r,
+        )
         self.pool_queued = Gauge(
             "mmload_sim_worker_pool_queued",
             "Requests waiting for a worker-pool slot (simulator only).",

@@ -338,9 +338,11 @@ def client_config(profile: Profile, site_url: str, logged_in: bool) -> dict[str,
     }
 
 
-def client_license() -> dict[str, str]:
-    """``GET /license/client?format=old`` of an unlicensed (Team Edition) server."""
-    return {"IsLicensed": "false"}
+def client_license(licensed: bool = False) -> dict[str, str]:
+    """``GET /license/client?format=old``: Team Edition, or a licensed server's subset."""
+    if not licensed:
+        return {"IsLicensed": "false"}
+    return {"IsLicensed": "true", "SkuShortName": "enterprise", "Cluster": "true"}
 
 
 def config_hash(config: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ module sits below ``handlers``, ``websocket`` and ``app``; it imports none of th
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -15,14 +16,23 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from mmload.config.sim import GlobalRateLimit
 from mmload.sim import payloads as P
-from mmload.sim.errors import bad_body, bad_param, query_token_refused, session_expired
+from mmload.sim.errors import (
+    ApiError,
+    bad_body,
+    bad_param,
+    query_token_refused,
+    session_expired,
+)
 from mmload.sim.ids import new_id
 from mmload.sim.population import User
 from mmload.sim.state import Session, SimState
 
 JSON = "application/json"
 REQUEST_ID = web.RequestKey("request_id", str)
+LIMIT_HEADERS = web.RequestKey("limit_headers", list)
+PAGE_LOAD_CONTEXTS = frozenset({"page_load", "reconnect"})  # what recordMetrics keeps
 
 
 @dataclass(slots=True)
@@ -123,6 +133,44 @@ def origin_client(request: web.Request) -> str:
     return "web"
 
 
+def page_load_context(request: web.Request) -> str:
+    """The ``page_load_context`` label: the web app's two contexts, anything else ``""`` — the
+    server's ``recordMetrics`` rule, so a client cannot grow the label set."""
+    value = request.headers.get("X-Page-Load-Context", "")
+    return value if value in PAGE_LOAD_CONTEXTS else ""
+
+
+def client_ip(request: web.Request, trusted_headers: list[str]) -> str:
+    """``utils.GetIPAddress``: the first address of the first trusted proxy header that holds
+    a valid IP, else the host of the peer address."""
+    for name in trusted_headers:
+        first = request.headers.get(name, "").split(",")[0].strip()
+        if first:
+            try:
+                ipaddress.ip_address(first)
+            except ValueError:
+                continue
+            return first
+    return request.remote or ""
+
+
+def limiter_key(request: web.Request, rl: GlobalRateLimit, trusted_headers: list[str]) -> str:
+    """``RateLimiter.GenerateKey``: token (``VaryByUser``) or client address
+    (``VaryByRemoteAddr``), then the lowercased ``VaryByHeader`` value."""
+    key = ""
+    if rl.vary_by_user:
+        token, _ = token_of(request)
+        if token:
+            key += token
+        elif rl.vary_by_remote_addr:
+            key += client_ip(request, trusted_headers)
+    elif rl.vary_by_remote_addr:
+        key += client_ip(request, trusted_headers)
+    if rl.vary_by_header:
+        key += request.headers.get(rl.vary_by_header, "").lower()
+    return key
+
+
 def authenticate(
     state: SimState, request: web.Request, required: bool, trust_requester: bool
 ) -> Session | None:
@@ -163,9 +211,38 @@ def int_query(ctx: Ctx, name: str, default: int, *, low: int = 0, high: int | No
     return min(value, high) if high is not None else value
 
 
-async def json_body(ctx: Ctx, what: str) -> Any:
-    """The request body as JSON; 400 ``invalid_body_param`` naming ``what`` when it is not."""
+def body_too_large() -> ApiError:
+    """What ``handleContextError`` makes of an ``http.MaxBytesError``."""
+    return ApiError(
+        413,
+        "api.context.request_body_too_large.app_error",
+        "The request body is too large.",
+    )
+
+
+async def read_body(ctx: Ctx) -> bytes:
+    """The raw body; 413 past ``MaximumPayloadSizeBytes`` (+512, as ``http.MaxBytesReader``)."""
     try:
-        return await ctx.request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError):
+        return await ctx.request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise body_too_large() from None
+
+
+async def json_body(ctx: Ctx, what: str) -> Any:
+    """The request body as JSON; 400 ``invalid_body_param`` naming ``what`` when it is not
+    (nesting deeper than Python's recursion limit included: Go refuses depth > 10,000)."""
+    raw = await read_body(ctx)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise bad_body(what) from None
+
+
+async def login_props(ctx: Ctx) -> dict[str, Any]:
+    """``model.MapFromJSON``: a body that is not a JSON object reads as ``{}`` (the login
+    handler then answers ``blank_pwd``) — an oversized one too, as on the server."""
+    try:
+        props = json.loads(await ctx.request.read())
+    except (ValueError, UnicodeDecodeError, RecursionError, web.HTTPRequestEntityTooLarge):
+        return {}
+    return props if isinstance(props, dict) else {}

@@ -18,6 +18,10 @@ from mmload.sim.population import EPOCH_MS, Channel, Population, User
 
 MAX_THREADS_PER_USER = 200
 MAX_SESSIONS_PER_USER = 100  # the oldest session of a user is revoked past this
+MAX_DRAFTS_PER_USER = 200  # the oldest draft is forgotten past this
+MAX_SCHEDULED_PER_USER = 100
+MAX_BOOKMARKS_PER_CHANNEL = 50  # the server's limit (MaxBookmarksPerChannel)
+MAX_PREFERENCES_PER_USER = 500
 
 
 def now_ms() -> int:
@@ -73,7 +77,6 @@ class SimState:
         self.sessions: dict[str, Session] = {}
         self.user_sessions: dict[int, deque[str]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}
-        self.failed_attempts: dict[int, int] = {}
         self.posts: dict[str, dict[str, Any]] = {}
         self.channel_state: dict[str, ChannelState] = {}
         self.memberships: dict[tuple[int, str], Membership] = {}
@@ -83,6 +86,12 @@ class SimState:
         self.direct_by_id: dict[str, Channel] = {}
         self.direct_by_user: dict[int, list[Channel]] = {}
         self.reactions: dict[str, list[dict[str, Any]]] = {}
+        self.drafts: dict[int, OrderedDict[tuple[str, str], dict[str, Any]]] = {}
+        self.scheduled: dict[int, OrderedDict[str, dict[str, Any]]] = {}
+        self.bookmarks: dict[str, OrderedDict[str, dict[str, Any]]] = {}
+        self.thread_views: dict[tuple[int, str], int] = {}  # (user, root id) -> last viewed
+        self.preferences: dict[int, OrderedDict[tuple[str, str], dict[str, str]]] = {}
+        self.custom_status: dict[int, dict[str, Any]] = {}
         self._keep = settings.posts_kept_per_channel
         self._load_seed_posts()
 
@@ -170,9 +179,43 @@ class SimState:
         """Direct channels ``user`` is in."""
         return self.direct_by_user.get(user.number, [])
 
+    def forget_post(self, post_id: str) -> None:
+        """A deleted post: gone from its channel's list, with its reactions and thread."""
+        post = self.posts.pop(post_id, None)
+        if post is None:
+            return
+        cs = self.channel_state.get(post["channel_id"])
+        if cs is not None and post_id in cs.post_ids:
+            cs.post_ids.remove(post_id)
+        self.reactions.pop(post_id, None)
+        self.threads.pop(post_id, None)
+
+    # -- per-user lists (bounded) -----------------------------------------------------------
+    @staticmethod
+    def bounded_put(table: OrderedDict, key: Any, value: Any, limit: int) -> None:
+        """Insert or replace ``key`` as the newest entry, dropping the oldest past ``limit``."""
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > limit:
+            table.popitem(last=False)
+
+    def drafts_of(self, user: User) -> OrderedDict[tuple[str, str], dict[str, Any]]:
+        return self.drafts.setdefault(user.number, OrderedDict())
+
+    def scheduled_of(self, user: User) -> OrderedDict[str, dict[str, Any]]:
+        return self.scheduled.setdefault(user.number, OrderedDict())
+
+    def bookmarks_of(self, channel_id: str) -> OrderedDict[str, dict[str, Any]]:
+        return self.bookmarks.setdefault(channel_id, OrderedDict())
+
+    def preferences_of(self, user: User) -> OrderedDict[tuple[str, str], dict[str, str]]:
+        return self.preferences.setdefault(user.number, OrderedDict())
+
     # -- statuses ---------------------------------------------------------------------------
-    def set_status(self, user: User, status: str) -> None:
-        self.statuses[user.id] = status_body(user.id, status, now_ms())
+    def set_status(self, user: User, status: str) -> dict[str, Any]:
+        body = status_body(user.id, status, now_ms())
+        self.statuses[user.id] = body
+        return body
 
     def status_of(self, user_id: str) -> dict[str, Any]:
         return self.statuses.get(user_id) or status_body(user_id, "offline", 0)

@@ -28,13 +28,19 @@ from mmload.sim.request import error_response, origin_client, token_of
 from mmload.sim.state import Session
 
 HOSTNAME = socket.gethostname()  # os.Hostname() on the real server
+SOCKET_MAX_MESSAGE_BYTES = 8 * 1024  # model.SocketMaxMessageSizeKb: the read limit per frame
 
 
 async def websocket_handler(core: SimCore, request: web.Request) -> web.StreamResponse:
     """Upgrade, authenticate, say hello, answer actions until the socket closes."""
     settings = core.settings
     # No permessage-deflate: each zlib context costs ~260 KB, and 15,000 sockets must fit.
-    ws = web.WebSocketResponse(heartbeat=settings.ws_ping_interval_s, autoping=True, compress=False)
+    ws = web.WebSocketResponse(
+        heartbeat=settings.ws_ping_interval_s,
+        autoping=True,
+        compress=False,
+        max_msg_size=SOCKET_MAX_MESSAGE_BYTES,
+    )
     if not ws.can_prepare(request).ok:
         return error_response(
             request,
@@ -92,7 +98,7 @@ async def authenticate(core: SimCore, conn: Conn, session: Session) -> None:
     """Attach the session, register with the hub and send ``hello``."""
     conn.session = session
     core.hub.register(conn)
-    core.state.set_status(session.user, "online")
+    await core.store.save_status(core.state.set_status(session.user, "online"))
     data = P.hello_data(conn.connection_id, HOSTNAME, core.server_version_string)
     await conn.send_event(
         P.event_prefix("hello", data, {**P.EMPTY_BROADCAST, "user_id": session.user.id})
@@ -105,8 +111,9 @@ async def on_action(core: SimCore, conn: Conn, text: str) -> None:
         req = json.loads(text)
         action, seq = req.get("action", ""), req.get("seq", 0)
         data = req.get("data") or {}
-    except (ValueError, TypeError, AttributeError):
-        return  # the real server ignores frames it cannot decode
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        drop(conn)  # readPump returns on a decode error: the server closes the connection
+        return
     if not isinstance(seq, int):
         seq = 0
     if not action:
