@@ -13,7 +13,7 @@ from mmload.sim import payloads as P
 from mmload.sim.core import SimCore
 from mmload.sim.errors import ApiError, bad_body, bad_param, forbidden
 from mmload.sim.ids import is_valid_id, new_id
-from mmload.sim.population import Channel, User
+from mmload.sim.population import EPOCH_MS, Channel, User
 from mmload.sim.request import (
     Ctx,
     Router,
@@ -35,9 +35,8 @@ PING = P.dumps(P.ping_body(False)).encode()
 PING_WITH_STATUS = P.dumps(P.ping_body(True)).encode()
 
 
-def add_routes(core: SimCore, r: Router) -> None:
-    """Register every simulated endpoint with the router ``r``."""
-    h = Handlers(core)
+def add_routes(h: Handlers, r: Router) -> None:
+    """Register the older web app's endpoints of ``h`` with the router ``r``."""
     r("GET", "/api/v4/system/ping", "getSystemPing", h.ping, session=False)
     r("GET", "/api/v4/config/client", "getClientConfig", h.client_config, session=False)
     r("GET", "/api/v4/license/client", "getClientLicense", h.client_license, session=False)
@@ -263,7 +262,14 @@ class Handlers:
 
     # -- users ------------------------------------------------------------------------------
     async def get_user(self, ctx: Ctx) -> web.Response:
-        return raw_json(self.profile_bytes(self.user_param(ctx, self_only=False), ctx.user))
+        """``getUser`` with ``user.Etag(ShowFullName, ShowEmailAddress)``: 304 when unchanged."""
+        user = self.user_param(ctx, self_only=False)
+        etag = f"{self.core.profile.server_version}.{user.id}.{EPOCH_MS}.0.0.true.true.0"
+        if ctx.request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        resp = raw_json(self.profile_bytes(user, ctx.user))
+        resp.headers["ETag"] = etag
+        return resp
 
     async def users_by_ids(self, ctx: Ctx) -> web.Response:
         ids = await json_body(ctx, "user_ids")
@@ -339,9 +345,21 @@ class Handlers:
         return self.pop.channels_of(user) + self.state.directs_of(user)
 
     async def channels_for_user(self, ctx: Ctx) -> web.Response:
+        """``getChannelsForTeamForUser`` with ``ChannelList.Etag()``: 304 when unchanged."""
         user = self.user_param(ctx)
         self.team_param(ctx, user)
-        return json_response([self.channel_json(c) for c in self._my_channels(user)])
+        channels = [self.channel_json(c) for c in self._my_channels(user)]
+        newest, newest_id = 0, "0"
+        for c in channels:
+            for key in ("last_post_at", "update_at"):
+                if c[key] > newest:
+                    newest, newest_id = c[key], c["id"]
+        etag = f"{self.core.profile.server_version}.{newest_id}.{newest}.0.{len(channels)}"
+        if ctx.request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        resp = json_response(channels)
+        resp.headers["ETag"] = etag
+        return resp
 
     async def channel_members_for_user(self, ctx: Ctx) -> web.Response:
         user = self.user_param(ctx)
@@ -450,6 +468,10 @@ class Handlers:
         for key in ("before", "after"):
             if q.get(key) and not is_valid_id(q[key]):
                 raise bad_param(key)
+        latest = max((posts[i]["update_at"] for i in ids), default=0)
+        etag = f"{self.core.profile.server_version}.{latest}"  # GetPostsEtag
+        if ctx.request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
         if q.get("before"):
             end = ids.index(q["before"]) if q["before"] in ids else 0
             window = ids[:end]
@@ -463,9 +485,11 @@ class Handlers:
         chunk = newest_first[lo : lo + per_page]
         older = newest_first[lo + per_page] if lo + per_page < len(newest_first) else ""
         newer = newest_first[lo - 1] if 0 < lo <= len(newest_first) else ""
-        return json_response(
+        resp = json_response(
             self._post_list(chunk, prev_id=older, next_id=newer, has_next=bool(older))
         )
+        resp.headers["ETag"] = etag
+        return resp
 
     async def create_post(self, ctx: Ctx) -> web.Response:
         body = await json_body(ctx, "post")

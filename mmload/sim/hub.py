@@ -13,7 +13,7 @@ from aiohttp import web
 
 from mmload.sim.metrics import SimMetrics
 from mmload.sim.payloads import EMPTY_BROADCAST, dumps, event_prefix
-from mmload.sim.population import Channel, Population
+from mmload.sim.population import Channel, Population, User
 from mmload.sim.state import Session
 
 
@@ -97,6 +97,22 @@ class Hub:
         else:
             numbers = channel.members
         return await self.to_users(numbers, event, prefix)
+
+    async def to_user(self, user: User, event: str, data: dict[str, Any]) -> int:
+        """Send ``event`` to every connection of ``user`` (drafts, own-device sync)."""
+        prefix = event_prefix(event, data, {**EMPTY_BROADCAST, "user_id": user.id})
+        return await self.to_users([user.number], event, prefix)
+
+    async def typing(self, channel: Channel, user: User, parent_id: str) -> int:
+        """``typing`` to the channel's connected members but the typist (``omit_users``)."""
+        data = {"parent_id": parent_id, "user_id": user.id}
+        broadcast = {**EMPTY_BROADCAST, "channel_id": channel.id, "omit_users": {user.id: True}}
+        prefix = event_prefix("typing", data, broadcast)
+        pop = self.pop
+        numbers = [
+            n for n in self.by_user if n != user.number and pop.is_member(pop.user(n), channel)
+        ]
+        return await self.to_users(numbers, "typing", prefix)
 
     async def close_all(self) -> None:
         for conn in list(self.all):

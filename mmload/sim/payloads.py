@@ -559,3 +559,160 @@ def ws_fail(seq: int, error_id: str, message: str, status_code: int = 401) -> di
     """An action's error reply (the AppError shape inside ``error``)."""
     error = {"id": error_id, "message": message, "detailed_error": "", "status_code": status_code}
     return {"status": "FAIL", "seq_reply": seq, "error": error}
+
+
+# -- the 11.x web app's load, drafts, scheduled posts, bookmarks --------------------------------
+def channel_member_with_team_body(member: dict[str, Any], team: Team | None) -> dict[str, Any]:
+    """``model.ChannelMemberWithTeamData`` (``GET /users/{id}/channel_members``)."""
+    return {
+        **member,
+        "team_display_name": team.display_name if team else "",
+        "team_name": team.name if team else "",
+        "team_update_at": EPOCH_MS if team else 0,
+    }
+
+
+def sidebar_category_row(
+    user_id: str, team_id: str, kind: str, display_name: str, sort_order: int, sorting: str
+) -> dict[str, Any]:
+    """A ``SidebarCategories`` row as ``createInitialSidebarCategories`` inserts it."""
+    return {
+        "id": f"{kind}_{user_id}_{team_id}",
+        "user_id": user_id,
+        "team_id": team_id,
+        "sort_order": sort_order,
+        "sorting": sorting,
+        "type": kind,
+        "display_name": display_name,
+        "muted": False,
+        "collapsed": False,
+    }
+
+
+def initial_sidebar_categories(user_id: str, team_id: str) -> list[dict[str, Any]]:
+    """Favorites (0), Channels (10), Direct Messages (20, sorted by recency)."""
+    return [
+        sidebar_category_row(user_id, team_id, "favorites", "Favorites", 0, ""),
+        sidebar_category_row(user_id, team_id, "channels", "Channels", 10, ""),
+        sidebar_category_row(user_id, team_id, "direct_messages", "Direct Messages", 20, "recent"),
+    ]
+
+
+def ordered_categories_body(categories: list[dict[str, Any]]) -> dict[str, Any]:
+    """``model.OrderedSidebarCategories``."""
+    return {"categories": categories, "order": [c["id"] for c in categories]}
+
+
+def server_limits_body() -> dict[str, int]:
+    """``model.ServerLimits`` as a non-admin gets it (no user counts)."""
+    return {
+        "maxUsersLimit": 0,
+        "maxUsersHardLimit": 0,
+        "activeUserCount": 0,
+        "lastAccessiblePostTime": 0,
+        "postHistoryLimit": 0,
+    }
+
+
+def webapp_plugin_body(plugin_id: str, version: str) -> dict[str, Any]:
+    """``Manifest.ClientManifest()`` of a plugin with a webapp bundle."""
+    return {
+        "id": plugin_id,
+        "version": version,
+        "webapp": {"bundle_path": f"/static/{plugin_id}/{plugin_id}_bundle.js"},
+    }
+
+
+def draft_body(
+    user_id: str, channel_id: str, root_id: str, message: str, props: dict, create_at: int, now: int
+) -> dict[str, Any]:
+    """``model.Draft``."""
+    return {
+        "create_at": create_at,
+        "update_at": now,
+        "delete_at": 0,
+        "user_id": user_id,
+        "channel_id": channel_id,
+        "root_id": root_id,
+        "message": message,
+        "props": props,
+        "file_ids": [],
+    }
+
+
+def scheduled_post_body(
+    post_id: str, draft: dict[str, Any], scheduled_at: int, processed_at: int = 0
+) -> dict[str, Any]:
+    """``model.ScheduledPost``: a draft with an id and a time to send it."""
+    return {**draft, "id": post_id, "scheduled_at": scheduled_at, "processed_at": processed_at}
+
+
+def bookmark_body(
+    bookmark_id: str,
+    channel_id: str,
+    owner_id: str,
+    display_name: str,
+    link_url: str,
+    sort_order: int,
+    now: int,
+) -> dict[str, Any]:
+    """``model.ChannelBookmarkWithFileInfo`` of a link bookmark."""
+    return {
+        "id": bookmark_id,
+        "create_at": now,
+        "update_at": now,
+        "delete_at": 0,
+        "channel_id": channel_id,
+        "owner_id": owner_id,
+        "file_id": "",
+        "display_name": display_name,
+        "sort_order": sort_order,
+        "link_url": link_url,
+        "image_url": "",
+        "emoji": "",
+        "type": "link",
+        "original_id": "",
+        "parent_id": "",
+    }
+
+
+def channel_unread_body(team_id: str, channel_id: str, msgs: int) -> dict[str, Any]:
+    """``model.ChannelUnread``."""
+    return {
+        "team_id": team_id,
+        "channel_id": channel_id,
+        "msg_count": msgs,
+        "mention_count": 0,
+        "mention_count_root": 0,
+        "urgent_mention_count": 0,
+        "msg_count_root": msgs,
+        "notify_props": {"mark_unread": "all"},
+    }
+
+
+def team_stats_body(team_id: str, members: int) -> dict[str, Any]:
+    """``model.TeamStats``."""
+    return {"team_id": team_id, "total_member_count": members, "active_member_count": members}
+
+
+def status_ok() -> dict[str, str]:
+    """``ReturnStatusOK``."""
+    return {"status": "OK"}
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A solid-colour PNG (the default profile picture stands in for the server's)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    row = b"\x00" + bytes(rgb) * width
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(row * height, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+PROFILE_IMAGE = _png(128, 128, (22, 109, 224))

@@ -26,6 +26,8 @@ PATH_FILES = (
     "health.yaml",
     "imports.yaml",
     "jobs.yaml",
+    "plugins.yaml",
+    "reactions.yaml",
 )
 
 
@@ -37,6 +39,12 @@ SERVER_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("Timezone", "useAutomaticTimezone"): {"type": "string", "enum": ["true", "false"]},
     ("Team", "policy_id"): {"type": ["string", "null"]},
     # model.ThreadResponse.Participants is []*User; the spec says Post.
+    # getServerLimits encodes one model.ServerLimits; the spec says an array of them.
+    ("__response__", "/api/v4/limits/server"): {"$ref": "#/components/schemas/ServerLimits"},
+    # getCategoriesForTeamForUser encodes one model.OrderedSidebarCategories (spec: an array).
+    ("__response__", "/api/v4/users/{user_id}/teams/{team_id}/channels/categories"): {
+        "$ref": "#/components/schemas/OrderedSidebarCategories"
+    },
     ("UserThread", "participants"): {
         "type": "array",
         "items": {"$ref": "#/components/schemas/User"},
@@ -48,6 +56,15 @@ SERVER_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
 SERVER_FIELDS_NOT_IN_SPEC = frozenset(
     {
         "AppError.detailed_error",
+        "ServerLimits.maxUsersHardLimit",
+        "ServerLimits.lastAccessiblePostTime",
+        "ServerLimits.postHistoryLimit",
+        "ScheduledPost.delete_at",
+        "ChannelMemberWithTeamData.explicit_roles",
+        "SidebarCategoryWithChannels.sort_order",
+        "SidebarCategoryWithChannels.sorting",
+        "SidebarCategoryWithChannels.muted",
+        "SidebarCategoryWithChannels.collapsed",
         "Channel.group_constrained",
         "Channel.last_root_post_at",
         "Channel.policy_id",
@@ -138,6 +155,10 @@ class Spec:
         self.doc = build_document(api_dir)
         root = _openapi_to_jsonschema(self.doc)
         for (schema, prop), override in SERVER_OVERRIDES.items():
+            if schema == "__response__":
+                get = root["paths"][prop]["get"]["responses"]["200"]
+                get["content"]["application/json"]["schema"] = override
+                continue
             root["components"]["schemas"][schema]["properties"][prop] = override
         self.registry = Registry().with_resource(
             "urn:mattermost", Resource.from_contents(root, default_specification=DRAFT4)
