@@ -24,7 +24,12 @@ class SimCore:
         self.pop = self.state.pop
         self.pop.find_login("")  # build the login index now, not during the first login
         self.metrics = SimMetrics()
-        self.hub = Hub(self.pop, self.metrics)
+        self.hub = Hub(
+            self.pop,
+            self.metrics,
+            send_queue_size=settings.ws_send_queue_size,
+            inactive_timeout_s=settings.ws_inactive_timeout_s,
+        )
         self.passwords = PasswordChecker(self.profile)
         self.store: Store = MemoryStore()  # server.start swaps in PostgreSQL for --database
         self.site_url = settings.site_url or ""

@@ -536,7 +536,7 @@ class Handlers:
 
     async def _broadcast_posted(self, channel: Channel, author: User, post: dict[str, Any]) -> None:
         data = P.posted_event_data(channel, self.team_id_of(channel), author, post)
-        await self.core.hub.to_channel(channel, "posted", data)
+        await self.core.hub.to_channel(channel, "posted", data, author=author)
 
     async def post_thread(self, ctx: Ctx) -> web.Response:
         post_id = ctx.request.match_info["post_id"]

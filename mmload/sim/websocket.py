@@ -15,6 +15,7 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -22,8 +23,8 @@ from aiohttp import WSMsgType, web
 from mmload.sim import payloads as P
 from mmload.sim.core import SimCore
 from mmload.sim.errors import query_token_refused
-from mmload.sim.hub import Conn
-from mmload.sim.ids import new_id
+from mmload.sim.hub import Conn, Parked
+from mmload.sim.ids import is_valid_id, new_id
 from mmload.sim.request import error_response, origin_client, token_of
 from mmload.sim.state import Session
 
@@ -54,12 +55,15 @@ async def websocket_handler(core: SimCore, request: web.Request) -> web.StreamRe
         err = query_token_refused()
         return error_response(request, err.status, err.error_id, err.message)
     await ws.prepare(request)
-    conn = Conn(ws, request, new_id(), origin_client(request))
+    conn = Conn(ws, request, new_id(), origin_client(request), settings.ws_dead_queue_size)
+    conn.posted_ack = request.query.get("posted_ack") == "true"
     core.hub.all.add(conn)
     timer: asyncio.TimerHandle | None = None
     try:
         if session is not None:
-            await authenticate(core, conn, session)
+            if not await connect(core, conn, session, request.query):
+                drop(conn)
+                return ws
         else:
             timer = asyncio.get_running_loop().call_later(
                 settings.ws_auth_timeout_s, drop_if_unauthenticated, conn
@@ -94,15 +98,67 @@ def drop(conn: Conn) -> None:
             transport.close()
 
 
+async def connect(core: SimCore, conn: Conn, session: Session, query: Mapping[str, str]) -> bool:
+    """``connectWebSocket`` with a session on the upgrade: resume the parked connection named
+    by ``connection_id`` (``PopulateWebConnConfig``) or start fresh with a ``hello``. False when
+    the server would close the socket (an invalid id, or a missing/invalid sequence number for
+    a connection it still has)."""
+    wanted = query.get("connection_id", "")
+    if not wanted:
+        await authenticate(core, conn, session)
+        return True
+    if not is_valid_id(wanted):
+        return False
+    parked = core.hub.take_parked(session.user, wanted)
+    if parked is None:  # timed out, dropped, or another node's: a new connection id
+        await authenticate(core, conn, session)
+        return True
+    raw = query.get("sequence_number", "")
+    if not raw.isdigit():
+        return False
+    await resume(core, conn, session, parked, int(raw))
+    return True
+
+
+async def resume(core: SimCore, conn: Conn, session: Session, parked: Parked, seq: int) -> None:
+    """Take over a parked connection: no ``hello``; replay from ``seq`` if the dead queue still
+    has it, else (message loss) a new connection id and a ``hello``; then the queued events."""
+    conn.session = session
+    conn.connection_id = parked.connection_id
+    conn.dead = parked.dead
+    conn.seq = seq
+    core.hub.register(conn)
+    await core.store.save_status(core.state.set_status(session.user, "online"))
+    if seq != 0:
+        dead = list(parked.dead or ())
+        start = next((i for i, (s, _) in enumerate(dead) if s == seq), None)
+        if start is not None:
+            for s, prefix in dead[start:]:
+                await conn.replay(s, prefix)
+            core.metrics.ws_reconnects.labels("success").inc()
+        elif dead and dead[-1][0] != seq - 1:
+            conn.connection_id, conn.seq, conn.dead = new_id(), 0, None
+            await send_hello(core, conn, session)
+            core.metrics.ws_reconnects.labels("failure").inc()
+        else:
+            core.metrics.ws_reconnects.labels("lossless").inc()
+    for prefix in parked.pending:
+        await conn.send_event(prefix)
+
+
+async def send_hello(core: SimCore, conn: Conn, session: Session) -> None:
+    data = P.hello_data(conn.connection_id, HOSTNAME, core.server_version_string)
+    await conn.send_event(
+        P.event_prefix("hello", data, {**P.EMPTY_BROADCAST, "user_id": session.user.id})
+    )
+
+
 async def authenticate(core: SimCore, conn: Conn, session: Session) -> None:
     """Attach the session, register with the hub and send ``hello``."""
     conn.session = session
     core.hub.register(conn)
     await core.store.save_status(core.state.set_status(session.user, "online"))
-    data = P.hello_data(conn.connection_id, HOSTNAME, core.server_version_string)
-    await conn.send_event(
-        P.event_prefix("hello", data, {**P.EMPTY_BROADCAST, "user_id": session.user.id})
-    )
+    await send_hello(core, conn, session)
 
 
 async def on_action(core: SimCore, conn: Conn, text: str) -> None:
@@ -142,7 +198,9 @@ async def on_action(core: SimCore, conn: Conn, text: str) -> None:
     elif action == "ping":
         now = time.time_ns() // 1_000_000
         await conn.reply(P.pong_reply(seq, core.profile.server_version, now))
-    elif action in ("user_typing", "presence"):
+    elif action == "user_typing":
+        await on_typing(core, conn, seq, data)
+    elif action in ("presence", "posted_notify_ack"):
         await conn.reply(P.ws_ok(seq))
     elif action in ("get_statuses", "get_statuses_by_ids"):
         ids = data.get("user_ids") if isinstance(data, dict) else None
@@ -155,6 +213,23 @@ async def on_action(core: SimCore, conn: Conn, text: str) -> None:
                 seq, "api.web_socket_router.bad_action.app_error", "Invalid websocket action.", 500
             )
         )
+
+
+async def on_typing(core: SimCore, conn: Conn, seq: int, data: Any) -> None:
+    """``user_typing`` ``{channel_id, parent_id}``: a ``typing`` event to the channel's other
+    connected members, then OK (a channel the user cannot read: an error reply)."""
+    assert conn.session is not None
+    user = conn.session.user
+    cid = data.get("channel_id") if isinstance(data, dict) else None
+    channel = core.state.channel(cid) if isinstance(cid, str) else None
+    if channel is None or not core.state.can_read(user, channel):
+        await conn.reply(
+            P.ws_fail(seq, "api.websocket_handler.invalid_param.app_error", "Invalid channel_id.")
+        )
+        return
+    parent = data.get("parent_id") if isinstance(data.get("parent_id"), str) else ""
+    await core.hub.typing(channel, user, parent)
+    await conn.reply(P.ws_ok(seq))
 
 
 async def on_challenge(core: SimCore, conn: Conn, seq: int, data: Any) -> None:
