@@ -7,10 +7,14 @@ Layout (see docs/run-record.md for the full contract)::
     requests/part-*.parquet   the same rows while the run is going (flushed at least every 5 s)
     arrivals.parquet | arrivals/part-*.parquet   one row per scheduled user arrival
     hdr.jsonl                 HDR histograms per endpoint per 10 s window per worker
+                              (written and read only through mmload/hdr.py)
+    prometheus.json           server-side time series of the run's window (optional)
     locust_*.csv              Locust's own CSV statistics
 
 A run whose process died leaves ``outcome: running`` in run.json with a stale heartbeat; every
 reader goes through :func:`read_run`, which reports such a run as ``interrupted``.
+:class:`RunMeta` is run.json typed (with :class:`SloVerdict`), :func:`run_verdict` the one rule
+that turns it into PASS / FAIL, and :class:`PromSnapshot` the contract of prometheus.json.
 """
 
 from __future__ import annotations
@@ -20,14 +24,14 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hdrh.histogram import HdrHistogram
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
 from mmload.errors import UserError
 
@@ -39,11 +43,6 @@ SCHEMA_VERSION = "mmload.run/1"
 WINDOW_S = 10
 FLUSH_INTERVAL_S = 5.0
 HEARTBEAT_STALE_S = 30.0
-
-# HDR histograms record microseconds from 1 µs to 1 hour with 3 significant digits.
-HDR_LOWEST_US = 1
-HDR_HIGHEST_US = 3_600_000_000
-HDR_DIGITS = 3
 
 OUTCOMES = ("running", "completed", "interrupted", "failed")
 
@@ -137,10 +136,11 @@ def _writer_is_dead(meta: dict[str, Any]) -> bool:
     if isinstance(pid, int) and host == socket.gethostname() and not _pid_alive(pid):
         return True
     beat = meta.get("heartbeat_at")
-    if not beat:
+    try:
+        beat_at = datetime.fromisoformat(str(beat).replace("Z", "+00:00")).timestamp()
+    except ValueError:  # none, or not a time: nobody keeps this record alive
         return True
-    age = time.time() - datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp()
-    return age > HEARTBEAT_STALE_S
+    return time.time() - beat_at > HEARTBEAT_STALE_S
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
@@ -152,6 +152,12 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise UserError("not a run record (no run.json)", source=str(run_dir)) from None
     except json.JSONDecodeError as exc:
         raise UserError(f"invalid JSON: {exc.msg}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise UserError("not UTF-8 text (is this a run record?)", source=str(path)) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, not a file", source=str(path)) from None
+    if not isinstance(meta, dict):
+        raise UserError("run.json is not a JSON object", source=str(path))
     if meta.get("outcome") == "running" and _writer_is_dead(meta):
         meta["outcome"] = "interrupted"
         meta["interrupted_detected_by_reader"] = True
@@ -219,43 +225,263 @@ def compact(run_dir: Path, table: str) -> Path | None:
     return dest
 
 
-def new_histogram() -> HdrHistogram:
-    """An empty latency histogram in microseconds (1 µs .. 1 h, 3 significant digits)."""
-    return HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_DIGITS)
+# ---------------------------------------------------------------- typed run.json
+
+VerdictStatus = Literal["pass", "fail", "unmeasured"]
 
 
-def hdr_line(window_start: int, name: str, worker: str, kind: str, hist: HdrHistogram) -> str:
-    """One hdr.jsonl line. ``kind`` is ``service`` or ``corrected`` (from the scheduled start)."""
-    return json.dumps(
-        {
-            "window_start": window_start,
-            "name": name,
-            "worker": worker,
-            "kind": kind,
-            "count": hist.get_total_count(),
-            "hist": hist.encode().decode("ascii"),
-        }
-    )
+class _Model(BaseModel):
+    # run.json is written by several versions of the engine: unknown keys are kept, not refused
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
-def iter_hdr(run_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """Yield hdr.jsonl records with ``hist`` decoded; a torn last line (crash) is skipped."""
-    path = Path(run_dir) / HDR_FILE
+class SloVerdict(_Model):
+    """One SLO's verdict (run.json ``slos[]``): ``passed`` is true, false, or null (unmeasured)."""
+
+    name: str
+    description: str = ""
+    source: str = "client"  # client | prometheus
+    op: Literal["<", "<=", ">", ">="] = "<"
+    threshold: float | None = None
+    value: float | None = None
+    passed: StrictBool | None = None
+    optional: StrictBool = False  # an optional SLO that could not be measured does not fail a run
+
+    @property
+    def status(self) -> VerdictStatus:
+        """``pass``, ``fail``, or ``unmeasured`` (no value: never a pass)."""
+        if self.passed is None or self.value is None:
+            return "unmeasured"
+        return "pass" if self.passed else "fail"
+
+    @property
+    def fails_run(self) -> bool:
+        """True when this verdict makes the run fail (failed, or unmeasured and not optional)."""
+        return self.status == "fail" or (self.status == "unmeasured" and not self.optional)
+
+    def sentence(self) -> str:
+        """The verdict in words, e.g. ``login_p99_ms is 2,345 (must be < 2,000): p99 of …``."""
+        what = f" ({self.description})" if self.description else ""
+        limit = f"must be {self.op} {number(self.threshold)}"
+        if self.status == "unmeasured":
+            opt = " (optional)" if self.optional else ""
+            return f"{self.name}{what} could not be measured{opt}: {limit}"
+        verb = "passed" if self.status == "pass" else "failed"
+        return f"{self.name} {verb}: measured {number(self.value)}, {limit}{what}"
+
+
+def number(value: float | None) -> str:
+    """A measured value or threshold for a sentence: 2,345 / 0.0123 / 12.5."""
+    if value is None:
+        return "nothing"
+    if float(value).is_integer() or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+class ScenarioRef(_Model):
+    """Which scenario ran (run.json ``scenario``); ``spec`` is the validated scenario."""
+
+    name: str | None = None
+    kind: str | None = None
+    file: str | None = None
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+class CeilingInterval(_Model):
+    """One measured interval of the ceiling loop."""
+
+    users: int
+    held: bool
+    failing: list[str] = Field(default_factory=list)
+    next_users: int | None = None
+    verdicts: list[SloVerdict] = Field(default_factory=list)
+    at: datetime | None = None
+
+
+class CeilingLog(_Model):
+    """run.json ``ceiling``: how the ceiling loop went."""
+
+    converged: bool | None = None
+    capped: bool | None = None
+    intervals: list[CeilingInterval] = Field(default_factory=list)
+
+
+class RunMeta(_Model):
+    """run.json, typed. Written by the load engine, read by every reader of a record."""
+
+    schema_: str = Field(SCHEMA_VERSION, alias="schema")
+    run_id: str | None = None
+    scenario: ScenarioRef = Field(default_factory=ScenarioRef)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    target: str | None = None
+    server_version: str | None = None
+    licensed: bool | None = None  # the target reported a license (when the engine knows)
+    label: str | None = None
+    architecture: str | None = None
+    tool_version: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: Literal["running", "completed", "interrupted", "failed"] = "running"
+    error: str | None = None
+    slos: list[SloVerdict] = Field(default_factory=list)
+    supported_users: float | None = None
+    totals: dict[str, Any] = Field(default_factory=dict)
+    ceiling: CeilingLog | None = None
+    warnings: list[str] = Field(default_factory=list)
+    interrupted_detected_by_reader: bool = False
+
+    @field_validator("scenario", mode="before")
+    @classmethod
+    def _scenario_name(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("parameters", "totals", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        return {} if v is None else v
+
+    @property
+    def scenario_kind(self) -> str | None:
+        """storm, herd, steady, ceiling (or None for a record that does not say)."""
+        return self.scenario.kind or self.scenario.spec.get("kind")
+
+    def spec(self, *path: str) -> Any:
+        """A value of the validated scenario spec, e.g. ``spec("herd", "settle_s")``."""
+        node: Any = self.scenario.spec
+        for key in path:
+            if not isinstance(node, dict):
+                return None
+            node = node.get(key)
+        return node
+
+
+@dataclass(frozen=True)
+class RunVerdict:
+    """The run's verdict, the same for the engine's exit code and the report's banner.
+
+    ``status``: ``PASS`` (completed, every SLO passed, optional unmeasured ones aside), ``FAIL``
+    (an SLO failed or could not be measured, or the run did not complete), or ``NO SLOS``
+    (completed, nothing to judge). ``reasons``: why it is not a PASS, in words.
+    """
+
+    status: Literal["PASS", "FAIL", "NO SLOS"]
+    reasons: list[str]
+    passed: list[SloVerdict]
+    failed: list[SloVerdict]
+    unmeasured: list[SloVerdict]
+
+    @property
+    def ok(self) -> bool:
+        """False when a CI gate should fail."""
+        return self.status != "FAIL"
+
+
+def run_verdict(meta: RunMeta) -> RunVerdict:
+    """Judge a run: failed SLOs, SLOs that could not be measured, an incomplete run."""
+    failed = [s for s in meta.slos if s.status == "fail"]
+    unmeasured = [s for s in meta.slos if s.status == "unmeasured"]
+    passed = [s for s in meta.slos if s.status == "pass"]
+    reasons = [s.sentence() for s in failed]
+    reasons += [s.sentence() + " (not a pass)" for s in unmeasured if not s.optional]
+    if meta.outcome != "completed":
+        why = f": {meta.error}" if meta.error else ""
+        reasons.append(f"the run did not complete (outcome {meta.outcome}{why})")
+    if reasons:
+        status: Literal["PASS", "FAIL", "NO SLOS"] = "FAIL"
+    else:
+        status = "PASS" if meta.slos else "NO SLOS"
+    return RunVerdict(status, reasons, passed, failed, unmeasured)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse_meta(meta: dict[str, Any], source: str) -> RunMeta:
+    """run.json's dict as a RunMeta; a field of the wrong shape is a UserError naming it."""
+    if not isinstance(meta, dict):
+        raise UserError("run.json is not a JSON object", source=source)
+    try:
+        return RunMeta.model_validate(meta)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        raise UserError(
+            f"{e['msg']} (got {e.get('input')!r:.60})", source=source, field=_field_path(e["loc"])
+        ) from None
+
+
+def read_meta(run_dir: str | Path) -> RunMeta:
+    """:func:`read_run`, typed."""
+    return parse_meta(read_run(run_dir), str(Path(run_dir) / RUN_JSON))
+
+
+# ---------------------------------------------------------------- prometheus.json
+
+PROMETHEUS_FILE = "prometheus.json"
+PROMETHEUS_SCHEMA = "mmload.prometheus/1"
+# Panels the report knows by name (any other panel is drawn with its own title and unit).
+PROMETHEUS_PANELS = {
+    "app_cpu_percent": ("App server CPU", "%"),
+    "db_connections": ("Database connections", "connections"),
+    "api_p99_ms": ("API p99 by handler", "ms"),
+}
+
+
+class PromSeries(_Model):
+    """One series of a Prometheus range query (``data.result[]`` of ``/api/v1/query_range``)."""
+
+    metric: dict[str, str] = Field(default_factory=dict)
+    values: list[tuple[float, str]] = Field(default_factory=list)  # [epoch s, "value"]
+
+
+class PromPanel(_Model):
+    """One named range query and its result, as Prometheus answered it."""
+
+    query: str
+    title: str | None = None
+    unit: str | None = None
+    result: list[PromSeries] = Field(default_factory=list)
+    error: str | None = None  # why the query gave nothing (Prometheus' error text)
+
+
+class PromSnapshot(_Model):
+    """prometheus.json: the server-side time series of the run's window, kept in the record
+    so the report stays offline."""
+
+    schema_: str = Field(PROMETHEUS_SCHEMA, alias="schema")
+    url: str | None = None
+    start: datetime
+    end: datetime
+    step_s: float = Field(gt=0)
+    panels: dict[str, PromPanel] = Field(default_factory=dict)
+
+
+def write_prometheus(run_dir: Path, snapshot: PromSnapshot) -> Path:
+    """Write prometheus.json atomically."""
+    dest = run_dir / PROMETHEUS_FILE
+    tmp = run_dir / f".{PROMETHEUS_FILE}.tmp"
+    tmp.write_text(snapshot.model_dump_json(by_alias=True, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, dest)
+    return dest
+
+
+def read_prometheus(run_dir: str | Path) -> PromSnapshot | None:
+    """prometheus.json of a record, or None when it has none."""
+    path = Path(run_dir) / PROMETHEUS_FILE
     if not path.exists():
-        return
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            rec["hist"] = HdrHistogram.decode(rec["hist"].encode("ascii"))
-            yield rec
-
-
-def merge_histograms(hists: list[HdrHistogram]) -> HdrHistogram:
-    """Exact merge: the sum of the counts of every bucket."""
-    total = new_histogram()
-    for h in hists:
-        total.add(h)
-    return total
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"invalid JSON: {exc}", source=str(path)) from None
+    try:
+        return PromSnapshot.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        raise UserError(e["msg"], source=str(path), field=_field_path(e["loc"])) from None

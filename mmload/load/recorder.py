@@ -8,17 +8,15 @@
   hdr.jsonl lines at once, keeps run.json's heartbeat fresh, keeps :class:`LiveStats` for the live
   view and the ceiling loop, and compacts everything when the run ends.
 
-HDR lines are written per flush (deltas), so a killed run keeps them; :func:`compact_hdr` merges
+HDR lines are written per flush (deltas), so a killed run keeps them; ``mmload.hdr.compact`` merges
 them into one line per (window, name, worker, kind) at the end. Merging is exact either way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import os
 import time
 from array import array
 from collections import defaultdict
@@ -31,7 +29,7 @@ import pyarrow as pa
 from gevent.threadpool import ThreadPool
 from hdrh.histogram import HdrHistogram
 
-from mmload import record
+from mmload import hdr, record
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ class Collector:
         key = (win, name, "service")
         h = self._hists.get(key)
         if h is None:
-            h = self._hists[key] = record.new_histogram()
+            h = self._hists[key] = hdr.new_histogram()
         us = int(response_time * 1000)
         h.record_value(us if us > 0 else 1)
         if lag is not None:
@@ -110,7 +108,7 @@ class Collector:
         key = (win, name, kind)
         h = self._hists.get(key)
         if h is None:
-            h = self._hists[key] = record.new_histogram()
+            h = self._hists[key] = hdr.new_histogram()
         return h
 
     def add_arrival(self, row: dict[str, Any]) -> None:
@@ -130,7 +128,7 @@ class Collector:
             "requests": rows,
             "arrivals": arrivals,
             "hdr": [
-                [win, name, kind, h.encode().decode("ascii"), h.get_total_count()]
+                [win, name, kind, hdr.encode(h), h.get_total_count()]
                 for (win, name, kind), h in hists.items()
             ],
         }
@@ -279,7 +277,7 @@ class RecordWriter:
         self.meta = meta
         self.live = LiveStats()
         self._seq: dict[str, int] = defaultdict(int)
-        self._hdr = (run_dir / record.HDR_FILE).open("a", encoding="utf-8")
+        self._hdr = hdr.path_of(run_dir).open("a", encoding="utf-8")
         self._beat: gevent.Greenlet | None = None
         self.batches: dict[str, int] = defaultdict(int)
         self.last_batch_at: dict[str, float] = {}
@@ -334,19 +332,7 @@ class RecordWriter:
                 self.run_dir, record.ARRIVALS, worker, self._seq[worker + "-a"], table
             )
         for win, name, kind, encoded, count in batch["hdr"]:
-            self._hdr.write(
-                json.dumps(
-                    {
-                        "window_start": win,
-                        "name": name,
-                        "worker": worker,
-                        "kind": kind,
-                        "count": count,
-                        "hist": encoded,
-                    }
-                )
-                + "\n"
-            )
+            self._hdr.write(hdr.line(win, name, worker, kind, encoded, count) + "\n")
         self._hdr.flush()
 
     def heartbeat(self) -> None:
@@ -372,36 +358,9 @@ class RecordWriter:
         self._hdr.close()
         record.compact(self.run_dir, record.REQUESTS)
         record.compact(self.run_dir, record.ARRIVALS)
-        compact_hdr(self.run_dir)
+        hdr.compact(self.run_dir)
         self.meta.update(extra)
         self.meta["outcome"] = outcome
         self.meta["ended_at"] = record.iso(record.utc_now())
         record.write_run_json(self.run_dir, self.meta)
         return self.meta
-
-
-def compact_hdr(run_dir: Path) -> None:
-    """Merge hdr.jsonl into one line per (window_start, name, worker, kind), in window order."""
-    path = run_dir / record.HDR_FILE
-    if not path.exists():
-        return
-    groups: dict[tuple, list[str]] = defaultdict(list)
-    for rec in _iter_raw(path):
-        groups[(rec["window_start"], rec["name"], rec["worker"], rec["kind"])].append(rec["hist"])
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for key in sorted(groups):
-            win, name, worker, kind = key
-            hists = [HdrHistogram.decode(e.encode("ascii")) for e in groups[key]]
-            merged = hists[0] if len(hists) == 1 else record.merge_histograms(hists)
-            out.write(record.hdr_line(win, name, worker, kind, merged) + "\n")
-    os.replace(tmp, path)
-
-
-def _iter_raw(path: Path):
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue

@@ -1,43 +1,43 @@
-"""The end-of-run summary: totals, per-endpoint latency, arrivals vs schedule, SLO verdicts."""
+"""The end-of-run summary: totals, per-endpoint latency, arrivals vs schedule, SLO verdicts.
+
+Counts, failures and means come from the request rows; every latency percentile comes from the
+HDR histograms (``mmload.hdr.run_percentiles``), the same numbers ``mmload report`` prints.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mmload import record
+from mmload import hdr, record
 from mmload.config.scenario import SLOs
 from mmload.load import slo
 
 LOGIN = "POST /api/v4/users/login"
 
 
-def _pcts(values: np.ndarray) -> dict[str, float | None]:
-    if values.size == 0:
-        return {"avg_ms": None, "p50_ms": None, "p99_ms": None, "max_ms": None}
-    return {
-        "avg_ms": float(values.mean()),
-        "p50_ms": float(np.percentile(values, 50, method="inverted_cdf")),
-        "p99_ms": float(np.percentile(values, 99, method="inverted_cdf")),
-        "max_ms": float(values.max()),
-    }
-
-
-def endpoint_table(run_dir: Path) -> list[dict[str, Any]]:
-    """count, failures and latency percentiles per request name."""
+def endpoint_table(run_dir: Path, pcts: hdr.RunPercentiles) -> list[dict[str, Any]]:
+    """count, failures and mean (rows) and latency percentiles (HDR) per request name."""
     t = record.read_table(run_dir, record.REQUESTS, ["name", "latency_ms", "error"])
     if t.num_rows == 0:
         return []
     df = t.to_pandas()
     rows = []
     for name, g in df.groupby("name", sort=True):
-        lat = g["latency_ms"].to_numpy()
+        h = pcts.endpoints.get(str(name), {})
         rows.append(
-            {"name": name, "count": len(g), "failures": int(g["error"].notna().sum()), **_pcts(lat)}
+            {
+                "name": name,
+                "count": len(g),
+                "failures": int(g["error"].notna().sum()),
+                "avg_ms": float(g["latency_ms"].mean()),
+                "p50_ms": h.get("p50_ms"),
+                "p99_ms": h.get("p99_ms"),
+                "max_ms": h.get("max_ms"),
+            }
         )
     return rows
 
@@ -54,6 +54,7 @@ def arrival_stats(run_dir: Path, phase: str = "login") -> dict[str, Any]:
     lag = df["lag_ms"].dropna().to_numpy()
     loaded = df[df["outcome"] == "loaded"]
     ttl = (loaded["loaded"] - loaded["scheduled"]).dt.total_seconds().dropna().to_numpy() * 1000
+    lag_pcts = hdr.percentiles_ms(hdr.of_values_ms(lag), (50.0, 99.0))
     return {
         "scheduled": int(df["scheduled"].notna().sum()),
         "started": int(df["started"].notna().sum()),
@@ -61,30 +62,28 @@ def arrival_stats(run_dir: Path, phase: str = "login") -> dict[str, Any]:
         "failed": int((df["outcome"] == "failed").sum()),
         "pending": int((df["outcome"] == "pending").sum()),
         "ws_connected": int(df["ws_connected"].notna().sum()),
-        "lag_p50_ms": float(np.percentile(lag, 50)) if lag.size else None,
-        "lag_p99_ms": float(np.percentile(lag, 99)) if lag.size else None,
-        "lag_max_ms": float(lag.max()) if lag.size else None,
-        "time_to_loaded_p99_ms": float(np.percentile(ttl, 99)) if ttl.size else None,
+        "lag_p50_ms": lag_pcts["p50_ms"],
+        "lag_p99_ms": lag_pcts["p99_ms"],
+        "lag_max_ms": lag_pcts["max_ms"],
+        "time_to_loaded_p99_ms": hdr.percentiles_ms(hdr.of_values_ms(ttl), (99.0,))["p99_ms"],
     }
 
 
-def client_measures(run_dir: Path, slos: SLOs) -> dict[str, Any]:
-    """The client-side SLO measures over the whole run."""
+def client_measures(run_dir: Path, slos: SLOs, pcts: hdr.RunPercentiles) -> dict[str, Any]:
+    """The client-side SLO measures over the whole run (percentiles from ``pcts``)."""
     t = record.read_table(run_dir, record.REQUESTS, ["name", "latency_ms", "error"])
     if t.num_rows == 0:
         return {}
     keep = pc.invert(pc.is_in(t["name"], value_set=pa_strings(slos.exclude)))
     kept = t.filter(keep)
     lat = kept["latency_ms"].to_numpy(zero_copy_only=False)
-    login = t.filter(pc.equal(t["name"], LOGIN))["latency_ms"].to_numpy(zero_copy_only=False)
     n = kept.num_rows
     failed = n - kept["error"].null_count
-    stats = _pcts(lat)
     return {
-        "p99_ms": stats["p99_ms"],
-        "avg_ms": stats["avg_ms"],
+        "p99_ms": pcts.overall["p99_ms"],
+        "avg_ms": float(lat.mean()) if n else None,
         "error_rate": failed / n if n else None,
-        "login_p99_ms": _pcts(login)["p99_ms"],
+        "login_p99_ms": pcts.endpoints.get(LOGIN, {}).get("p99_ms"),
     }
 
 
@@ -97,7 +96,8 @@ def summarize(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Everything ``mmload run`` prints and stores in run.json's totals and slos."""
     spec = (meta.get("scenario") or {}).get("spec") or {}
     slos = SLOs.model_validate(spec.get("slos") or {})
-    endpoints = endpoint_table(run_dir)
+    pcts = hdr.run_percentiles(run_dir, exclude=slos.exclude)
+    endpoints = endpoint_table(run_dir, pcts)
     requests = sum(r["count"] for r in endpoints)
     failures = sum(r["failures"] for r in endpoints)
     totals = {
@@ -126,5 +126,5 @@ def summarize(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
                 window = max(10.0, (b - a).total_seconds())
             queries = PromQueries.model_validate(spec.get("prometheus") or {})
             server = slo.server_measures(meta["parameters"]["prometheus"], queries, window)
-        verdicts = slo.evaluate(slos, client_measures(run_dir, slos), server)
+        verdicts = slo.evaluate(slos, client_measures(run_dir, slos, pcts), server)
     return {"totals": totals, "endpoints": endpoints, "slos": verdicts}

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmload import hdr
 from mmload.config.report import ReportOptions
-from mmload.report import hdr
 from mmload.report.model import RunSummary
 
 ROW_COLUMNS = ["kind", "name", "stat", "base", "new", "delta", "delta_pct", "change"]
@@ -30,7 +30,7 @@ STATS = ("avg", "p99")
 
 @dataclass
 class Comparison:
-    """The result of a comparison, ready for the writers."""
+    """The result of a comparison, ready for the views."""
 
     base: list[RunSummary]
     new: list[RunSummary]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmload.report.hdr import Sparse
+from mmload.hdr import Sparse
 
 # Columns of RunSummary.timings; count and sum_ms are null for ltng data (it only has avg/p99).
 TIMING_COLUMNS = ["kind", "name", "avg_ms", "p99_ms", "count", "sum_ms"]

@@ -11,7 +11,6 @@ import binascii
 import math
 import multiprocessing as mp
 import zlib
-from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,28 +24,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from hdrh.codec import HdrCookieException, HdrHistogramSettingsException, HdrLengthException
 
-from mmload import record
+from mmload import hdr, record
 from mmload.errors import UserError
-from mmload.report import hdr
 from mmload.report.model import TIMING_COLUMNS, RunSummary
 
 WINDOW_US = record.WINDOW_S * 1_000_000
-HDR_ERRORS = (HdrCookieException, HdrLengthException, HdrHistogramSettingsException)
 REQUEST_COLUMNS = ["timestamp", "name", "status", "error", "latency_ms"]
 PCT_COLUMNS = ["p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms"]
 PARALLEL_HDR_BYTES = 8_000_000  # hdr.jsonl above this is decoded in a helper process
-
-
-@dataclass
-class HdrIndex:
-    """hdr.jsonl as sparse histograms, keyed for the reports that need them."""
-
-    by_name: dict[tuple[str, str], hdr.Sparse] = field(default_factory=dict)  # (kind, name)
-    by_window_name: dict[tuple[int, str], hdr.Sparse] = field(default_factory=dict)  # service
-    by_window: dict[int, hdr.Sparse] = field(default_factory=dict)  # service, all endpoints
-    lines: int = 0
 
 
 @dataclass
@@ -74,27 +60,6 @@ def _parse_ts(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         return None
-
-
-def index_hdr(run_dir: Path) -> HdrIndex:
-    """Read hdr.jsonl once, merging per (kind, name), per (window, name) and per window."""
-    parts_name: dict[tuple[str, str], list[hdr.Sparse]] = defaultdict(list)
-    parts_wn: dict[tuple[int, str], list[hdr.Sparse]] = defaultdict(list)
-    out = HdrIndex()
-    for rec in record.iter_hdr(run_dir):
-        out.lines += 1
-        s = hdr.sparse_of(rec["hist"])
-        kind, name = rec.get("kind", "service"), rec["name"]
-        parts_name[(kind, name)].append(s)
-        if kind == "service":
-            parts_wn[(int(rec["window_start"]), name)].append(s)
-    out.by_name = {k: hdr.merge(v) for k, v in parts_name.items()}
-    out.by_window_name = {k: hdr.merge(v) for k, v in parts_wn.items()}
-    per_window: dict[int, list[hdr.Sparse]] = defaultdict(list)
-    for (w, _), s in out.by_window_name.items():
-        per_window[w].append(s)
-    out.by_window = {w: hdr.merge(v) for w, v in per_window.items()}
-    return out
 
 
 def request_table(run_dir: Path) -> pa.Table:
@@ -137,7 +102,7 @@ def _pct_frame(keys: list[Any], sparses: list[hdr.Sparse]) -> pd.DataFrame:
     return pd.DataFrame([hdr.percentiles_ms(s) for s in sparses], index=keys, columns=PCT_COLUMNS)
 
 
-def endpoint_table(rows: pa.Table, idx: HdrIndex, duration_s: float) -> pd.DataFrame:
+def endpoint_table(rows: pa.Table, idx: hdr.RunHistograms, duration_s: float) -> pd.DataFrame:
     """Per endpoint: count, errors, error rate, throughput, mean and HDR percentiles."""
     g = rows.group_by("name").aggregate(
         [("latency_ms", "count"), ("latency_ms", "sum"), ("is_error", "sum"), ("is_429", "sum")]
@@ -169,7 +134,7 @@ def endpoint_table(rows: pa.Table, idx: HdrIndex, duration_s: float) -> pd.DataF
 
 
 def window_tables(
-    rows: pa.Table, idx: HdrIndex, users: pd.Series | None
+    rows: pa.Table, idx: hdr.RunHistograms, users: pd.Series | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per 10 s window (all endpoints) and per window and endpoint."""
     g = rows.group_by(["window", "name"]).aggregate([("latency_ms", "count"), ("is_error", "sum")])
@@ -181,18 +146,20 @@ def window_tables(
             "errors": g["is_error_sum"].to_numpy(),
         }
     )
-    keys = sorted(set(zip(wn["window_start"], wn["name"], strict=True)) | set(idx.by_window_name))
+    hdr_keys = {(w, n) for k, w, n in idx.by_window_name if k == hdr.SERVICE}
+    keys = sorted(set(zip(wn["window_start"], wn["name"], strict=True)) | hdr_keys)
     wn = (
         wn.set_index(["window_start", "name"])
         .reindex(pd.MultiIndex.from_tuples(keys, names=["window_start", "name"]))
         .fillna(0)
     )
-    pct = _pct_frame(keys, [idx.by_window_name.get(k, hdr.EMPTY) for k in keys])
+    pct = _pct_frame(keys, [idx.window(w, n) for w, n in keys])
     pct.index = wn.index
     wn = wn.join(pct[["p50_ms", "p95_ms", "p99_ms"]]).reset_index()
     wn["rps"] = wn["count"] / record.WINDOW_S
     w = wn.groupby("window_start", sort=True)[["count", "errors"]].sum()
-    w = w.join(_pct_frame(list(w.index), [idx.by_window.get(k, hdr.EMPTY) for k in w.index]))
+    overall = idx.window_overall()
+    w = w.join(_pct_frame(list(w.index), [overall.get(k, hdr.EMPTY) for k in w.index]))
     w["rps"] = w["count"] / record.WINDOW_S
     w["error_rate"] = (w["errors"] / w["count"].where(w["count"] > 0)).fillna(0.0)
     if users is not None:
@@ -238,14 +205,9 @@ def active_users(run_dir: Path) -> pd.Series | None:
 
 
 def _ms_percentiles(values: np.ndarray, prefix: str) -> dict[str, float | None]:
-    keys = {f"{prefix}_p50": 50, f"{prefix}_p95": 95, f"{prefix}_p99": 99}
-    if len(values) == 0:
-        return {**dict.fromkeys(keys), f"{prefix}_max": None}
-    out: dict[str, float | None] = {
-        k: float(np.percentile(values, p, method="higher")) for k, p in keys.items()
-    }
-    out[f"{prefix}_max"] = float(values.max())
-    return out
+    """p50/p95/p99/max of raw ms values, read from their HDR histogram like every latency."""
+    p = hdr.percentiles_ms(hdr.of_values_ms(values), (50.0, 95.0, 99.0))
+    return {f"{prefix}_{k.removesuffix('_ms')}": v for k, v in p.items()}
 
 
 def sev0_tables(
@@ -319,25 +281,25 @@ def _per_window(ts: pd.Series) -> pd.Series:
     return ((secs // record.WINDOW_S) * record.WINDOW_S).value_counts()
 
 
-def read_rows_and_histograms(run_dir: Path) -> tuple[pa.Table, HdrIndex]:
+def read_rows_and_histograms(run_dir: Path) -> tuple[pa.Table, hdr.RunHistograms]:
     """Decode hdr.jsonl in a second process while this one reads the rows (2 cores, ~2x).
 
     Small records (or a failure to start the helper process) are read one after the other.
     """
     hdr_file = run_dir / record.HDR_FILE
     if not hdr_file.exists() or hdr_file.stat().st_size < PARALLEL_HDR_BYTES:
-        return request_table(run_dir), index_hdr(run_dir)
+        return request_table(run_dir), hdr.read_run(run_dir)
     try:
         pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
     except (OSError, ValueError):
-        return request_table(run_dir), index_hdr(run_dir)
+        return request_table(run_dir), hdr.read_run(run_dir)
     with pool:
-        future = pool.submit(index_hdr, run_dir)
+        future = pool.submit(hdr.read_run, run_dir)
         rows = request_table(run_dir)
         try:
             return rows, future.result()
         except BrokenProcessPool:
-            return rows, index_hdr(run_dir)
+            return rows, hdr.read_run(run_dir)
 
 
 @contextmanager
@@ -352,7 +314,6 @@ def unreadable_is_user_error(run_dir: Path) -> Iterator[None]:
         zlib.error,
         binascii.Error,
         KeyError,
-        *HDR_ERRORS,
     ) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"damaged run record: {detail}", source=str(run_dir)) from None

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import gevent
 
-from mmload import record
+from mmload import hdr, record
 from mmload.load.recorder import Collector, RecordWriter
 
 
@@ -65,7 +65,7 @@ def test_flushes_compacts_and_merges_exactly(tmp_path: Path) -> None:
     envs = [SimpleNamespace(events=Events()) for _ in range(2)]
     collectors = [Collector(e, f"w{i}", writer.ingest, 60) for i, e in enumerate(envs)]
     t0 = 1_800_000_000.0
-    expected = record.new_histogram()
+    expected = hdr.new_histogram()
     for i in range(300):
         env = envs[i % 2]
         ms = 1 + (i * 7) % 250
@@ -102,16 +102,16 @@ def test_flushes_compacts_and_merges_exactly(tmp_path: Path) -> None:
     assert len(sched) == 100
     lag = (sched["timestamp"] - sched["scheduled"]).dt.total_seconds()
     assert lag.round(6).eq(0.5).all()
-    recs = [r for r in record.iter_hdr(run_dir) if r["name"] == "GET /api/v4/users/me"]
-    service = [r for r in recs if r["kind"] == "service"]
-    keys = {(r["window_start"], r["worker"]) for r in service}
+    recs = [r for r in hdr.iter_lines(run_dir) if r.name == "GET /api/v4/users/me"]
+    service = [r for r in recs if r.kind == "service"]
+    keys = {(r.window_start, r.worker) for r in service}
     assert len(keys) == len(service)  # compaction: one line per key
-    merged = record.merge_histograms([r["hist"] for r in service])
+    merged = hdr.merge_histograms([r.histogram() for r in service])
     assert merged.get_total_count() == 300
     for q in (50, 90, 99, 100):
         assert merged.get_value_at_percentile(q) == expected.get_value_at_percentile(q)
-    corrected = [r for r in recs if r["kind"] == "corrected"]
-    assert sum(r["hist"].get_total_count() for r in corrected) == 100
+    corrected = [r for r in recs if r.kind == "corrected"]
+    assert sum(r.histogram().get_total_count() for r in corrected) == 100
     arr = record.read_table(run_dir, "arrivals").to_pylist()
     assert arr[0]["worker"] == "w0" and arr[0]["phase"] == "login"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mmload import record
+from mmload import hdr, record
 from tests.conftest import MMLOAD
 from tests.load.conftest import run_dir_from, run_mmload, write_scenario
 
@@ -110,11 +110,11 @@ def test_latency_recorded_as_service_time_and_from_the_schedule(storm: tuple[Pat
     df = record.read_table(run_dir, "requests").to_pandas()
     login = df[df["name"] == "POST /api/v4/users/login"]
     assert login["scheduled"].notna().all()  # the login flow carries its arrival's lag
-    hdr = list(record.iter_hdr(run_dir))
+    lines = list(hdr.iter_lines(run_dir))
     for name, group in df.groupby("name"):
-        service = [r["hist"] for r in hdr if r["name"] == name and r["kind"] == "service"]
-        assert record.merge_histograms(service).get_total_count() == len(group), name
-        corrected = [r["hist"] for r in hdr if r["name"] == name and r["kind"] == "corrected"]
+        service = [r.histogram() for r in lines if r.name == name and r.kind == "service"]
+        assert hdr.merge_histograms(service).get_total_count() == len(group), name
+        corrected = [r.histogram() for r in lines if r.name == name and r.kind == "corrected"]
         n_sched = int(group["scheduled"].notna().sum())
         assert sum(h.get_total_count() for h in corrected) == n_sched, name
     csv = pd.read_csv(run_dir / "locust_stats.csv")
@@ -141,12 +141,12 @@ def test_two_workers_give_the_same_totals(
     df = record.read_table(run_dir, "requests").to_pandas()
     login = df[df["name"] == "POST /api/v4/users/login"]["latency_ms"]
     hists = [
-        r["hist"]
-        for r in record.iter_hdr(run_dir)
-        if r["name"] == "POST /api/v4/users/login" and r["kind"] == "service"
+        r.histogram()
+        for r in hdr.iter_lines(run_dir)
+        if r.name == "POST /api/v4/users/login" and r.kind == "service"
     ]
-    assert {r["worker"] for r in record.iter_hdr(run_dir)} == {"w0", "w1"}
-    merged = record.merge_histograms(hists)
+    assert {r.worker for r in hdr.iter_lines(run_dir)} == {"w0", "w1"}
+    merged = hdr.merge_histograms(hists)
     assert merged.get_total_count() == len(login) == STORM_USERS
     assert merged.get_max_value() == pytest.approx(login.max() * 1000, rel=0.002)
 
@@ -240,7 +240,7 @@ def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path:
     reqs = record.read_table(run_dir, "requests")
     arrivals = record.read_table(run_dir, "arrivals")
     assert reqs.num_rows > 0 and 0 < arrivals.num_rows < STORM_USERS
-    assert sum(r["count"] for r in record.iter_hdr(run_dir)) > 0
+    assert sum(r.count for r in hdr.iter_lines(run_dir)) > 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 from hdrh.histogram import HdrHistogram
 
-from mmload import record
+from mmload import hdr, record
 
 ENDPOINTS = [
     "POST /api/v4/users/login",
@@ -65,21 +65,9 @@ ENDPOINTS = [
 LOGIN = ENDPOINTS[0]
 
 
-def hdr_indices(values_us: np.ndarray) -> np.ndarray:
-    """Vectorised HdrHistogram._counts_index_for for record.new_histogram()'s layout."""
-    h = record.new_histogram()
-    v = np.maximum(values_us.astype(np.int64), 1)
-    _, bit_length = np.frexp((v | h.sub_bucket_mask).astype(np.float64))
-    bucket = (
-        bit_length.astype(np.int64) - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
-    )
-    sub = v >> (bucket + h.unit_magnitude)
-    return ((bucket + 1) << h.sub_bucket_half_count_magnitude) + (sub - h.sub_bucket_half_count)
-
-
 def histogram_of(idx: np.ndarray) -> HdrHistogram:
     """An HdrHistogram whose counts are the occurrences of the given bucket indices."""
-    h = record.new_histogram()
+    h = hdr.new_histogram()
     counts = np.ctypeslib.as_array(h.counts)
     uniq, cnt = np.unique(idx, return_counts=True)
     counts[uniq] = cnt.astype(np.uint64)
@@ -225,8 +213,8 @@ def _hdr_lines(
     lines = []
     key = cols["ni"].astype(np.int64) * spec.workers + cols["worker"]
     order = np.argsort(key, kind="stable")
-    idx_all = hdr_indices(cols["lat_us"])
-    corr_all = hdr_indices(cols["lat_us"] + 1500)  # login rows started 1.5 ms after schedule
+    idx_all = hdr.bucket_index(cols["lat_us"])
+    corr_all = hdr.bucket_index(cols["lat_us"] + 1500)  # login rows started 1.5 ms after schedule
     keys, starts = np.unique(key[order], return_index=True)
     bounds = [*starts[1:].tolist(), len(order)]
     for k, a, b in zip(keys.tolist(), starts.tolist(), bounds, strict=True):
@@ -234,13 +222,11 @@ def _hdr_lines(
         ni, wi = divmod(k, spec.workers)
         worker = f"worker-{wi}"
         lines.append(
-            record.hdr_line(w_start_s, names[ni], worker, "service", histogram_of(idx_all[sel]))
+            hdr.line_of(w_start_s, names[ni], worker, "service", histogram_of(idx_all[sel]))
         )
         if spec.sev0 and ni == 0:
             lines.append(
-                record.hdr_line(
-                    w_start_s, names[ni], worker, "corrected", histogram_of(corr_all[sel])
-                )
+                hdr.line_of(w_start_s, names[ni], worker, "corrected", histogram_of(corr_all[sel]))
             )
     return lines
 

@@ -14,8 +14,7 @@ import pyarrow.compute as pc
 import pytest
 from scipy import stats
 
-from mmload import record
-from mmload.report import hdr
+from mmload import hdr, record
 from mmload.report.runs import build_run_report
 from tests.conftest import run_cli
 from tests.report.conftest import Cli, load_in_chromium
@@ -24,7 +23,7 @@ from tests.report.synth import LOGIN, Spec, make_record
 
 def expected_percentile_ms(latency_ms: np.ndarray, p: float) -> float:
     """Independently: HDR's percentile rule on the raw rows, via HdrHistogram's own bucket math."""
-    h = record.new_histogram()
+    h = hdr.new_histogram()
     values = np.sort(np.maximum(np.rint(latency_ms * 1000).astype(np.int64), 1))
     target = max(int(p * len(values) / 100 + 0.5), 1)
     return h.get_highest_equivalent_value(int(values[target - 1])) / 1000.0
@@ -54,13 +53,13 @@ def test_endpoint_figures_agree_with_rows(records: dict[str, Path]) -> None:
 
 
 def test_vectorised_percentiles_match_hdrhistogram(records: dict[str, Path]) -> None:
-    """hdr.percentiles_ms on merged sparse histograms == HdrHistogram on record.merge_histograms."""
+    """hdr.percentiles_ms on merged sparse histograms == HdrHistogram on hdr.merge_histograms."""
     by_name: dict[str, list] = {}
-    for rec in record.iter_hdr(records["sev0"]):
-        if rec["kind"] == "service":
-            by_name.setdefault(rec["name"], []).append(rec["hist"])
+    for ln in hdr.iter_lines(records["sev0"]):
+        if ln.kind == "service":
+            by_name.setdefault(ln.name, []).append(ln.histogram())
     for name in list(by_name)[:5]:
-        merged = record.merge_histograms(by_name[name])
+        merged = hdr.merge_histograms(by_name[name])
         ours = hdr.percentiles_ms(hdr.merge(hdr.sparse_of(h) for h in by_name[name]))
         for p in (50, 90, 95, 99):
             assert ours[f"p{p}_ms"] == merged.get_value_at_percentile(p) / 1000.0

@@ -1,0 +1,522 @@
+"""HDR latency histograms: the one place that writes, reads, merges and reads percentiles.
+
+Every percentile mmload prints (the run summary, the live view, the report, compare, the ceiling)
+comes from these histograms. A run record's ``hdr.jsonl`` (see docs/run-record.md) holds one JSON
+object per line::
+
+    {"window_start": 1732700000, "name": "GET /api/v4/users/me", "worker": "w0",
+     "kind": "service", "count": 812, "hist": "HISTFAAAA..."}
+
+``hist`` is HdrHistogram's V2 wire encoding (base64) of microseconds, 1 µs .. 1 h, 3 significant
+digits; ``kind`` is ``service`` (service time) or ``corrected`` (from the scheduled start: no
+coordinated omission). :func:`line` is the only writer of that format, :func:`iter_lines` the only
+reader.
+
+For reading many histograms fast, a histogram is kept *sparse* (the indices and counts of its
+non-empty buckets, :class:`Sparse`), decoded straight from the wire encoding by
+:func:`decode_sparse` without building a dense 23,552-counter array. Merging is the exact sum of
+the counts of every bucket; a percentile is read exactly as ``HdrHistogram.get_value_at_percentile``
+does: the highest value equivalent to the first bucket whose cumulative count reaches
+``int(p * total / 100 + 0.5)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import struct
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+from mmload import record
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000
+DIGITS = 3
+SERVICE = "service"
+CORRECTED = "corrected"
+KINDS = (SERVICE, CORRECTED)
+PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+PCT_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+
+# HdrHistogram's V2 wire format (hdrh.codec): an 8-byte external header (cookie, length), then
+# zlib of a 40-byte payload header followed by ZigZag LEB128 counts (negative = run of zeros).
+_V2_COMPRESSION_COOKIE = 0x1C849304
+_V2_ENCODING_COOKIE = 0x1C849303
+_EXT_HEADER = struct.Struct(">II")
+_PAYLOAD_HEADER = struct.Struct(">IIIIqqd")
+
+
+class HdrDecodeError(ValueError):
+    """A histogram in hdr.jsonl is not a valid encoding of mmload's layout."""
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty latency histogram in microseconds (1 µs .. 1 h, 3 significant digits)."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+
+
+def value_us(latency_ms: float) -> int:
+    """The value recorded for a latency: whole microseconds, at least 1."""
+    us = int(latency_ms * 1000)
+    return us if us > 0 else 1
+
+
+def encode(hist: HdrHistogram) -> str:
+    """The wire encoding (base64 text) of a histogram."""
+    return hist.encode().decode("ascii")
+
+
+def line(
+    window_start: int, name: str, worker: str, kind: str, hist: HdrHistogram | str, count: int
+) -> str:
+    """One hdr.jsonl line (no newline); ``hist`` is a histogram or its :func:`encode` text."""
+    encoded = hist if isinstance(hist, str) else encode(hist)
+    return json.dumps(
+        {
+            "window_start": int(window_start),
+            "name": name,
+            "worker": worker,
+            "kind": kind,
+            "count": int(count),
+            "hist": encoded,
+        }
+    )
+
+
+def line_of(window_start: int, name: str, worker: str, kind: str, hist: HdrHistogram) -> str:
+    """:func:`line` for a histogram object (its total count filled in)."""
+    return line(window_start, name, worker, kind, hist, hist.get_total_count())
+
+
+@dataclass(frozen=True)
+class Line:
+    """One parsed hdr.jsonl line; the histogram stays encoded until asked for."""
+
+    window_start: int
+    name: str
+    worker: str
+    kind: str
+    count: int
+    encoded: str
+
+    def histogram(self) -> HdrHistogram:
+        """The decoded HdrHistogram."""
+        try:
+            return HdrHistogram.decode(self.encoded.encode("ascii"))
+        except Exception as exc:  # hdrh raises its own exceptions, TypeError, zlib.error…
+            raise HdrDecodeError(f"histogram of {self.name!r}: {exc}") from None
+
+    def sparse(self) -> Sparse:
+        """The non-empty buckets (fast path, no dense array)."""
+        return decode_sparse(self.encoded)
+
+
+def path_of(run_dir: str | Path) -> Path:
+    """Where a run record keeps its histograms."""
+    return Path(run_dir) / record.HDR_FILE
+
+
+def parse_line(text: str) -> Line | None:
+    """A line of hdr.jsonl, or None for a torn one (a crash mid-write leaves at most one)."""
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(rec, dict):
+        raise HdrDecodeError("a line of hdr.jsonl is not a JSON object")
+    try:
+        return Line(
+            int(rec["window_start"]),
+            str(rec["name"]),
+            str(rec.get("worker", "")),
+            str(rec.get("kind", SERVICE)),
+            int(rec.get("count", 0)),
+            str(rec["hist"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HdrDecodeError(f"a line of hdr.jsonl lacks or mangles {exc}") from None
+
+
+def iter_lines(run_dir: str | Path) -> Iterator[Line]:
+    """Every line of a run's hdr.jsonl (none when the file is absent); torn lines are skipped."""
+    path = path_of(run_dir)
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as fh:
+        for text in fh:
+            parsed = parse_line(text)
+            if parsed is not None:
+                yield parsed
+
+
+def merge_histograms(hists: Iterable[HdrHistogram]) -> HdrHistogram:
+    """Exact merge of HdrHistogram objects: the sum of the counts of every bucket."""
+    total = new_histogram()
+    for h in hists:
+        total.add(h)
+    return total
+
+
+def compact(run_dir: str | Path) -> None:
+    """Rewrite hdr.jsonl with one line per (window_start, name, worker, kind), in window order.
+
+    While a run goes on, every flush appends its own lines (deltas); merging them is exact.
+    """
+    path = path_of(run_dir)
+    if not path.exists():
+        return
+    groups: dict[tuple[int, str, str, str], list[Line]] = defaultdict(list)
+    for ln in iter_lines(run_dir):
+        groups[(ln.window_start, ln.name, ln.worker, ln.kind)].append(ln)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        for key in sorted(groups):
+            parts = groups[key]
+            if len(parts) == 1:
+                out.write(line(*key, parts[0].encoded, parts[0].count) + "\n")
+            else:
+                out.write(line_of(*key, merge_histograms(p.histogram() for p in parts)) + "\n")
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- sparse arithmetic
+
+
+@dataclass(frozen=True)
+class Sparse:
+    """The non-empty buckets of a histogram: sorted bucket indices and their counts."""
+
+    idx: np.ndarray  # int64, sorted, unique
+    cnt: np.ndarray  # int64
+
+    @property
+    def total(self) -> int:
+        """Number of recorded values."""
+        return int(self.cnt.sum())
+
+
+EMPTY = Sparse(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+
+@cache
+def bucket_values_us() -> tuple[np.ndarray, np.ndarray]:
+    """For every bucket index of :func:`new_histogram`: (highest, lowest) equivalent value, µs.
+
+    HdrHistogram's ``get_value_from_index`` and ``get_highest_equivalent_value``, vectorised.
+    """
+    h = new_histogram()
+    i = np.arange(h.counts_len, dtype=np.int64)
+    bucket = (i >> h.sub_bucket_half_count_magnitude) - 1
+    sub = (i & (h.sub_bucket_half_count - 1)) + h.sub_bucket_half_count
+    first = bucket < 0
+    sub[first] -= h.sub_bucket_half_count
+    bucket[first] = 0
+    low = sub << (bucket + h.unit_magnitude)
+    high = low + (np.int64(1) << (bucket + h.unit_magnitude)) - 1
+    return high, low
+
+
+def counts_len() -> int:
+    """Number of buckets of mmload's layout."""
+    return len(bucket_values_us()[0])
+
+
+def sparse_of(hist: HdrHistogram) -> Sparse:
+    """The non-empty buckets of a histogram object (which must use mmload's layout)."""
+    if hist.counts_len != counts_len():
+        raise HdrDecodeError("histogram layout differs from mmload.hdr.new_histogram()")
+    if hist.get_total_count() == 0:
+        return EMPTY
+    counts = np.ctypeslib.as_array(hist.counts)
+    idx = np.flatnonzero(counts)
+    return Sparse(idx.astype(np.int64), counts[idx].astype(np.int64))
+
+
+def _counts_payload(encoded: str | bytes) -> bytes:
+    """The ZigZag LEB128 counts of one encoded histogram, after checking its headers."""
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise HdrDecodeError(f"not an HdrHistogram encoding: {exc}") from None
+    if len(raw) < _EXT_HEADER.size:
+        raise HdrDecodeError("histogram too short")
+    cookie, length = _EXT_HEADER.unpack_from(raw)
+    if cookie & ~0xF0 != _V2_COMPRESSION_COOKIE or length != len(raw) - _EXT_HEADER.size:
+        raise HdrDecodeError("not an HdrHistogram V2 encoding")
+    try:
+        payload = zlib.decompress(raw[_EXT_HEADER.size :])
+    except zlib.error as exc:
+        raise HdrDecodeError(f"histogram does not decompress: {exc}") from None
+    if len(payload) < _PAYLOAD_HEADER.size:
+        raise HdrDecodeError("histogram payload too short")
+    pcookie, plen, offset, digits, lowest, highest, _ratio = _PAYLOAD_HEADER.unpack_from(payload)
+    if pcookie & ~0xF0 != _V2_ENCODING_COOKIE:
+        raise HdrDecodeError("histogram payload has an invalid cookie")
+    if (lowest, highest, digits, offset) != (LOWEST_US, HIGHEST_US, DIGITS, 0):
+        raise HdrDecodeError("histogram layout differs from mmload.hdr.new_histogram()")
+    if len(payload) - _PAYLOAD_HEADER.size < plen:
+        raise HdrDecodeError("histogram payload truncated")
+    return payload[_PAYLOAD_HEADER.size : _PAYLOAD_HEADER.size + plen]
+
+
+def decode_many(encoded: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every non-empty bucket of many encoded histograms at once: (histogram #, bucket, count).
+
+    The varint counts of all histograms are decoded in one vectorised pass (numpy), so the cost
+    per histogram is little more than its base64 and zlib decoding.
+    """
+    payloads = [_counts_payload(e) for e in encoded]
+    empty = np.zeros(0, dtype=np.int64)
+    lens = np.fromiter((len(p) for p in payloads), dtype=np.int64, count=len(payloads))
+    if not lens.sum():
+        return empty, empty, empty
+    buf = np.frombuffer(b"".join(payloads), dtype=np.uint8)
+    more = buf >= 0x80  # a continuation byte: the word goes on
+    last_byte = np.cumsum(lens) - 1
+    if more[last_byte[lens > 0]].any():
+        raise HdrDecodeError("truncated histogram counts")
+    ends = ~more
+    starts = np.flatnonzero(np.r_[True, ends[:-1]])  # first byte of every word
+    if len(starts) == buf.size:  # every word is one byte (the usual case)
+        raw = buf.astype(np.int64)
+    else:
+        word = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, buf.size]))
+        pos = np.arange(buf.size) - starts[word]
+        if int(pos.max()) >= 8:  # a 9-byte word (a count >= 2**56): not from mmload
+            raise HdrDecodeError("histogram count too large")
+        raw = np.add.reduceat((buf & 0x7F).astype(np.int64) << (7 * pos), starts)
+    words = (raw >> 1) ^ -(raw & 1)  # ZigZag: negative = that many empty buckets
+    ends_so_far = np.cumsum(ends)
+    words_at_end = np.where(last_byte >= 0, ends_so_far[np.maximum(last_byte, 0)], 0)
+    words_per = np.diff(np.r_[0, words_at_end])
+    hist_of_word = np.repeat(np.arange(len(payloads)), words_per)
+    step = np.where(words < 0, -words, 1)
+    reached = np.cumsum(step)  # buckets passed after each word, counted over all histograms
+    first = np.cumsum(words_per) - words_per
+    base = np.zeros(len(payloads), dtype=np.int64)
+    has = words_per > 0
+    base[has] = reached[first[has]] - step[first[has]]
+    index = reached - step - base[hist_of_word]  # the bucket each word starts at
+    keep = words > 0
+    idx = index[keep]
+    if idx.size and int(idx.max()) >= counts_len():
+        raise HdrDecodeError("histogram counts overflow mmload's layout")
+    return hist_of_word[keep], idx, words[keep]
+
+
+def decode_sparse(encoded: str | bytes) -> Sparse:
+    """The non-empty buckets of one encoded histogram, straight from the wire format.
+
+    The same result as ``sparse_of(HdrHistogram.decode(encoded))`` (tests check it), faster;
+    the layout must be mmload's (1 µs .. 1 h, 3 digits).
+    """
+    _, idx, cnt = decode_many([encoded])
+    return Sparse(idx, cnt) if idx.size else EMPTY
+
+
+def _reduce(key: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum ``cnt`` per distinct ``key`` (exact below 2**53 per key); keys come back sorted."""
+    uniq, inverse = np.unique(key, return_inverse=True)
+    return uniq, np.bincount(inverse, weights=cnt, minlength=len(uniq)).astype(np.int64)
+
+
+def _split(keys: np.ndarray, cnt: np.ndarray, groups: int) -> list[Sparse]:
+    """Sorted ``group * counts_len() + bucket`` keys and their counts, as one Sparse per group."""
+    g, b = np.divmod(keys, counts_len())
+    cuts = np.searchsorted(g, np.arange(groups + 1))
+    return [
+        Sparse(b[lo:hi], cnt[lo:hi]) if hi > lo else EMPTY
+        for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)
+    ]
+
+
+def bucket_index(values_us: np.ndarray) -> np.ndarray:
+    """Vectorised ``HdrHistogram._counts_index_for`` for mmload's layout (values clamped to it)."""
+    h = new_histogram()
+    v = np.clip(np.asarray(values_us, dtype=np.int64), LOWEST_US, HIGHEST_US)
+    _, bit_length = np.frexp((v | h.sub_bucket_mask).astype(np.float64))
+    bucket = (
+        bit_length.astype(np.int64) - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+    )
+    sub = v >> (bucket + h.unit_magnitude)
+    return ((bucket + 1) << h.sub_bucket_half_count_magnitude) + (sub - h.sub_bucket_half_count)
+
+
+def of_values_ms(values_ms: Iterable[float] | np.ndarray) -> Sparse:
+    """The histogram of raw millisecond values, recorded as :func:`value_us` records them.
+
+    For figures that have no histogram in the record (arrival lag, time to logged in), so that
+    they are read with the same percentile rule as every latency.
+    """
+    ms = np.asarray(values_ms, dtype=np.float64)
+    ms = ms[np.isfinite(ms)]
+    if ms.size == 0:
+        return EMPTY
+    us = np.maximum((ms * 1000).astype(np.int64), 1)
+    idx, cnt = np.unique(bucket_index(us), return_counts=True)
+    return Sparse(idx.astype(np.int64), cnt.astype(np.int64))
+
+
+def merge(parts: Iterable[Sparse]) -> Sparse:
+    """Exact merge: the sum of the counts of every bucket."""
+    parts = [p for p in parts if len(p.idx)]
+    if not parts:
+        return EMPTY
+    if len(parts) == 1:
+        return parts[0]
+    idx = np.concatenate([p.idx for p in parts])
+    cnt = np.concatenate([p.cnt for p in parts])
+    # a dense sum over every bucket (float64 holds counts exactly up to 2**53), then sparse again
+    dense = np.bincount(idx, weights=cnt, minlength=counts_len())
+    nz = np.flatnonzero(dense)
+    return Sparse(nz.astype(np.int64), dense[nz].astype(np.int64))
+
+
+def percentiles_ms(s: Sparse, ps: Sequence[float] = PERCENTILES) -> dict[str, float | None]:
+    """``p50_ms``… and ``max_ms`` of a sparse histogram (None when empty), in milliseconds."""
+    keys = [f"p{p:g}_ms" for p in ps] + ["max_ms"]
+    total = s.total
+    if total == 0:
+        return dict.fromkeys(keys)
+    high, _ = bucket_values_us()
+    cum = np.cumsum(s.cnt)
+    out: dict[str, float | None] = {}
+    for p, key in zip(ps, keys, strict=False):
+        target = max(int(min(p, 100.0) * total / 100 + 0.5), 1)
+        out[key] = float(high[s.idx[np.searchsorted(cum, target)]]) / 1000.0
+    out["max_ms"] = float(high[s.idx[-1]]) / 1000.0
+    return out
+
+
+# ---------------------------------------------------------------- a run's histograms
+
+
+@dataclass
+class RunHistograms:
+    """A run's hdr.jsonl merged over workers and flushes, per endpoint and per 10 s window."""
+
+    by_name: dict[tuple[str, str], Sparse] = field(default_factory=dict)  # (kind, name)
+    by_window_name: dict[tuple[str, int, str], Sparse] = field(default_factory=dict)
+    lines: int = 0
+
+    def names(self, kind: str = SERVICE) -> list[str]:
+        """Endpoint names with a histogram of ``kind``, sorted."""
+        return sorted(n for k, n in self.by_name if k == kind)
+
+    def endpoint(self, name: str, kind: str = SERVICE) -> Sparse:
+        """The whole run's histogram of one endpoint (EMPTY when none)."""
+        return self.by_name.get((kind, name), EMPTY)
+
+    def overall(self, kind: str = SERVICE, exclude: Iterable[str] = ()) -> Sparse:
+        """Every endpoint of ``kind`` merged, but those in ``exclude``."""
+        skip = set(exclude)
+        return merge(s for (k, n), s in self.by_name.items() if k == kind and n not in skip)
+
+    def windows(self, kind: str = SERVICE) -> list[int]:
+        """Window starts (epoch s) with a histogram of ``kind``, sorted."""
+        return sorted({w for k, w, _ in self.by_window_name if k == kind})
+
+    def window(self, window_start: int, name: str, kind: str = SERVICE) -> Sparse:
+        """One endpoint's histogram in one window."""
+        return self.by_window_name.get((kind, window_start, name), EMPTY)
+
+    def window_overall(self) -> dict[int, Sparse]:
+        """Per window, every endpoint's service time merged."""
+        per: dict[int, list[Sparse]] = defaultdict(list)
+        for (k, w, _), s in self.by_window_name.items():
+            if k == SERVICE:
+                per[w].append(s)
+        return {w: merge(v) for w, v in per.items()}
+
+
+READ_CHUNK = 4096  # histograms decoded per vectorised pass
+
+
+def read_run(run_dir: str | Path) -> RunHistograms:
+    """Read and merge a run's hdr.jsonl once (raises HdrDecodeError on a damaged histogram).
+
+    Histograms are decoded in chunks and summed per (kind, window, name) as they come, so memory
+    grows with the distinct buckets of the run, not with the number of lines.
+    """
+    ids: dict[tuple[str, int, str], int] = {}
+    acc_keys: list[np.ndarray] = []
+    acc_cnt: list[np.ndarray] = []
+    chunk: list[Line] = []
+    lines = 0
+
+    def flush() -> None:
+        hist_no, idx, cnt = decode_many([ln.encoded for ln in chunk])
+        gid = np.fromiter(
+            (ids.setdefault((ln.kind, ln.window_start, ln.name), len(ids)) for ln in chunk),
+            dtype=np.int64,
+            count=len(chunk),
+        )
+        keys, sums = _reduce(gid[hist_no] * counts_len() + idx, cnt)
+        acc_keys.append(keys)
+        acc_cnt.append(sums)
+        chunk.clear()
+
+    for ln in iter_lines(run_dir):
+        lines += 1
+        chunk.append(ln)
+        if len(chunk) >= READ_CHUNK:
+            flush()
+            if len(acc_keys) >= 16:  # keep the running sums compact
+                merged = _reduce(np.concatenate(acc_keys), np.concatenate(acc_cnt))
+                acc_keys[:], acc_cnt[:] = [merged[0]], [merged[1]]
+    if chunk:
+        flush()
+    out = RunHistograms(lines=lines)
+    if not ids:
+        return out
+    keys, cnt = _reduce(np.concatenate(acc_keys), np.concatenate(acc_cnt))
+    wn_keys = list(ids)
+    out.by_window_name = dict(zip(wn_keys, _split(keys, cnt, len(wn_keys)), strict=True))
+    name_ids: dict[tuple[str, str], int] = {}
+    to_name = np.array([name_ids.setdefault((k, n), len(name_ids)) for k, _, n in wn_keys])
+    g, b = np.divmod(keys, counts_len())
+    nkeys, ncnt = _reduce(to_name[g] * counts_len() + b, cnt)
+    out.by_name = dict(zip(name_ids, _split(nkeys, ncnt, len(name_ids)), strict=True))
+    return out
+
+
+@dataclass
+class RunPercentiles:
+    """Percentiles (ms) of a run: per endpoint, overall, and corrected where recorded."""
+
+    endpoints: dict[str, dict[str, float | int | None]]  # name -> count, p50_ms … max_ms
+    corrected: dict[str, dict[str, float | int | None]]  # the same from the corrected kind
+    overall: dict[str, float | int | None]  # every endpoint but the excluded ones
+
+
+def _stats(s: Sparse) -> dict[str, float | int | None]:
+    return {"count": s.total, **percentiles_ms(s)}
+
+
+def run_percentiles(run_dir: str | Path, exclude: Iterable[str] = ()) -> RunPercentiles:
+    """The percentiles of a finished (or running) record, from its HDR histograms only.
+
+    ``exclude``: endpoint names left out of ``overall`` (e.g. an SLO's excluded WebSocket
+    samples). This is what the engine's summary and the reporter both print.
+    """
+    h = read_run(run_dir)
+    return percentiles_of(h, exclude)
+
+
+def percentiles_of(h: RunHistograms, exclude: Iterable[str] = ()) -> RunPercentiles:
+    """:func:`run_percentiles` of histograms already read."""
+    return RunPercentiles(
+        endpoints={n: _stats(h.endpoint(n)) for n in h.names(SERVICE)},
+        corrected={n: _stats(h.endpoint(n, CORRECTED)) for n in h.names(CORRECTED)},
+        overall=_stats(h.overall(SERVICE, exclude)),
+    )
