@@ -66,27 +66,15 @@ def announce(paths: list[Path]) -> None:
 )
 def report_cmd(run_dir: Path, fmt: str | None, out: str | None, fail_on_slo: bool) -> None:
     """Report one run: per-endpoint latency from HDR histograms, errors, windows, Sev0, SLOs."""
-    from mmload.report import writers
     from mmload.report.output import emit, parse_formats
     from mmload.report.runs import build_run_report
+    from mmload.report.views import run
 
     opt = ReportOptions()
     formats = parse_formats(fmt, out, opt)
     with status("reading run record"):
         rep = build_run_report(run_dir)
-    announce(
-        emit(
-            "report",
-            formats,
-            out,
-            {
-                "md": lambda: writers.run_markdown(rep),
-                "html": lambda: writers.run_html(rep, opt.top_endpoints),
-                "json": lambda: writers.run_json(rep),
-                "junit": lambda: writers.run_junit(rep),
-            },
-        )
-    )
+    announce(emit(run.view(rep, opt.top_endpoints), formats, out))
     if fail_on_slo:
         gate(rep.meta.get("outcome"), rep.slos)
 
@@ -118,9 +106,9 @@ def import_ltng(
     out: str | None,
 ) -> None:
     """Read `ltctl report generate` JSON files (plain or .gz, with results.txt if beside them)."""
-    from mmload.report import writers
     from mmload.report.output import emit, parse_formats
     from mmload.report.sources import load_runs
+    from mmload.report.views import imports
 
     opt = ReportOptions()
     formats = parse_formats(fmt, out, opt)
@@ -129,7 +117,7 @@ def import_ltng(
             list(paths),
             architecture,
             label,
-            detail="full" if "html" in formats else "timings",
+            detail="full" if formats is None or "html" in formats else "timings",
             progress=progress,
         )
     ltng = [r for r in runs if r.kind == "ltng"]
@@ -137,18 +125,7 @@ def import_ltng(
         click.echo(f"skipped {len(runs) - len(ltng)} mmload run record(s): not ltng data", err=True)
     if not ltng:
         raise UserError("no ltng reports among the paths", source=", ".join(map(str, paths)))
-    announce(
-        emit(
-            "ltng-import",
-            formats,
-            out,
-            {
-                "md": lambda: writers.imports_markdown(ltng),
-                "html": lambda: writers.imports_html(ltng),
-                "json": lambda: writers.imports_json(ltng),
-            },
-        )
-    )
+    announce(emit(imports.view(ltng), formats, out))
 
 
 def thresholds(noise: float | None, min_pct: float | None, min_ms: float | None) -> ReportOptions:
@@ -193,10 +170,10 @@ def compare_cmd(
     out: str | None,
 ) -> None:
     """Compare BASE and NEW: each a run, an ltng report, or a folder of repeats."""
-    from mmload.report import writers
     from mmload.report.compare import compare as compare_sides
     from mmload.report.output import emit, parse_formats
     from mmload.report.sources import load_runs
+    from mmload.report.views import compare as compare_view
 
     opt = thresholds(noise_pct, min_delta_pct, min_delta_ms)
     formats = parse_formats(fmt, out, opt)
@@ -204,18 +181,7 @@ def compare_cmd(
         b = load_runs([base], base_architecture, base_label, progress=progress)
         n = load_runs([new], new_architecture, new_label, progress=progress)
     c = compare_sides(b, n, opt)
-    announce(
-        emit(
-            "compare",
-            formats,
-            out,
-            {
-                "md": lambda: writers.compare_markdown(c),
-                "html": lambda: writers.compare_html(c),
-                "json": lambda: writers.compare_json(c),
-            },
-        )
-    )
+    announce(emit(compare_view.view(c), formats, out))
 
 
 @click.command("ceiling")
@@ -230,10 +196,10 @@ def ceiling_cmd(
     out: str | None,
 ) -> None:
     """Supported users per architecture and label over repeats, and the trend across labels."""
-    from mmload.report import writers
     from mmload.report.ceiling import ceiling_rows
     from mmload.report.output import emit, parse_formats
     from mmload.report.sources import load_runs
+    from mmload.report.views import ceiling
 
     opt = ReportOptions()
     formats = parse_formats(fmt, out, opt)
@@ -242,19 +208,7 @@ def ceiling_cmd(
     rows, skipped = ceiling_rows(runs)
     for s in skipped:
         click.echo(f"skipped {s}", err=True)
-    announce(
-        emit(
-            "ceiling",
-            formats,
-            out,
-            {
-                "md": lambda: writers.ceiling_markdown(rows, skipped),
-                "html": lambda: writers.ceiling_html(rows, skipped),
-                "json": lambda: writers.ceiling_json(rows),
-                "junit": lambda: writers.ceiling_junit(rows),
-            },
-        )
-    )
+    announce(emit(ceiling.view(rows, skipped), formats, out))
 
 
 def register(group: click.Group) -> None:

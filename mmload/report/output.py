@@ -1,39 +1,37 @@
-"""Write rendered formats into --out DIR, or one format to stdout (the only I/O of reports)."""
+"""Write a view's formats into --out DIR, or one format to stdout (the only I/O of reports)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from mmload.config.report import ReportOptions
 from mmload.errors import UserError
+from mmload.report import formats as fmts
+from mmload.report.views import View
 
-SUFFIX = {"md": "md", "html": "html", "json": "json", "junit": "junit.xml"}
-Renderers = dict[str, Callable[[], str]]
 
-
-def parse_formats(value: str | None, out: str | None, opt: ReportOptions) -> list[str]:
-    """``md,html`` -> ["md", "html"]; defaults depend on whether --out is given."""
+def parse_formats(value: str | None, out: str | None, opt: ReportOptions) -> list[str] | None:
+    """``md,html`` -> ["md", "html"]; None means every format the view has (--out alone)."""
     if not value:
-        return list(opt.out_formats) if out else [opt.stdout_format]
-    formats = [f.strip().lower() for f in value.split(",") if f.strip()]
-    bad = [f for f in formats if f not in SUFFIX]
-    if bad or not formats:
+        return None if out else [opt.stdout_format]
+    names = [f.strip().lower() for f in value.split(",") if f.strip()]
+    bad = [f for f in names if f not in fmts.NAMES]
+    if bad or not names:
         raise UserError(
-            f"unknown format {', '.join(bad) or value!r} (choose from md, html, json, junit)",
+            f"unknown format {', '.join(bad) or value!r} (choose from {', '.join(fmts.NAMES)})",
             source="command line",
             field="--format",
         )
-    if len(formats) > 1 and not out:
+    if len(names) > 1 and not out:
         raise UserError(
             "several formats need --out DIR (or ask for one format to print it)",
             source="command line",
             field="--format",
         )
-    return list(dict.fromkeys(formats))
+    return list(dict.fromkeys(names))
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -43,17 +41,20 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def emit(stem: str, formats: list[str], out: str | None, renderers: Renderers) -> list[Path]:
-    """Render each format; write ``<out>/<stem>.<suffix>`` or print the single one."""
-    missing = [f for f in formats if f not in renderers]
+def emit(view: View, formats: list[str] | None, out: str | None) -> list[Path]:
+    """Render the formats asked for (None: all the view has); write them into ``out``, or
+    print the single one."""
+    have = fmts.supported(view)
+    wanted = have if formats is None else formats
+    missing = [f for f in wanted if f not in have]
     if missing:
         raise UserError(
-            f"format {missing[0]} is not available for this command",
+            f"format {missing[0]} is not available for this command (it has {', '.join(have)})",
             source="command line",
             field="--format",
         )
     if not out:
-        click.echo(renderers[formats[0]](), nl=False)
+        click.echo(fmts.render(view, wanted[0]), nl=False)
         return []
     out_dir = Path(out)
     try:
@@ -63,8 +64,8 @@ def emit(stem: str, formats: list[str], out: str | None, renderers: Renderers) -
     if not out_dir.is_dir():
         raise UserError("not a directory", source=str(out_dir))
     written = []
-    for f in formats:
-        dest = out_dir / f"{stem}.{SUFFIX[f]}"
-        write_atomic(dest, renderers[f]())
+    for f in wanted:
+        dest = out_dir / f"{view.stem}.{fmts.suffix(f)}"
+        write_atomic(dest, fmts.render(view, f))
         written.append(dest)
     return written

@@ -82,14 +82,44 @@ def ltng_graph(graph: dict) -> go.Figure:
     return fig
 
 
-def run_figures(rep, top: int) -> list[go.Figure]:
-    """Every figure of a run report, in page order (None-producing plots left out)."""
-    w = rep.windows
-    figs = [
-        latency_over_time(w),
-        throughput_and_errors(w),
-        active_users(w),
-        arrivals_vs_schedule(rep.arrival_windows),
-        endpoint_p99(rep.endpoint_windows, rep.endpoints, top),
-    ]
-    return [f for f in figs if f is not None]
+def change_bars(sel: pd.DataFrame) -> go.Figure:
+    """compare: changes (delta %) of one kind and stat as horizontal bars, worse in red."""
+    from mmload.report.values import go_duration
+
+    fig = go.Figure(
+        go.Bar(
+            x=sel["delta_pct"],
+            y=sel["name"],
+            orientation="h",
+            marker_color=["crimson" if d > 0 else "seagreen" for d in sel["delta"]],
+            hovertext=[
+                f"{go_duration(b)} → {go_duration(n)}"
+                for b, n in zip(sel["base"], sel["new"], strict=True)
+            ],
+        )
+    )
+    fig.update_layout(**{**LAYOUT, "height": 200 + 22 * len(sel)})
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def ceiling_bars(rows: list[dict]) -> go.Figure:
+    """ceiling: mean supported users per architecture, one bar per label, min..max as error."""
+    fig = go.Figure()
+    for label in sorted({r["label"] for r in rows}, key=str):
+        sel = [r for r in rows if r["label"] == label]
+        fig.add_trace(
+            go.Bar(
+                x=[str(r["architecture"]) for r in sel],
+                y=[r["mean"] for r in sel],
+                name=str(label),
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r["max"] - r["mean"] for r in sel],
+                    "arrayminus": [r["mean"] - r["min"] for r in sel],
+                },
+            )
+        )
+    fig.update_layout(barmode="group", **LAYOUT)
+    return fig
