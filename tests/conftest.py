@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pghost import PostgresHost
 from tests.sshhosts import SshHosts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,3 +39,18 @@ def ssh_hosts(tmp_path: Path) -> Iterator[SshHosts]:
         yield hosts
     finally:
         hosts.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresHost]:
+    """A real PostgreSQL on 127.0.0.1 (Debian's binaries, a temp data dir, a free port, run as
+    an unprivileged user), shared by the session's tests and stopped by its pid at the end.
+    ``postgres.dsn`` is a ``postgresql://`` URL for its test database (TLS required)."""
+    host = PostgresHost(
+        "127.0.0.1", user="mmtest", password="pw-" + os.urandom(6).hex(), dbname="mmtest"
+    )
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()

@@ -154,6 +154,14 @@ class PostgresHost:
                 time.sleep(0.2)
         raise RuntimeError("postgres did not start")
 
+    @property
+    def dsn(self) -> str:
+        """A ``postgresql://`` URL of the test database (the test's role, TLS required)."""
+        return (
+            f"postgresql://{self.user}:{self.password}@{self.address}:{self.port}/"
+            f"{self.dbname}?sslmode=require"
+        )
+
     def admin_sql(self, *statements: str) -> None:
         env = {**os.environ, "PGPASSWORD": self.admin_password}  # the test's own superuser
         for sql in statements:

@@ -140,6 +140,16 @@ def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
 @click.option(
     "--ws-ping-interval", type=float, help="Seconds between server ping frames [default: 60]."
 )
+@click.option(
+    "--database",
+    help="postgresql://… : keep users, sessions, categories and statuses in PostgreSQL "
+    "(in schema mmload_sim, recreated at start) [default: in memory].",
+)
+@click.option(
+    "--db-max-open-conns",
+    type=int,
+    help="Database connection pool size, as SqlSettings.MaxOpenConns [default: 300].",
+)
 def sim_command(
     host: str,
     port: int,
@@ -149,6 +159,8 @@ def sim_command(
     profile_file: str | None,
     ws_auth_timeout: float | None,
     ws_ping_interval: float | None,
+    database: str | None,
+    db_max_open_conns: int | None,
     **population: Any,
 ) -> None:
     """Run the Mattermost API v4 simulator until Ctrl-C / SIGTERM.
@@ -166,6 +178,8 @@ def sim_command(
         "metrics_port": None if no_metrics else metrics_port,
         "ws_auth_timeout_s": ws_auth_timeout,
         "ws_ping_interval_s": ws_ping_interval,
+        "database_url": database,
+        "db_max_open_conns": db_max_open_conns,
     }
     names = {
         "host": "--host",
@@ -173,6 +187,8 @@ def sim_command(
         "metrics_port": "--metrics-port",
         "ws_auth_timeout_s": "--ws-auth-timeout",
         "ws_ping_interval_s": "--ws-ping-interval",
+        "database_url": "--database",
+        "db_max_open_conns": "--db-max-open-conns",
     }
     data = {k: v for k, v in values.items() if v is not None or k == "metrics_port"}
     settings = _validate_flags(SimSettings, data, names)
@@ -193,6 +209,14 @@ def sim_command(
             f"{p.password!r}), {p.teams} teams x {p.channels_per_team} channels, "
             f"seed {p.seed}"
         )
+        if settings.database_url:
+            from urllib.parse import urlsplit
+
+            where = urlsplit(settings.database_url)  # no credentials in the output
+            click.echo(
+                f"  database: PostgreSQL {where.hostname}:{where.port or 5432}{where.path}, "
+                f"schema mmload_sim, pool {settings.db_max_open_conns}"
+            )
         click.echo("  stop with Ctrl-C or SIGTERM")
 
     with contextlib.suppress(KeyboardInterrupt):

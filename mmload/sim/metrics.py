@@ -77,6 +77,26 @@ class SimMetrics:
             ["outcome"],
             registry=r,
         )
+        self.db_pool_wait = Histogram(
+            "mmload_sim_db_pool_wait_seconds",
+            "Time a request waited for a database connection (simulator with --database).",
+            buckets=API_TIME_BUCKETS,
+            registry=r,
+        )
+        self.db_pool_waiting = Gauge(
+            "mmload_sim_db_pool_waiting",
+            "Requests waiting for a database connection right now.",
+            registry=r,
+        )
+        self.db_pool_in_use = Gauge(
+            "mmload_sim_db_pool_in_use", "Database connections in use right now.", registry=r
+        )
+        self.db_statements = Counter(
+            "mmload_sim_db_statements",
+            "SQL statements run, by the server statement they stand for.",
+            ["statement"],
+            registry=r,
+        )
         self.pool_queued = Gauge(
             "mmload_sim_worker_pool_queued",
             "Requests waiting for a worker-pool slot (simulator only).",

@@ -68,7 +68,18 @@ async def start(settings: SimSettings, population: Population | None = None) -> 
     sim = Simulator(settings, population)
     url = _url(settings.host, api_sock)
     sim.set_site_url(url)
-    await sim.passwords.stored_hash(settings.population.password)  # hash once, up front
+    seeded = await sim.passwords.stored_hash(settings.population.password)  # hash once, up front
+    if settings.database_url is not None:
+        from mmload.sim.pgstore import PostgresStore
+
+        try:
+            sim.core.store = await PostgresStore.connect(settings, sim.pop, sim.metrics, seeded)
+        except BaseException:
+            api_sock.close()
+            if metrics_sock is not None:
+                metrics_sock.close()
+            sim.passwords.close()
+            raise
     runner = web.AppRunner(sim.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     await web.SockSite(runner, api_sock).start()
