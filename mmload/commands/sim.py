@@ -192,9 +192,10 @@ def sim_command(
     }
     data = {k: v for k, v in values.items() if v is not None or k == "metrics_port"}
     settings = _validate_flags(SimSettings, data, names)
-    settings = settings.model_copy(
-        update={"population": spec, "profile": profile, "profile_name": name}
-    )
+    update: dict[str, Any] = {"population": spec, "profile": profile, "profile_name": name}
+    if no_metrics:  # _validate_flags drops None values: say it here
+        update["metrics_port"] = None
+    settings = settings.model_copy(update=update)
 
     def ready(running: Any) -> None:
         metrics = running.metrics_url or "disabled"

@@ -107,3 +107,12 @@ def test_profile_file_composes_on_a_named_profile(tmp_path) -> None:
     bad.write_text("extends: v99\n")
     with pytest.raises(UserError, match="extends: unknown profile 'v99'"):
         load_profile(None, str(bad))
+
+
+def test_no_metrics_serves_no_metrics_listener() -> None:
+    """--no-metrics used to fall back to :8067 (the None was dropped with the unset flags)."""
+    with running_sim(users=20, teams=1, metrics_port=None, no_metrics=True) as sim:
+        assert sim.metrics_url is None
+        assert any("(metrics disabled)" in line for line in sim.output)
+        with urllib.request.urlopen(sim.url + "/api/v4/system/ping", timeout=5) as resp:
+            assert resp.status == 200

@@ -61,3 +61,18 @@ def test_mattermost_js_client_logs_in_loads_and_gets_websocket_events(node: str)
     assert posted["post"]["message"] == "hello from Client4"
     assert out["reaction"] == "tada" and out["thread"] == [out["created"]["id"]]
     assert out["afterLogout"] == {"status": 401, "id": "api.context.session_expired.app_error"}
+    # the 11.x web app's load and ltng's actions
+    assert out["allChannels"][:2] == ["town-square", "off-topic"]
+    assert out["allMembers"] == len(out["allChannels"])
+    assert out["categories"] == ["favorites", "channels", "direct_messages"]
+    assert out["unreadPosts"] >= 5 and out["plugins"] == []
+    assert out["limits"]["activeUserCount"] == 0 and out["autocomplete"]
+    assert out["draft"] == "draft" and out["drafts"] == 1 and out["draftDeleted"] == "OK"
+    assert out["threadRead"] > 0
+    assert out["scheduled"] == "later" and out["teamScheduled"] == 1
+    assert out["bookmarks"] == 0 and out["searchAll"] == 1
+    assert out["patched"] == "edited by Client4" and out["statuses2"] == 1
+    assert out["perf"] == "OK" and out["typing"] == "OK"
+    # WebSocketClient's own reconnect resumes the connection and gets what it missed
+    assert out["resume"]["sameId"] and out["resume"]["missed"] == 0
+    assert out["resume"]["replayed"] and out["resume"]["seq"] >= 2

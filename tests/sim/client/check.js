@@ -50,9 +50,21 @@ async function main() {
     out.channelStats = (await client.getChannelStats(town.id)).member_count;
     out.myMember = (await client.getMyChannelMember(town.id)).channel_id === town.id;
 
-    const ws = new WebSocketClient({newWebSocketFn: (u) => new WS(u), clientPingInterval: 60000});
+    // The browser sends its session cookie on the upgrade; the header does the same here, so
+    // the server can resume this connection after a drop (a challenge-only socket cannot).
+    const upgradeAuth = {headers: {Authorization: `Bearer ${client.getToken()}`}};
+    const ws = new WebSocketClient({
+        newWebSocketFn: (u) => new WS(u, [], upgradeAuth),
+        clientPingInterval: 60000,
+        minWebSocketRetryTime: 200,
+        reconnectJitterRange: 0,
+    });
     const events = [];
-    ws.addMessageListener((msg) => events.push(msg));
+    ws.addMessageListener((msg) => { events.push(msg); if (process.env.DEBUG_WS) console.error('EVT', JSON.stringify(msg).slice(0, 160)); });
+    // As the web app does, listen for "missed events" before connecting: the client only
+    // keeps the hello's connection id (and so can resume) when someone listens.
+    let missed = 0;
+    ws.addMissedMessageListener(() => missed++);
     const connected = once((resolve) => ws.addFirstConnectListener(resolve));
     ws.initialize(url.replace(/^http/, 'ws') + '/api/v4/websocket', client.getToken());
     await connected;
@@ -71,6 +83,48 @@ async function main() {
     out.posted = posted ? {seq: posted.seq, channel_id: posted.broadcast.channel_id, post: JSON.parse(posted.data.post)} : null;
     out.reaction = (await client.addReaction(me.id, created.id, 'tada')).emoji_name;
     out.thread = (await client.getPostThread(created.id)).order;
+
+    // The 11.x web app's initial load and ltng's actions, through Client4.
+    const team = teams[0];
+    out.allChannels = (await client.getAllTeamsChannels()).map((c) => c.name);
+    out.allMembers = (await client.getAllChannelsMembers(me.id, 0, 200)).length;
+    const cats = await client.getChannelCategories(me.id, team.id);
+    out.categories = cats.categories.map((c) => c.type);
+    out.unreadPosts = (await client.getPostsUnread(town.id, me.id)).order.length;
+    out.plugins = await client.getWebappPlugins();
+    out.limits = (await client.getServerLimits()).data;
+    out.autocomplete = (await client.autocompleteUsers('user-1', team.id, town.id)).users.length > 0;
+    const connId = ws.connectionId;
+    const draft = await client.upsertDraft({channel_id: town.id, root_id: '', message: 'draft', user_id: me.id}, connId);
+    out.draft = draft.message;
+    out.drafts = (await client.getUserDrafts(team.id)).length;
+    out.draftDeleted = (await client.deleteDraft(town.id, '', connId)).status;
+    const reply = await client.createPost({channel_id: town.id, message: 'a reply', root_id: created.id});
+    out.threadRead = (await client.updateThreadReadForUser(me.id, team.id, created.id, reply.create_at)).last_viewed_at;
+    const scheduled = await client.createScheduledPost({channel_id: town.id, message: 'later', scheduled_at: Date.now() + 3600000}, connId);
+    out.scheduled = scheduled.data.message;
+    out.teamScheduled = (await client.getScheduledPosts(team.id, true)).data[team.id].length;
+    out.bookmarks = (await client.getChannelBookmarks(town.id)).length;
+    out.searchAll = (await client.searchPostsWithParams('', {terms: 'Client4', is_or_search: false})).order.length;
+    out.patched = (await client.patchPost({id: created.id, message: 'edited by Client4'})).message;
+    out.statuses2 = (await client.getStatusesByIds([me.id])).length;
+    const now = Date.now();
+    out.perf = (await client.doFetch(client.getClientMetricsRoute(), {method: 'post', body: JSON.stringify({version: '0.1.0', client_id: 'check', labels: {platform: 'other', agent: 'other'}, start: now - 60000, end: now, counters: [], histograms: []})})).status;
+    out.typing = await once((resolve) => ws.userTyping(town.id, '', resolve)).then((r) => r.status);
+
+    // Resume: drop the socket, post while it is away, let WebSocketClient reconnect with its
+    // connection_id and sequence_number; the missed posted event arrives, no "missed events".
+    const reconnected = once((resolve) => ws.addReconnectListener(resolve));
+    const idBefore = ws.connectionId;
+    ws.conn.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const whileAway = await client.createPost({channel_id: town.id, message: 'while away'});
+    await reconnected;
+    for (let i = 0; i < 50 && !events.some((e) => e.event === 'posted' && JSON.parse(e.data.post).id === whileAway.id); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+    }
+    const replayed = events.find((e) => e.event === 'posted' && JSON.parse(e.data.post).id === whileAway.id);
+    out.resume = {sameId: ws.connectionId === idBefore, missed, replayed: Boolean(replayed), seq: replayed ? replayed.seq : null};
     ws.close();
 
     await client.logout();
