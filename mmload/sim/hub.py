@@ -191,7 +191,9 @@ class Hub:
 
     def _members_reachable(self, channel: Channel) -> list[int]:
         """Channel members with an open or parked connection, walking the smaller set."""
-        connected = self.by_user.keys() | self.parked_by_user.keys()
+        connected = self.by_user
+        if self.parked_by_user:  # rare: only while closed connections await their resume
+            connected = self.by_user.keys() | self.parked_by_user.keys()
         if len(connected) < len(channel.members):
             pop = self.pop
             return [n for n in connected if pop.is_member(pop.user(n), channel)]

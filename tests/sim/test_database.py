@@ -16,10 +16,10 @@ import requests
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
+from mmload.cli import main
 from mmload.config.sim import NAMED_PROFILES, SimSettings
 from mmload.sim.server import start_in_thread
 from mmload.sim.testing import running_sim
-from tests.conftest import run_cli
 from tests.pghost import PostgresHost
 from tests.sim.conftest import small_settings
 
@@ -143,11 +143,20 @@ def test_the_cli_takes_database_and_pool_size(postgres: PostgresHost) -> None:
         postgres, "SELECT count(*) AS n FROM sessions WHERE token = $1", resp.headers["Token"]
     )
     assert found[0]["n"] == 1
-    bad = run_cli("sim", "--port", "0", "--no-metrics", "--database", "mysql://x")
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
-    assert "--database" in bad.stderr and "Traceback" not in bad.stderr
-    down = run_cli(
-        "sim", "--port", "0", "--no-metrics", "--database", "postgresql://u:p@127.0.0.1:1/x"
-    )
-    assert down.returncode == 2 and "cannot connect to the database" in down.stderr
-    assert "Traceback" not in down.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("mysql://x", "--database: Value error, must start with postgresql://"),
+        ("postgresql://u:p@127.0.0.1:1/x", "--database: cannot connect to the database"),
+    ],
+)
+def test_a_bad_database_exits_2_with_one_line(url: str, expected: str, capsys) -> None:
+    # The console script's entry point in-process (the one above ran the real command).
+    with pytest.raises(SystemExit) as info:
+        main(["sim", "--port", "0", "--no-metrics", "--database", url])
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert "Traceback" not in err and ":p@" not in err
