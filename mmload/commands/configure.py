@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mmload.commands.common import console, interactive
+from mmload.config.components import registry
 
 
 def split_tags(values: tuple[str, ...]) -> list[str]:
@@ -32,7 +33,7 @@ def split_tags(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--tags",
     multiple=True,
-    help="only these roles (common, mattermost, proxy, metrics, agents, coordinator, seed)",
+    help=f"only these roles ({', '.join(registry().role_tags)})",
 )
 @click.option("--skip-tags", multiple=True, help="skip these roles")
 @click.option("--limit", help="only these hosts (Ansible pattern)")

@@ -1,7 +1,8 @@
 """outputs.json (docs/deployment-outputs.md) → an Ansible inventory for ansible/site.yml.
 
-Groups ``app``, ``proxy``, ``metrics``, ``agents``, ``coordinator``; deployment facts (database
-endpoints, search, cache, bucket, site URL, users) as ``mmload_*`` variables of ``all``.
+One group per component with hosts (the component registry: ``app``, ``proxy``, ``metrics``,
+``agents``, ``coordinator``); deployment facts (database endpoints, search, cache, bucket, site
+URL, users) as ``mmload_*`` variables of ``all``.
 """
 
 from __future__ import annotations
@@ -9,15 +10,27 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from mmload.config.components import registry
 from mmload.config.loader import validate_model
 from mmload.errors import UserError
 
-GROUPS: tuple[str, ...] = ("app", "proxy", "metrics", "agents", "coordinator")
-Group = Literal["app", "proxy", "metrics", "agents", "coordinator"]
+
+def groups() -> tuple[str, ...]:
+    """The inventory groups: one per component with hosts, in registry order."""
+    return registry().groups
+
+
+def _known_group(name: str) -> str:
+    if name not in groups():
+        raise ValueError(f"unknown host group {name!r}; known: {', '.join(groups())}")
+    return name
+
+
+Group = Annotated[str, AfterValidator(_known_group)]
 
 
 class _Out(BaseModel):
@@ -106,11 +119,13 @@ def resolve_key(outputs: DeploymentOutputs, outputs_path: Path) -> Path:
 
 
 def jump_host(outputs: DeploymentOutputs) -> str | None:
-    """The public address private nodes are reached through (the coordinator by default)."""
+    """The public address private nodes are reached through: ssh_jump_host, else the first
+    public address of the registry's jump host group (the coordinator), else of any group."""
     if outputs.ssh_jump_host:
         return outputs.ssh_jump_host
-    for group in ("coordinator", "proxy", "metrics", "agents"):
-        for host in outputs.hosts.get(group, []):  # type: ignore[call-overload]
+    first = registry().jump_group
+    for group in sorted(groups(), key=lambda g: g != first):
+        for host in outputs.hosts.get(group, []):
             if host.public_ip:
                 return host.public_ip
     return None
@@ -149,8 +164,8 @@ def build_inventory(outputs: DeploymentOutputs, *, users: int, key: Path) -> dic
     """The inventory (YAML/JSON inventory shape) for ``outputs``."""
     jump = jump_host(outputs)
     children: dict[str, Any] = {}
-    for group in GROUPS:
-        hosts = outputs.hosts.get(group, [])  # type: ignore[call-overload]
+    for group in groups():
+        hosts = outputs.hosts.get(group, [])
         children[group] = {
             "hosts": {
                 h.name: host_vars(h, jump=jump, user=outputs.ssh_user, key=key) for h in hosts
@@ -181,6 +196,6 @@ def local_inventory(
     return {
         "all": {
             "vars": deployment_vars_,
-            "children": {g: {"hosts": {"localhost": host}} for g in GROUPS},
+            "children": {g: {"hosts": {"localhost": host}} for g in groups()},
         }
     }

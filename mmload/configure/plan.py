@@ -7,28 +7,38 @@ from pathlib import Path
 from typing import Any
 
 from mmload import __version__
+from mmload.config.components import SEED_TAG, registry
 from mmload.config.mattermost import MattermostSettings
 from mmload.configure.inventory import DeploymentOutputs
 from mmload.errors import UserError
 
-ROLE_TAGS = ("common", "mattermost", "proxy", "metrics", "agents", "coordinator", "seed")
+
+def role_tags() -> tuple[str, ...]:
+    """The tags --tags accepts (the component registry): common, each role, seed."""
+    return registry().role_tags
 
 
 def selected_roles(tags: list[str], skip_tags: list[str]) -> set[str]:
     """Which roles a run with these --tags / --skip-tags touches (seed only when asked)."""
-    chosen = set(tags) if tags and "all" not in tags else set(ROLE_TAGS) - {"seed"}
-    if "seed" in chosen:
-        chosen.add("mattermost")
+    chosen = set(tags) if tags and "all" not in tags else set(role_tags()) - {SEED_TAG}
+    if SEED_TAG in chosen:
+        chosen.add("mattermost")  # the seed tasks are part of the mattermost role
     return chosen - set(skip_tags)
+
+
+def installs_mmload(roles: set[str]) -> bool:
+    """Whether these roles install mmload itself (the agents' and coordinator's)."""
+    return bool(roles & registry().mmload_tags)
 
 
 def check_tags(tags: list[str], skip_tags: list[str]) -> None:
     """Unknown tags are a user error (ansible would silently run nothing)."""
+    known = (*role_tags(), "all")
     for flag, values in (("--tags", tags), ("--skip-tags", skip_tags)):
         for tag in values:
-            if tag not in (*ROLE_TAGS, "all"):
+            if tag not in known:
                 raise UserError(
-                    f"unknown tag {tag!r}; known: {', '.join((*ROLE_TAGS, 'all'))}",
+                    f"unknown tag {tag!r}; known: {', '.join(known)}",
                     source="command line",
                     field=flag,
                 )
@@ -89,4 +99,4 @@ def users_for(deployment: Any) -> int:
 
 
 def has_hosts(outputs: DeploymentOutputs, group: str) -> bool:
-    return bool(outputs.hosts.get(group))  # type: ignore[call-overload]
+    return bool(outputs.hosts.get(group))

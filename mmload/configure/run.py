@@ -12,6 +12,7 @@ from mmload.configure.plan import (
     agents_extravars,
     check_tags,
     has_hosts,
+    installs_mmload,
     selected_roles,
     users_for,
 )
@@ -66,7 +67,7 @@ def configure(
             endpoint_url=dep.aws.endpoint_url,
             source=str(out_path),
         )
-    if roles & {"agents", "coordinator"}:
+    if installs_mmload(roles):
         extravars |= agents_extravars(build_wheel(work / "configure" / "wheels"))
     inventory = build_inventory(outputs, users=users, key=resolve_key(outputs, out_path))
     result = run_playbook(

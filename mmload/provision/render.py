@@ -19,28 +19,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from mmload.config.components import SecurityRule, load_rules, registry, resolve_rules
 from mmload.config.deployment import Deployment
 from mmload.errors import UserError
 from mmload.provision.sizing import Sizing, resolve
 from mmload.resources import resource_dir
 
 TEMPLATE_DIR = resource_dir("terraform", "MMLOAD_TEMPLATE_DIR")
-COMPONENTS = (
-    "providers",
-    "base",
-    "network",
-    "security_groups",
-    "app",
-    "proxy",
-    "database",
-    "search",
-    "cache",
-    "file_storage",
-    "metrics",
-    "agents",
-    "coordinator",
-    "outputs",
-)
 # Every AWS service the templates call, pointed at the emulator when aws.endpoint_url is set.
 ENDPOINT_SERVICES = (
     "ec2",
@@ -53,6 +38,7 @@ ENDPOINT_SERVICES = (
     "secretsmanager",
     "sts",
 )
+WORLD = '["0.0.0.0/0"]'  # egress rules "to: anywhere"
 KEY_FILE = "id_ed25519"
 META_FILE = "mmload-meta.json"
 
@@ -145,117 +131,34 @@ def tags_for(dep: Deployment, expires_at: str) -> dict[str, str]:
     }
 
 
-def _rule(
-    rid: str,
-    sg: str,
-    description: str,
-    ports: tuple[int, int],
-    *,
-    cidrs: str | None = None,
-    peer: str | None = None,
-    self_: bool = False,
-    kind: str = "ingress",
-    protocol: str = "tcp",
-) -> dict[str, Any]:
+def hcl_rule(rule: SecurityRule, operator_cidrs: str) -> dict[str, Any]:
     """One aws_security_group_rule as ordered (key, HCL value) pairs, aligned like terraform fmt."""
     attrs: list[tuple[str, str]] = [
-        ("security_group_id", f"aws_security_group.{sg}.id"),
-        ("type", hcl_string(kind)),
-        ("description", hcl_string(description)),
-        ("protocol", hcl_string(protocol)),
-        ("from_port", str(ports[0])),
-        ("to_port", str(ports[1])),
+        ("security_group_id", f"aws_security_group.{rule.security_group}.id"),
+        ("type", hcl_string(rule.direction)),
+        ("description", hcl_string(rule.description)),
+        ("protocol", hcl_string("-1" if rule.protocol == "all" else rule.protocol)),
+        ("from_port", str(rule.from_port)),
+        ("to_port", str(rule.to_port)),
     ]
-    if cidrs is not None:
-        attrs.append(("cidr_blocks", cidrs))
-    elif self_:
+    peer = rule.peer.kind
+    if peer == "component":
+        attrs.append(("source_security_group_id", f"aws_security_group.{rule.peer_group}.id"))
+    elif peer == "self":
         attrs.append(("self", "true"))
     else:
-        attrs.append(("source_security_group_id", f"aws_security_group.{peer}.id"))
-    return {"id": rid, "attrs": attrs, "width": max(len(k) for k, _ in attrs)}
+        cidrs = {"operators": operator_cidrs, "vpc": "[local.vpc_cidr]", "anywhere": WORLD}
+        attrs.append(("cidr_blocks", cidrs[peer]))
+    return {"id": rule.name, "attrs": attrs, "width": max(len(k) for k, _ in attrs)}
 
 
-def security_rules(sizing: Sizing, operator_cidrs: list[str]) -> tuple[list[str], list[dict]]:
-    """Security groups and the least-privilege rules between them."""
+def security_rules(present: set[str], operator_cidrs: list[str]) -> tuple[list[str], list[dict]]:
+    """The present components' security groups, and their rules (``<template>.rules.yaml``)."""
+    reg = registry()
+    groups = [c.security_group for c in reg.components if c.security_group and c.name in present]
+    rules = resolve_rules(reg, load_rules(TEMPLATE_DIR, reg), present)
     ops = "[" + ", ".join(hcl_string(c) for c in operator_cidrs) + "]"
-    nodes = ["proxy", "app", "agents", "coordinator", "metrics"]
-    roles = [*nodes, "db"]
-    rules = []
-    for role in ("proxy", "agents", "coordinator", "metrics"):
-        rules.append(_rule(f"{role}_ssh_operator", role, "SSH from operators", (22, 22), cidrs=ops))
-    rules += [
-        _rule("app_ssh_jump", "app", "SSH via the coordinator", (22, 22), peer="coordinator"),
-        _rule("proxy_http_operator", "proxy", "HTTP from operators", (80, 80), cidrs=ops),
-        _rule("proxy_https_operator", "proxy", "HTTPS from operators", (443, 443), cidrs=ops),
-        _rule("proxy_http_agents", "proxy", "HTTP from load agents", (80, 80), peer="agents"),
-        _rule("proxy_https_agents", "proxy", "HTTPS from load agents", (443, 443), peer="agents"),
-        _rule("app_http_proxy", "app", "Mattermost from the proxy", (8065, 8065), peer="proxy"),
-        _rule("app_cluster_tcp", "app", "Mattermost cluster", (8074, 8075), self_=True),
-        _rule(
-            "app_cluster_udp", "app", "Mattermost gossip", (8074, 8074), self_=True, protocol="udp"
-        ),
-        _rule("app_metrics", "app", "Mattermost metrics", (8067, 8067), peer="metrics"),
-        _rule("db_postgres_app", "db", "PostgreSQL from app", (5432, 5432), peer="app"),
-        _rule(
-            "db_postgres_coordinator",
-            "db",
-            "PostgreSQL from coordinator",
-            (5432, 5432),
-            peer="coordinator",
-        ),
-        _rule(
-            "coordinator_locust_agents",
-            "coordinator",
-            "Locust workers",
-            (5557, 5557),
-            peer="agents",
-        ),
-        _rule("coordinator_locust_ui", "coordinator", "Locust UI", (8089, 8089), cidrs=ops),
-        _rule(
-            "metrics_grafana_operator", "metrics", "Grafana from operators", (3000, 3000), cidrs=ops
-        ),
-    ]
-    for role in ("proxy", "app", "agents", "coordinator"):
-        rules.append(
-            _rule(f"{role}_node_exporter", role, "node_exporter", (9100, 9100), peer="metrics")
-        )
-    if sizing.search.count:
-        roles.append("search")
-        rules.append(
-            _rule("search_https_app", "search", "OpenSearch from app", (443, 443), peer="app")
-        )
-    if sizing.cache.count:
-        roles.append("cache")
-        rules.append(_rule("cache_redis_app", "cache", "Redis from app", (6379, 6379), peer="app"))
-    for role in nodes:
-        rules += [
-            _rule(
-                f"{role}_egress_vpc",
-                role,
-                "anything inside the VPC",
-                (0, 0),
-                cidrs="[local.vpc_cidr]",
-                kind="egress",
-                protocol="-1",
-            ),
-            _rule(
-                f"{role}_egress_https",
-                role,
-                "HTTPS out (packages, AWS APIs)",
-                (443, 443),
-                cidrs='["0.0.0.0/0"]',
-                kind="egress",
-            ),
-            _rule(
-                f"{role}_egress_http",
-                role,
-                "HTTP out (package mirrors)",
-                (80, 80),
-                cidrs='["0.0.0.0/0"]',
-                kind="egress",
-            ),
-        ]
-    return roles, rules
+    return groups, [hcl_rule(r, ops) for r in rules]
 
 
 def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
@@ -266,7 +169,10 @@ def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
     tags = tags_for(dep, meta["expires_at"])
     quoted = {hcl_string(k): hcl_string(v) for k, v in tags.items()}
     width = max(len(k) for k in quoted)
-    roles, rules = security_rules(sizing, dep.operator_cidrs)
+    reg = registry()
+    present = sizing.present(reg)
+    groups, rules = security_rules(present, dep.operator_cidrs)
+    hosts = [c for c in reg.host_components if c.name in present]
     return {
         "dep": dep,
         "db": dep.database,
@@ -280,8 +186,11 @@ def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
         "ssh_public_key": public_key,
         "key_origin": key_origin,
         "ssh_private_key_path": private_path,
-        "sg_roles": roles,
+        "sg_roles": groups,
         "sg_rules": rules,
+        "host_components": hosts,
+        "host_width": max((len(c.group or "") for c in hosts), default=0),
+        "jump_host": reg.jump_host,
         "monitoring": dep.components.detailed_monitoring,
     }
 
@@ -304,14 +213,14 @@ def environment() -> Environment:
 
 
 def render(dep: Deployment, workdir: Path, source: str = "deployment.yaml") -> Rendered:
-    """Render every component into ``workdir`` and remove stale ``*.tf`` files."""
+    """Render every template of the component registry into ``workdir``; remove stale ``*.tf``."""
     workdir.mkdir(parents=True, exist_ok=True)
     ctx = context(dep, workdir, source)
     env = environment()
     written = []
-    for component in COMPONENTS:
-        text = env.get_template(f"{component}.tf.j2").render(ctx)
-        path = workdir / f"{component}.tf"
+    for template in registry().templates:
+        text = env.get_template(f"{template}.tf.j2").render(ctx)
+        path = workdir / f"{template}.tf"
         path.write_text(_tidy(text), encoding="utf-8")
         written.append(path)
     for stale in set(workdir.glob("*.tf")) - set(written):

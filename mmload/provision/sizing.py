@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass
 
 from mmload.catalog import CacheSize, DatabaseSize, NodeGroup, PriceTable, Tier, load_catalog
+from mmload.config.components import Component, Registry, registry
 from mmload.config.deployment import Deployment
 
 
 @dataclass(frozen=True)
 class Sizing:
-    """Everything to build, with counts and types resolved."""
+    """Everything to build, with counts and types resolved: one field per sized component
+    (``sizing:`` in the component registry)."""
 
     tier: Tier
     app: NodeGroup
@@ -24,6 +26,23 @@ class Sizing:
     metrics: NodeGroup
     target_users: int
     users_per_agent: int
+
+    def nodes(self, component: Component) -> tuple[int, str]:
+        """(how many, of which type) the component gets; one when it has no sizing (S3)."""
+        if component.sizing is None:
+            return 1, ""
+        size = getattr(self, component.sizing, None)
+        if isinstance(size, NodeGroup):
+            return size.count, size.instance_type
+        if isinstance(size, DatabaseSize):
+            return size.writer + size.readers, size.instance_class
+        if isinstance(size, CacheSize):
+            return size.count, size.node_type
+        raise KeyError(f"component {component.name}: Sizing has no size {component.sizing!r}")
+
+    def present(self, reg: Registry | None = None) -> set[str]:
+        """The components this deployment has: those sized to at least one node."""
+        return {c.name for c in (reg or registry()).components if self.nodes(c)[0] > 0}
 
 
 def agent_count(target_users: int, users_per_agent: int) -> int:
@@ -97,20 +116,19 @@ class CostLine:
 def cost_lines(
     sizing: Sizing, engine: str, prices: PriceTable, *, nat_gateway: bool = True
 ) -> list[CostLine]:
-    """Per-component hourly cost from the shipped on-demand price table."""
-    ec2, db = prices.ec2, prices.db(engine)
-    db_nodes = sizing.database.writer + sizing.database.readers
-    rows = [
-        ("app", sizing.app.count, sizing.app.instance_type, ec2),
-        ("proxy", sizing.proxy.count, sizing.proxy.instance_type, ec2),
-        ("database", db_nodes, sizing.database.instance_class, db),
-        ("search", sizing.search.count, sizing.search.instance_type, prices.opensearch),
-        ("cache", sizing.cache.count, sizing.cache.node_type, prices.elasticache),
-        ("agents", sizing.agents.count, sizing.agents.instance_type, ec2),
-        ("coordinator", 1, sizing.coordinator.instance_type, ec2),
-        ("metrics", 1, sizing.metrics.instance_type, ec2),
-    ]
-    lines = [CostLine(name, n, t, table.get(t)) for name, n, t, table in rows if n]
+    """Per-component hourly cost (each priced component of the registry) from the shipped
+    on-demand price table."""
+    tables = {
+        "ec2": prices.ec2,
+        "database": prices.db(engine),
+        "opensearch": prices.opensearch,
+        "elasticache": prices.elasticache,
+    }
+    lines = []
+    for comp in registry().components:
+        count, kind = sizing.nodes(comp)
+        if comp.price and count:
+            lines.append(CostLine(comp.name, count, kind, tables[comp.price].get(kind)))
     if nat_gateway:
         lines.append(CostLine("nat-gateway", 1, "nat_gateway", prices.vpc["nat_gateway"]))
     return lines

@@ -21,7 +21,7 @@ import yaml
 
 from mmload.config.loader import load_model
 from mmload.configure.driver import ANSIBLE_DIR
-from mmload.configure.inventory import build_inventory, load_outputs, resolve_key
+from mmload.configure.inventory import build_inventory, groups, load_outputs, resolve_key
 from mmload.configure.plan import users_for
 from mmload.configure.secrets import PASSWORD_ENV, read_db_password
 
@@ -67,7 +67,7 @@ def test_emulator_applied_outputs_drive_the_playbook(
     inventory = build_inventory(outputs, users=users_for(dep), key=key)
 
     plays = list_hosts(inventory, tmp_path)
-    for group in ("app", "proxy", "metrics", "agents", "coordinator"):
+    for group in groups():
         assert sorted(plays[group]) == sorted(h["name"] for h in raw["hosts"][group])
     assert len(plays["all"]) == sum(len(v) for v in raw["hosts"].values())
     app = inventory["all"]["children"]["app"]["hosts"]

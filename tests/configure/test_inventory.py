@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from mmload.configure.driver import ANSIBLE_DIR
-from mmload.configure.inventory import GROUPS, build_inventory, load_outputs, resolve_key
+from mmload.configure.inventory import build_inventory, groups, load_outputs, resolve_key
 from mmload.errors import UserError
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
@@ -25,7 +25,7 @@ def test_groups_and_hosts_follow_outputs(outputs_file: Path) -> None:
     outputs = load_outputs(outputs_file)
     inv = build_inventory(outputs, users=15000, key=Path("/keys/id_ed25519"))
     children = inv["all"]["children"]
-    assert set(children) == set(GROUPS)
+    assert set(children) == set(groups())
     assert list(children["app"]["hosts"]) == ["mm-2k-app-0", "mm-2k-app-1"]
     assert list(children["coordinator"]["hosts"]) == ["mm-2k-coordinator-0"]
     # Public nodes are reached directly; every node knows its private address.
