@@ -27,6 +27,11 @@ def test_wheel_ships_templates_roles_and_scenarios(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {
         *(f"mmload/_share/{p.relative_to(REPO)}" for p in (REPO / "terraform").glob("*.j2")),
+        *(
+            f"mmload/_share/{p.relative_to(REPO)}"
+            for p in (REPO / "terraform").glob("*.rules.yaml")  # each component's rules
+        ),
+        "mmload/config/components.yaml",  # the component registry
         "mmload/_share/ansible/site.yml",
         *(f"mmload/_share/{p.relative_to(REPO)}" for p in (REPO / "scenarios").glob("*.yaml")),
         *(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mmload.catalog import load_catalog
+from mmload.config.components import registry
 from mmload.config.deployment import Deployment
 from mmload.provision.render import render
 from tests.conftest import REPO
@@ -138,10 +139,10 @@ def test_no_world_open_ingress_in_any_tier(rendered: Path) -> None:
 
 def test_all_instances_require_imdsv2_and_encrypted_root(rendered: Path) -> None:
     tiers = rendered / "tier-200000"
-    for name in ("app", "proxy", "agents", "coordinator", "metrics"):
-        text = (tiers / f"{name}.tf").read_text()
-        assert re.search(r'http_tokens\s+= "required"', text), name
-        assert re.search(r"encrypted\s+= true", text), name
+    for comp in registry().host_components:  # every component with EC2 hosts
+        text = (tiers / f"{comp.template}.tf").read_text()
+        assert re.search(r'http_tokens\s+= "required"', text), comp.name
+        assert re.search(r"encrypted\s+= true", text), comp.name
     assert "manage_master_user_password         = true" in (tiers / "database.tf").read_text()
 
 
