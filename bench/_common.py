@@ -11,7 +11,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+from mmload.config.sim import DEFAULT_PASSWORD
+from mmload.errors import RunFailed
+from mmload.sim.launcher import sim_command, wait_until_ready
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -61,13 +64,6 @@ def guarded(benchmark: str, run: Callable[[], int]) -> int:
         first = (str(exc) or type(exc).__name__).splitlines()[0]
         emit({"benchmark": benchmark, "error": first, "met": False})
         return 1
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A free TCP port on `host`, chosen by the kernel (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def cpu_count() -> int:
@@ -321,7 +317,7 @@ def parse_wrk(output: str) -> dict:
 
 
 # --------------------------------------------------------------------------- the simulator
-SIM_PASSWORD = "Loadtest-1!"  # mmload.config.sim.DEFAULT_PASSWORD (read there when importable)
+SIM_PASSWORD = DEFAULT_PASSWORD  # every seeded user's password (PopulationSpec's default)
 
 
 @dataclass
@@ -346,23 +342,17 @@ def start_sim(
     extra_args: Sequence[str] = (),
     timeout: float = 60,
 ) -> Sim:
-    """Start `mmload sim` on free ports of `host` (pinned to `cpus`) and wait until it answers."""
-    port, metrics_port = free_port(host), free_port(host)
-    command = [
-        str(BIN / "mmload"),
-        "sim",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--metrics-port",
-        str(metrics_port),
-        *extra_args,
-    ]
-    proc = procs.start(name, command, cpus=cpus)
-    url = f"http://{host}:{port}"
-    wait_http(url + "/api/v4/system/ping", timeout, proc)
-    return Sim(proc, url, f"http://{host}:{metrics_port}/metrics")
+    """Start `mmload sim` on `host` (pinned to `cpus`) and wait until it prints its URLs.
+
+    The simulator binds port 0 itself (mmload.sim.launcher): no race for a port.
+    """
+    proc = procs.start(name, sim_command(host=host, args=extra_args), cpus=cpus)
+    assert proc.log_path is not None  # stdout and stderr: the launcher reads the URL there
+    try:
+        ready = wait_until_ready(proc.popen, proc.log_path, timeout)
+    except RunFailed as exc:
+        raise RuntimeError(f"{name}: {exc}\n{proc.tail()}") from None
+    return Sim(proc, ready.url, ready.metrics_url)
 
 
 def login_token(url: str, username: str, password: str) -> str:

@@ -252,18 +252,16 @@ def register(group: click.Group) -> None:
     @click.option("--out", default="runs", show_default=True, help="Parent folder of the record.")
     def demo_cmd(scale: float, hold: float, out: str) -> None:
         """Start the simulator, run the Sev0 login storm at a small scale, print the summary."""
-        from mmload.load.simproc import simulator
+        from mmload.sim.launcher import running_sim
 
         scenario, _ = load_scenario("sev0-login-storm")
         users = max(1, int(scenario.users * scale) + 10)
         err_console.print(f"starting the simulator ({users:,} users)…")
         log = Path(tempfile.gettempdir()) / "mmload-demo-sim.log"
-        with simulator(users, log_path=log) as sim:
-            err_console.print(
-                f"simulator at {sim['url']}; running sev0-login-storm at scale {scale}"
-            )
+        with running_sim(users=users, log_path=log, start_timeout=120) as sim:
+            err_console.print(f"simulator at {sim.url}; running sev0-login-storm at scale {scale}")
             execute_run(
                 "sev0-login-storm",
-                {"target": sim["url"], "scale": scale, "duration": hold, "out": out},
+                {"target": sim.url, "scale": scale, "duration": hold, "out": out},
                 yes=True,
             )

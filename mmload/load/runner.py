@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from mmload.load.recorder import Collector, RecordWriter
 from mmload.load.schedule import herd_offsets
 from mmload.load.summary import summarize
 from mmload.load.user import MattermostUser
+from mmload.net import free_port
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,6 @@ class RunResult:
     run_dir: Path
     meta: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A currently free TCP port on ``host``."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def probe_target(target: str, timeout_s: float = 10.0) -> str | None:

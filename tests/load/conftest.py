@@ -9,24 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from mmload.load.simproc import simulator
+from mmload.sim.launcher import SimProcess, running_sim
 from tests.conftest import MMLOAD
 
 SIM_USERS = 1000
 
 
 @pytest.fixture(scope="session")
-def sim_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The simulator with the cheap default profile: ``{"url", "metrics_url"}``."""
+def sim_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
+    """The simulator with the cheap default profile (``.url``, ``.metrics_url``)."""
     log = tmp_path_factory.mktemp("sim") / "sim.log"
-    with simulator(SIM_USERS, log_path=log) as s:
+    with running_sim(users=SIM_USERS, log_path=log) as s:
         yield s
 
 
 @pytest.fixture(scope="session")
-def sim(sim_endpoints: dict[str, str]) -> str:
+def sim(sim_endpoints: SimProcess) -> str:
     """The simulator's base URL."""
-    return sim_endpoints["url"]
+    return sim_endpoints.url
 
 
 def run_mmload(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

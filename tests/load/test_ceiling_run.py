@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mmload import record
-from mmload.load.simproc import simulator
+from mmload.sim.launcher import running_sim
 from tests.load.conftest import run_dir_from, run_mmload, write_scenario
 
 pytestmark = pytest.mark.slow
@@ -55,12 +55,12 @@ def test_ceiling_finds_the_known_capacity(tmp_path: Path) -> None:
         },
         slos={"p99_ms": 2000, "avg_ms": 50, "http_5xx_rate": None, "cpu_percent": None},
     )
-    with simulator(300, profile_file=profile, log_path=tmp_path / "sim.log") as sim:
+    with running_sim(users=300, profile_file=profile, log_path=tmp_path / "sim.log") as sim:
         res = run_mmload(
             "run",
             str(scenario),
             "--target",
-            sim["url"],
+            sim.url,
             "--out",
             str(tmp_path / "runs"),
             "--label",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,23 +18,17 @@ from urllib.parse import urlsplit
 import pytest
 
 from mmload import record
+from mmload.net import free_port
+from mmload.sim.launcher import SimProcess
 from tests.conftest import MMLOAD
 from tests.load.conftest import run_dir_from, run_mmload, write_scenario
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    """A free port on 127.0.0.1 (not mmload.load.runner's: importing Locust here would
-    monkey-patch the whole pytest process)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def prometheus(sim_endpoints: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    target = urlsplit(sim_endpoints["metrics_url"]).netloc
+def prometheus(sim_endpoints: SimProcess, tmp_path: Path) -> Iterator[str]:
+    target = urlsplit(sim_endpoints.metrics_url or "").netloc
     cfg = tmp_path / "prometheus.yml"
     cfg.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mmload import record
-from mmload.load.simproc import simulator
+from mmload.sim.launcher import running_sim
 from tests.load.conftest import run_dir_from, run_mmload, write_scenario
 
 pytestmark = pytest.mark.slow
@@ -32,10 +32,8 @@ def test_arrivals_on_schedule_while_the_server_falls_behind(tmp_path: Path) -> N
         actions=False,
         websocket={"enabled": False},
     )
-    with simulator(100, profile_file=profile, log_path=tmp_path / "sim.log") as sim:
-        res = run_mmload(
-            "run", str(scenario), "--target", sim["url"], "--out", str(tmp_path / "runs")
-        )
+    with running_sim(users=100, profile_file=profile, log_path=tmp_path / "sim.log") as sim:
+        res = run_mmload("run", str(scenario), "--target", sim.url, "--out", str(tmp_path / "runs"))
     assert res.returncode == 0, res.stdout + res.stderr
     run_dir = run_dir_from(res.stdout)
     arr = record.read_table(run_dir, "arrivals").to_pandas()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mmload.net import free_port
 from tests.conftest import run_cli
 
 MOTO = str(Path(sys.executable).with_name("moto_server"))
 PLUGIN_DIR = os.environ.get("MMLOAD_TF_PLUGIN_DIR", "/opt/tf-plugins")
 MOTO_UBUNTU_AMI = "ami-1e749f67"  # an Ubuntu image moto ships in its AMI catalog
 OPERATOR = "203.0.113.7/32"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MotoServer:

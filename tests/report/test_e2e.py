@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from mmload.sim.testing import running_sim
+from mmload.sim.launcher import running_sim
 from tests.conftest import run_cli
 from tests.report.conftest import load_in_chromium
 

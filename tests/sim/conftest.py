@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from mmload.config.sim import NAMED_PROFILES, PopulationSpec, SimSettings
+from mmload.sim.launcher import SimProcess, running_sim
 from mmload.sim.server import SimHandle, start_in_thread
-from mmload.sim.testing import SimProcess, running_sim
 from tests.sim.spec import Spec
 
 SMALL = PopulationSpec(

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from mmload.cli import main
-from mmload.sim.testing import running_sim
+from mmload.sim.launcher import running_sim
 from tests.conftest import run_cli
 
 

@@ -6,9 +6,9 @@ import pytest
 import requests
 
 from mmload.config.sim import SimSettings
-from mmload.errors import UserError
+from mmload.errors import RunFailed, UserError
+from mmload.sim.launcher import SimProcess, running_sim, sim_args
 from mmload.sim.server import SimHandle, start_in_thread
-from mmload.sim.testing import SimProcess, running_sim, sim_args
 
 
 def test_sim_thread_fixture(sim_thread: SimHandle) -> None:
@@ -30,7 +30,7 @@ def test_start_in_thread_reports_a_busy_port() -> None:
 
 
 def test_running_sim_reports_a_failed_start() -> None:
-    with pytest.raises(RuntimeError, match="mmload sim did not start"), running_sim(users=0):
+    with pytest.raises(RunFailed, match="mmload sim did not start"), running_sim(users=0):
         pass
 
 

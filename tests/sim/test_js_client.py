@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmload.sim.testing import running_sim
+from mmload.sim.launcher import running_sim
 
 CLIENT_DIR = Path(__file__).parent / "client"
 
