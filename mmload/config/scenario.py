@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mmload.config.actions import load_table
 from mmload.config.loader import load_model
 from mmload.errors import UserError
 from mmload.resources import resource_dir
@@ -142,7 +143,7 @@ class Scenario(_Strict):
     hold_s: float = Field(60.0, ge=0, description="after the last arrival")
     actions: bool = Field(True, description="run the action mix after the initial load")
     action_weights: dict[str, float] = Field(
-        default_factory=dict, description="override weights of mmload/load/actions.yaml by name"
+        default_factory=dict, description="override weights of mmload/config/actions.yaml by name"
     )
     only_listed_actions: bool = Field(
         False, description="use only the actions named in action_weights (others weigh 0)"
@@ -161,12 +162,10 @@ class Scenario(_Strict):
     @field_validator("action_weights")
     @classmethod
     def _known_actions(cls, weights: dict[str, float]) -> dict[str, float]:
-        from mmload.load.actions import load_table
-
         table = {a.name: a for a in load_table()}
         for name, weight in weights.items():
             if name not in table:
-                raise ValueError(f"unknown action {name!r} (see mmload/load/actions.yaml)")
+                raise ValueError(f"unknown action {name!r} (see mmload/config/actions.yaml)")
             if weight < 0:
                 raise ValueError(f"weight of {name} must be >= 0")
             if weight > 0 and not table[name].handler:

@@ -1,36 +1,16 @@
-"""The steady-state action mix (weights from actions.yaml) and the idle time between actions."""
+"""The steady-state action mix and the idle time between actions.
+
+The table (names, weights, handlers) is config: ``mmload/config/actions.yaml``, read by
+:func:`mmload.config.actions.load_table`; this module only picks from it.
+"""
 
 from __future__ import annotations
 
 import bisect
 import itertools
 import random
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
-import yaml
-
-ACTIONS_FILE = Path(__file__).with_name("actions.yaml")
-
-
-@dataclass(frozen=True)
-class Action:
-    """One entry of the table: name, relative frequency and the user method that performs it."""
-
-    name: str
-    weight: float
-    handler: str | None
-
-
-@lru_cache(maxsize=1)
-def load_table() -> tuple[Action, ...]:
-    """Every action of actions.yaml, implemented or not."""
-    data = yaml.safe_load(ACTIONS_FILE.read_text(encoding="utf-8"))
-    return tuple(
-        Action(name, float(spec["weight"]), spec.get("handler"))
-        for name, spec in data["actions"].items()
-    )
+from mmload.config.actions import Action, load_table
 
 
 class ActionPicker:
@@ -50,7 +30,7 @@ class ActionPicker:
         if unknown:
             raise ValueError(f"unknown action(s): {', '.join(sorted(unknown))}")
         self.actions = [
-            Action(a.name, overrides.get(a.name, a.weight), a.handler)
+            a.model_copy(update={"weight": overrides.get(a.name, a.weight)})
             for a in table
             if a.handler and overrides.get(a.name, a.weight) > 0
         ]

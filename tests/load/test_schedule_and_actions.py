@@ -7,7 +7,8 @@ import statistics
 
 import pytest
 
-from mmload.load.actions import ActionPicker, idle_seconds, load_table
+from mmload.config.actions import load_table
+from mmload.load.actions import ActionPicker, idle_seconds
 from mmload.load.schedule import Backoff, global_index, herd_offsets, uniform_offset
 
 
