@@ -38,11 +38,15 @@ def test_arrivals_on_schedule_while_the_server_falls_behind(tmp_path: Path) -> N
     run_dir = run_dir_from(res.stdout)
     arr = record.read_table(run_dir, "arrivals").to_pandas()
     assert len(arr) == 60 and arr["started"].notna().all()
-    assert arr["lag_ms"].max() < 250, arr["lag_ms"].describe()  # every login started on time
-    assert (arr["outcome"] != "loaded").sum() > 10  # ... while the server could not keep up
+    assert (arr["outcome"] != "loaded").sum() > 10  # the server could not keep up
     df = record.read_table(run_dir, "requests").to_pandas()
     login = df[df["name"] == "POST /api/v4/users/login"]
-    assert login["latency_ms"].quantile(0.9) > 1000  # the queue: seconds per request
+    queue_ms = login["latency_ms"].quantile(0.9)
+    assert queue_ms > 1000  # the queue: seconds per request
+    # ...yet every login started on time: a start waits for no response, so its lag stays a
+    # small fraction of the server's queueing (a busy machine may delay a start by a few
+    # hundred ms; coordinated omission would delay it by the queue itself, i.e. seconds)
+    assert arr["lag_ms"].max() < queue_ms / 4, arr["lag_ms"].describe()
     # measured from the schedule, logging in also includes the queueing of the requests before
     # it (client config, license): longer than the login request's own service time
     logged = arr[arr["logged_in"].notna()].set_index("user")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,25 @@ from tests.provision.conftest import require_tools, tf_env
 
 
 def test_lines_stream_while_the_command_runs(tmp_path: Path) -> None:
-    """A stand-in binary (a shell script) prints, sleeps, prints: the first line must arrive
-    before the process ends. Terraform itself is exercised in the other tests."""
+    """A stand-in binary (a shell script) prints a line, then waits until that line has reached
+    the sink (which creates a file), then prints the next: without streaming it would never see
+    the file. Ordering, not timing. Terraform itself is exercised in the other tests."""
+    go = tmp_path / "first-line-seen"
     fake = tmp_path / "fake-terraform"
-    fake.write_text("#!/bin/sh\necho first\nsleep 1\necho second\n")
-    fake.chmod(0o755)
-    seen: list[tuple[float, str]] = []
-    driver = TerraformDriver(
-        tmp_path, binary=str(fake), sink=lambda ln: seen.append((time.monotonic(), ln))
+    fake.write_text(
+        "#!/bin/sh\necho first\n"
+        f"i=0; while [ ! -e '{go}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\n"
+        f"if [ -e '{go}' ]; then echo second; else echo not-streamed; fi\n"
     )
-    start = time.monotonic()
+    fake.chmod(0o755)
+
+    def sink(line: str) -> None:
+        if line == "first":
+            go.touch()
+
+    driver = TerraformDriver(tmp_path, binary=str(fake), sink=sink)
     lines = driver.run("version")
-    end = time.monotonic()
     assert lines == ["first", "second"]
-    assert seen[0][1] == "first" and seen[0][0] - start < 0.8 < end - start
     logs = list((tmp_path / "logs").glob("*-version.log"))
     assert len(logs) == 1 and "first\nsecond\n# exit 0" in logs[0].read_text()
 
