@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmload.net import free_port
+
 PG_USER = "mmload-pg"
 
 
@@ -67,14 +69,9 @@ class PostgresHost:
         self.bin = pg_bin()
         self.root = Path(tempfile.mkdtemp(prefix="mmload-pgtest-"))
         self.data = self.root / "data"
-        self.port = self._free_port()
+        self.port = free_port(address)
         self.proc: subprocess.Popen[bytes] | None = None
         self.run_as = self._account()
-
-    def _free_port(self) -> int:
-        with socket.socket() as s:
-            s.bind((self.address, 0))
-            return s.getsockname()[1]
 
     def _account(self) -> list[str]:
         """The command prefix to run as the server's user (a created one when root)."""

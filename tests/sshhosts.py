@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmload.net import free_port
+
 SSHD = "/usr/sbin/sshd"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start as root without it
 
@@ -74,12 +76,6 @@ def _loopback_block() -> str:
     return f"127.{random.randint(20, 250)}.{random.randint(1, 250)}"
 
 
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
-
-
 def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -111,7 +107,7 @@ class SshHosts:
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "mmload-test", "-f", self.key],
             check=True,
         )
-        self.port = _free_port(f"{self.prefix}.1")
+        self.port = free_port(f"{self.prefix}.1")
 
     def start(self, *names: str) -> list[SshHost]:
         """Start one sshd per name (addresses .1, .2, ... in the order given)."""
