@@ -43,10 +43,10 @@ def test_arrivals_on_schedule_while_the_server_falls_behind(tmp_path: Path) -> N
     login = df[df["name"] == "POST /api/v4/users/login"]
     queue_ms = login["latency_ms"].quantile(0.9)
     assert queue_ms > 1000  # the queue: seconds per request
-    # ...yet every login started on time: a start waits for no response, so its lag stays a
-    # small fraction of the server's queueing (a busy machine may delay a start by a few
-    # hundred ms; coordinated omission would delay it by the queue itself, i.e. seconds)
-    assert arr["lag_ms"].max() < queue_ms / 4, arr["lag_ms"].describe()
+    # ...yet logins start on time: a start waits for no response, so the typical lag stays a
+    # small fraction of the server's queueing. Coordinated omission would lag every start by
+    # the queue itself (seconds); a busy machine only delays some starts, now and then.
+    assert arr["lag_ms"].median() < queue_ms / 4, arr["lag_ms"].describe()
     # measured from the schedule, logging in also includes the queueing of the requests before
     # it (client config, license): longer than the login request's own service time
     logged = arr[arr["logged_in"].notna()].set_index("user")
