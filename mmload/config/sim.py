@@ -69,7 +69,8 @@ class RateLimit(Strict):
 class GlobalRateLimit(Strict):
     """``RateLimitSettings`` as the server's global limiter applies them (``app/ratelimit.go``):
     one GCRA bucket per key around every route, the WebSocket included. The key is the client
-    address (``VaryByRemoteAddr``: the first ``trusted_proxy_ip_header`` present, else the peer),
+    address (``VaryByRemoteAddr``: the first ``trusted_proxy_ip_header`` — ServiceSettings'
+    ``TrustedProxyIPHeader`` — present, else the peer),
     or the session token (``VaryByUser``, falling back to the address), plus the lowercased value
     of ``VaryByHeader`` when set."""
 
@@ -79,6 +80,11 @@ class GlobalRateLimit(Strict):
     vary_by_remote_addr: bool = True
     vary_by_user: bool = False
     vary_by_header: str = Field("", max_length=128, pattern=r"^[A-Za-z0-9-]*$")
+    trusted_proxy_ip_header: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="ServiceSettings.TrustedProxyIPHeader (default none: the peer address)",
+    )
 
 
 class WorkerPool(Strict):
@@ -193,9 +199,6 @@ class SimSettings(Strict):
     ws_ping_interval_s: float = Field(60.0, gt=0, description="server ping frames")
     posts_kept_per_channel: int = Field(200, ge=1, le=100_000)
     session_length_web_hours: int = Field(720, ge=1)
-    trusted_proxy_ip_header: list[str] = Field(
-        default_factory=list, description="ServiceSettings.TrustedProxyIPHeader (default none)"
-    )
     max_payload_bytes: int = Field(
         300_000, ge=1024, le=1 << 30, description="ServiceSettings.MaximumPayloadSizeBytes"
     )

@@ -104,7 +104,7 @@ class Simulator:
         ``RateLimitSettings.Enable`` is on (the WebSocket and unknown paths included)."""
         limiter, rl = self.global_limiter, self.profile.global_rate_limit
         assert limiter is not None and rl is not None
-        key = limiter_key(request, rl, self.settings.trusted_proxy_ip_header)
+        key = limiter_key(request, rl)
         decision = limiter.check(key)
         if decision.limited:
             self.core.metrics.rate_limited.labels("global").inc()

@@ -154,7 +154,7 @@ def client_ip(request: web.Request, trusted_headers: list[str]) -> str:
     return request.remote or ""
 
 
-def limiter_key(request: web.Request, rl: GlobalRateLimit, trusted_headers: list[str]) -> str:
+def limiter_key(request: web.Request, rl: GlobalRateLimit) -> str:
     """``RateLimiter.GenerateKey``: token (``VaryByUser``) or client address
     (``VaryByRemoteAddr``), then the lowercased ``VaryByHeader`` value."""
     key = ""
@@ -163,9 +163,9 @@ def limiter_key(request: web.Request, rl: GlobalRateLimit, trusted_headers: list
         if token:
             key += token
         elif rl.vary_by_remote_addr:
-            key += client_ip(request, trusted_headers)
+            key += client_ip(request, rl.trusted_proxy_ip_header)
     elif rl.vary_by_remote_addr:
-        key += client_ip(request, trusted_headers)
+        key += client_ip(request, rl.trusted_proxy_ip_header)
     if rl.vary_by_header:
         key += request.headers.get(rl.vary_by_header, "").lower()
     return key

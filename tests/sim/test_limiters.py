@@ -62,8 +62,12 @@ def test_global_limiter_trusts_a_proxy_header_only_when_configured() -> None:
         second = request_from("127.0.0.2", sim.url, "GET", "/api/v4/system/ping", headers=fwd)
         plain = sim.call(lambda: dict(sim.sim.global_limiter.limited_keys))
     assert (first.status, second.status) == (200, 429) and plain == {"127.0.0.2": 1}
-    trusted = settings_with(profile, trusted_proxy_ip_header=["X-Forwarded-For"])
-    with start_in_thread(trusted) as sim:
+    trusting = Profile(
+        global_rate_limit=GlobalRateLimit(
+            per_sec=0.5, max_burst=0, trusted_proxy_ip_header=["X-Forwarded-For"]
+        )
+    )
+    with start_in_thread(settings_with(trusting)) as sim:
         for _ in range(2):
             request_from("127.0.0.2", sim.url, "GET", "/api/v4/system/ping", headers=fwd)
         keys = sim.call(lambda: dict(sim.sim.global_limiter.limited_keys))
