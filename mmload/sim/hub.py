@@ -29,6 +29,7 @@ from mmload.sim.population import Channel, Population, User
 from mmload.sim.state import Session
 
 Sent = deque[tuple[int, str]]  # (seq, serialised event without its seq)
+MAX_PARKED_PER_USER = 16  # a simulator bound: a user's oldest parked connection goes first
 
 
 @dataclass(eq=False)
@@ -132,7 +133,10 @@ class Hub:
     def _park(self, parked: Parked) -> None:
         self._expire()
         self.parked[parked.connection_id] = parked
-        self.parked_by_user.setdefault(parked.user_number, []).append(parked)
+        mine = self.parked_by_user.setdefault(parked.user_number, [])
+        mine.append(parked)
+        if len(mine) > MAX_PARKED_PER_USER:
+            self._forget(mine[0])
 
     def _forget(self, parked: Parked) -> None:
         self.parked.pop(parked.connection_id, None)
