@@ -77,7 +77,7 @@ def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: 
         return type("BareBenchUser", (base,), {"host": host, "user_numbers": numbers}), None
 
     def setup(env: Environment) -> None:
-        env.mmload_plan = bench_plan("bench-generator", users, ping_s=30.0, first_user=first_user)
+        attach_plan(env, bench_plan("bench-generator", users, ping_s=30.0, first_user=first_user))
         if kind == "mattermost":  # "mattermost-norecord": the same user without mmload's recorder
             attach_recorder(env, workdir, "bench")
 
@@ -101,17 +101,26 @@ def bench_plan(name: str, users: int, ping_s: float, first_user: int = 0, worker
     return Plan(scenario=scenario, worker_name=worker)
 
 
+def attach_plan(env: Environment, plan) -> None:
+    """Give the environment's users their plan, as `mmload run` does (the run context)."""
+    from mmload.load.context import RunContext, attach
+
+    attach(env, RunContext(plan))
+
+
 def attach_recorder(env: Environment, workdir: str, worker: str):
     """mmload's own recorder, as a local `mmload run` has it: Collector -> RecordWriter."""
     from pathlib import Path
 
     from mmload import record
-    from mmload.load.recorder import Collector, RecordWriter
+    from mmload.load.collector import Collector
+    from mmload.load.context import run_context
+    from mmload.load.recorder import RecordWriter
 
     run_dir = record.new_run_dir(Path(workdir) / worker, "bench")
     writer = RecordWriter(run_dir, {"schema": "mmload.run/1", "outcome": "running"})
     collector = Collector(env, worker, writer.ingest, flush_s=2.0)
-    env.mmload_collector = collector
+    run_context(env).collector = collector
     collector.start()
     return collector, Path(run_dir)
 
@@ -232,7 +241,7 @@ def run_capacity_worker(
 
     classes = capacity_classes(hosts)
     env = Environment(user_classes=classes)
-    env.mmload_plan = bench_plan("bench-capacity", users, ping_s, first_user, worker)
+    attach_plan(env, bench_plan("bench-capacity", users, ping_s, first_user, worker))
     counters = CapacityCounters()
     env.events.request.add_listener(counters.on_request)
     attach_recorder(env, workdir, worker)

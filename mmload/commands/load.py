@@ -135,8 +135,8 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
 
         live_ctx = Live(console=console, refresh_per_second=2, transient=True)
 
-        def tick(run: Any) -> None:
-            live_ctx.update(render(run))
+        def tick(snapshot: Any) -> None:
+            live_ctx.update(render(snapshot))
 
     def announce(run_dir: Path) -> None:
         click.echo(f"run record: {run_dir}")
@@ -230,7 +230,7 @@ def register(group: click.Group) -> None:
         master_host: str, master_port: int, locustfile: str | None, with_parent: bool
     ) -> None:
         """Run users for a remote `mmload run` master (a load agent)."""
-        from mmload.load.runner import run_worker
+        from mmload.load.worker import run_worker
 
         run_worker(master_host, master_port, locustfile, with_parent)
 

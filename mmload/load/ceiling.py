@@ -6,13 +6,25 @@ halve the step (never below ``min_step``). Stop when the user count has been sta
 ``stable_intervals`` intervals (spread / mean <= ``stable_tolerance``) after at least one break,
 or when ``max_users`` held for that long. The supported users are the highest count at which
 every SLO held within that final window.
+
+:class:`CeilingController` is the pure decision; :class:`CeilingLoop` runs it against a run
+(spawning, waiting for logins and data, measuring each interval) on the phase drivers' clock.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from mmload import record
 from mmload.config.scenario import Ceiling
+from mmload.load import slo
+from mmload.load.phases import Phases
+from mmload.load.status import CeilingProgress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,3 +90,113 @@ class CeilingController:
         window = self.history[-self.spec.stable_intervals :]
         held = [s.users for s in window if s.held]
         return max(held) if held else None
+
+
+# ---- the loop ------------------------------------------------------------------------------
+LOGIN_GRACE_S = 30.0  # after the added users' ramp, how long to wait for their logins
+DATA_SLACK_S = 0.2  # a batch counts for an interval when sent this long after it ended
+
+
+@dataclass
+class CeilingLoop:
+    """Drive the user count by the controller, one measured interval per decision.
+
+    ``arrived()`` counts users whose login finished; ``reported_since(t)`` tells whether every
+    process has sent a batch after epoch ``t``; ``measure(t_from, t_to)`` gives the SLO verdicts
+    of that interval. ``log`` keeps one entry per decision (run.json's ``ceiling.intervals``).
+    """
+
+    spec: Ceiling
+    phases: Phases
+    measure: Callable[[float, float], list[dict[str, Any]]]
+    arrived: Callable[[], int]
+    reported_since: Callable[[float], bool]
+    data_wait_s: float = 2 * record.FLUSH_INTERVAL_S
+    controller: CeilingController = field(init=False)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.controller = CeilingController(self.spec)
+
+    def run(self) -> None:
+        """Until the count is stable, ``max_duration_s`` passes, or the run stops."""
+        p, spec, ctl = self.phases, self.spec, self.controller
+        deadline = p.now() + spec.max_duration_s
+        p.enter("ceiling")
+        self._show()
+        p.set_users(ctl.users, spec.spawn_rate)
+        added = spawned = ctl.users
+        while not p.stop and p.now() < deadline:
+            if not self._await_logins(spawned, added):
+                return
+            measure_from = p.now() + spec.settle_s
+            measure_to = measure_from + spec.interval_s
+            if not p.wait_until(measure_to):
+                return
+            self._await_data(measure_to + DATA_SLACK_S)
+            if p.stop:
+                return
+            step = self._decide(measure_from, measure_to)
+            if step.done:
+                return
+            added = step.next_users - step.users
+            spawned += max(0, added)
+            if added:
+                p.set_users(step.next_users, spec.spawn_rate)
+
+    def _await_logins(self, spawned: int, added: int) -> bool:
+        """Wait until the users added so far have logged in (or their ramp plus a grace)."""
+        p = self.phases
+        due = p.now() + max(0, added) / self.spec.spawn_rate + LOGIN_GRACE_S
+        while self.arrived() < spawned and p.now() < due:
+            if not p.wait_until(min(due, p.now() + p.poll_s)):
+                return False
+        return True
+
+    def _await_data(self, since: float) -> None:
+        """Every process's next batch holds the interval's last requests: wait for it."""
+        p = self.phases
+        due = p.now() + self.data_wait_s
+        while not self.reported_since(since):
+            if p.now() > due or not p.wait_until(p.now() + 0.1):
+                return
+
+    def _decide(self, measure_from: float, measure_to: float) -> Step:
+        verdicts = self.measure(measure_from, measure_to)
+        held = slo.all_held(verdicts)
+        failing = [v["name"] for v in verdicts if v["passed"] is False]
+        step = self.controller.decide(held, failing)
+        self.log.append(
+            {
+                "users": step.users,
+                "held": held,
+                "failing": failing,
+                "next_users": step.next_users,
+                "verdicts": verdicts,
+                "at": record.iso(record.utc_now()),
+            }
+        )
+        log.info("ceiling: %s users %s", step.users, "held" if held else f"broke {failing}")
+        self._show(step)
+        return step
+
+    def _show(self, step: Step | None = None) -> None:
+        ctl = self.controller
+        self.phases.status.ceiling = CeilingProgress(
+            ctl.users,
+            ctl.step,
+            None if step is None else step.held,
+            () if step is None else tuple(step.failing),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """run.json's ``supported_users`` and ``ceiling`` entries."""
+        ctl = self.controller
+        return {
+            "supported_users": ctl.supported_users(),
+            "ceiling": {
+                "converged": bool(ctl.history and ctl.history[-1].done),
+                "capped": not ctl.broke,
+                "intervals": self.log,
+            },
+        }

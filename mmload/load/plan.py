@@ -1,8 +1,9 @@
-"""The plan a worker runs: what the master decided (start time, scenario, its share of users).
+"""The plan a process runs: what the master decided (start time, scenario, its share of users).
 
 The master sends each worker its plan in a Locust custom message before spawning; a local run
-sets it directly. A ``MattermostUser`` in a plain locustfile (no plan) gets :func:`default_plan`:
-closed-model users that log in as soon as they spawn and run the default action mix.
+attaches it directly (both through :mod:`mmload.load.context`). A ``MattermostUser`` in a plain
+locustfile (no plan) gets :func:`default_plan`: closed-model users that log in as soon as they
+spawn and run the default action mix.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import gevent
 
 from mmload.config.scenario import Scenario
-from mmload.load.schedule import Backoff, global_index, uniform_offset
+from mmload.load.schedule import ArrivalSchedule, Backoff, arrival_schedule, global_index
 
 PLAN_MESSAGE = "mmload_plan"
 BATCH_MESSAGE = "mmload_batch"
@@ -58,6 +59,34 @@ class Plan:
         if self.rate_cap and not self.limiter:
             self.limiter = RateLimiter(self.rate_cap)
 
+    @classmethod
+    def for_process(
+        cls, scenario: Scenario, t0: float | None, processes: int, index: int, name: str
+    ) -> Plan:
+        """Process ``index`` of ``processes``' share of a run whose first arrival is at ``t0``."""
+        from mmload import record  # (pyarrow: not for the users' import path)
+
+        n = max(1, processes)
+        herd_at = None
+        if scenario.kind == "herd" and t0 is not None:
+            herd_at = t0 + arrival_schedule(scenario).duration_s + scenario.herd.settle_s
+        return cls(
+            scenario=scenario,
+            t0=t0,
+            workers=n,
+            worker_index=index,
+            worker_name=name,
+            schedule_users=arrival_schedule(scenario).users,
+            herd_drop_at=herd_at,
+            flush_s=min(record.FLUSH_INTERVAL_S, 2.0),
+            rate_cap=scenario.rate_cap / n if scenario.rate_cap else None,
+        )
+
+    @property
+    def schedule(self) -> ArrivalSchedule:
+        """When the scheduled users arrive (seconds after ``t0``)."""
+        return arrival_schedule(self.scenario, self.schedule_users)
+
     def next_user_index(self) -> int:
         """The global index of the next user spawned in this process."""
         return global_index(self.worker_index, self.workers, next(self.counter))
@@ -67,21 +96,19 @@ class Plan:
         pop = self.scenario.population
         return pop.username_pattern.format(i=pop.first_user + index % pop.size)
 
+    def credentials(self, index: int) -> tuple[str, str]:
+        """Login id and password of global user ``index``."""
+        return self.username(index), self.scenario.population.password
+
     def arrival_time(self, index: int) -> float | None:
         """Scheduled login time (epoch) of global user ``index``, or None if not scheduled."""
         if self.t0 is None or index >= self.schedule_users:
             return None
-        return self.t0 + uniform_offset(index, self.schedule_users, self.scenario.arrival_s)
+        return self.t0 + self.schedule.offset(index)
 
     def backoff(self) -> Backoff:
         """The reconnect rule from the scenario's WebSocket settings."""
-        ws = self.scenario.websocket
-        return Backoff(
-            ws.reconnect_min_s,
-            ws.reconnect_max_s,
-            ws.reconnect_jitter_s,
-            ws.reconnect_backoff_after,
-        )
+        return Backoff.from_spec(self.scenario.websocket)
 
     def to_message(self) -> dict[str, Any]:
         """The plan as Locust message data (msgpack-serialisable)."""
@@ -108,12 +135,3 @@ class Plan:
 def default_plan() -> Plan:
     """The plan of a MattermostUser run by plain Locust: no schedule, default steady mix."""
     return Plan(scenario=Scenario(name="locustfile", kind="steady"))
-
-
-def get_plan(environment: Any) -> Plan:
-    """The environment's plan, creating the default one on first use."""
-    plan = getattr(environment, "mmload_plan", None)
-    if plan is None:
-        plan = default_plan()
-        environment.mmload_plan = plan
-    return plan

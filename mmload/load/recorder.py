@@ -1,255 +1,36 @@
-"""Collect every request where it is made; write the run record where the run is steered.
+"""Write the run record where the run is steered (the master, or the only process).
 
-- :class:`Collector` (every process that runs users) listens to Locust's ``request`` event and
-  keeps the rows, the arrivals and HDR histograms (per endpoint, per 10 s window, service time and
-  time from the scheduled start). Every ``flush_s`` it hands a batch to its sink: the local
-  :class:`RecordWriter`, or the master through a Locust custom message.
-- :class:`RecordWriter` (the master, or the only process) writes each batch as parquet parts and
-  hdr.jsonl lines at once, keeps run.json's heartbeat fresh, keeps :class:`LiveStats` for the live
-  view and the ceiling loop, and compacts everything when the run ends.
+:class:`RecordWriter` takes the batches of every :class:`~mmload.load.collector.Collector`,
+writes each as parquet parts and hdr.jsonl lines at once, keeps run.json's heartbeat fresh, keeps
+:class:`~mmload.load.livestats.LiveStats` for the live view and the ceiling loop, and compacts
+everything when the run ends.
 
-HDR lines are written per flush (deltas), so a killed run keeps them; ``mmload.hdr.compact`` merges
-them into one line per (window, name, worker, kind) at the end. Merging is exact either way.
+HDR lines are written per flush (deltas), so a killed run keeps them; ``mmload.hdr.compact``
+merges them into one line per (window, name, worker, kind) at the end. Merging is exact either
+way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import time
-from array import array
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import gevent
 import pyarrow as pa
 from gevent.threadpool import ThreadPool
-from hdrh.histogram import HdrHistogram
 
 from mmload import hdr, record
+from mmload.load.collector import REQUEST_COLUMNS, Batch, Collector
+from mmload.load.livestats import LiveStats
+
+__all__ = ["Collector", "LiveStats", "RecordWriter"]  # Collector: for old imports
 
 log = logging.getLogger(__name__)
 
-REQUEST_COLUMNS = [f.name for f in record.REQUEST_SCHEMA]
 ARRIVAL_COLUMNS = [f.name for f in record.ARRIVAL_SCHEMA]
-
-Batch = dict[str, Any]
-
-
-def _error_text(exception: Any) -> str | None:
-    if exception is None:
-        return None
-    text = str(exception) or type(exception).__name__
-    return text.splitlines()[0][:200] if text else type(exception).__name__
-
-
-class Collector:
-    """Buffers the requests and arrivals of one process and ships them every ``flush_s``."""
-
-    def __init__(
-        self, environment: Any, worker: str, sink: Callable[[Batch], None], flush_s: float
-    ):
-        self.environment = environment
-        self.worker = worker
-        self.sink = sink
-        self.flush_s = flush_s
-        self._buf: list[tuple] = []
-        self._arrivals: list[dict[str, Any]] = []
-        self._hists: dict[tuple[int, str, str], HdrHistogram] = {}
-        self._greenlet: gevent.Greenlet | None = None
-        environment.events.request.add_listener(self.on_request)
-
-    def on_request(
-        self,
-        request_type: str,
-        name: str,
-        response_time: float,
-        response_length: int,
-        exception: Any = None,
-        context: dict[str, Any] | None = None,
-        start_time: float | None = None,
-        response: Any = None,
-        **_: Any,
-    ) -> None:
-        """Locust's request event: one row, plus the HDR histograms."""
-        # the hot path of every request: one tuple, one or two histogram updates
-        if context is None:
-            context = {}
-        start = start_time if start_time is not None else time.time() - response_time / 1000
-        lag = context.get("lag_s")
-        status = context["status"] if "status" in context else getattr(response, "status_code", 0)
-        self._buf.append(
-            (
-                int(start * 1e6),
-                None if lag is None else int((start - lag) * 1e6),
-                name,
-                request_type,
-                int(status or 0),
-                float(response_time),
-                int(response_length or 0),
-                None if exception is None else _error_text(exception),
-                context.get("user"),
-            )
-        )
-        win = int(start // record.WINDOW_S * record.WINDOW_S)
-        key = (win, name, "service")
-        h = self._hists.get(key)
-        if h is None:
-            h = self._hists[key] = hdr.new_histogram()
-        us = int(response_time * 1000)
-        h.record_value(us if us > 0 else 1)
-        if lag is not None:
-            self._hist(win, name, "corrected").record_value(max(1, int(lag * 1e6) + us))
-
-    def _hist(self, win: int, name: str, kind: str) -> HdrHistogram:
-        key = (win, name, kind)
-        h = self._hists.get(key)
-        if h is None:
-            h = self._hists[key] = hdr.new_histogram()
-        return h
-
-    def add_arrival(self, row: dict[str, Any]) -> None:
-        """One arrival row (columns of record.ARRIVAL_SCHEMA; times as epoch seconds)."""
-        self._arrivals.append({**row, "worker": self.worker})
-
-    def take_batch(self) -> Batch:
-        """Everything collected since the last batch (and reset)."""
-        buf, self._buf = self._buf, []
-        columns = list(zip(*buf, strict=True)) if buf else [()] * (len(REQUEST_COLUMNS) - 1)
-        rows = {c: list(col) for c, col in zip(REQUEST_COLUMNS[:-1], columns, strict=True)}
-        rows["worker"] = [self.worker] * len(buf)
-        arrivals, self._arrivals = self._arrivals, []
-        hists, self._hists = self._hists, {}
-        return {
-            "worker": self.worker,
-            "requests": rows,
-            "arrivals": arrivals,
-            "hdr": [
-                [win, name, kind, hdr.encode(h), h.get_total_count()]
-                for (win, name, kind), h in hists.items()
-            ],
-        }
-
-    def flush(self) -> None:
-        """Hand the current batch to the sink (even an empty one: it doubles as a heartbeat)."""
-        try:
-            self.sink(self.take_batch())
-        except Exception:  # a failed flush must not kill the users
-            log.exception("flushing the run record failed")
-
-    def start(self) -> None:
-        """Flush every ``flush_s`` seconds in the background."""
-
-        def loop() -> None:
-            while True:
-                gevent.sleep(self.flush_s)
-                self.flush()
-
-        if self._greenlet is None:
-            self._greenlet = gevent.spawn(loop)
-
-    def stop(self) -> None:
-        """Stop the background flushing and flush what is left."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True)
-            self._greenlet = None
-        self.flush()
-        with contextlib.suppress(ValueError):
-            self.environment.events.request.remove_listener(self.on_request)
-
-
-class LiveStats:
-    """Per-second, per-endpoint latencies of the last ``keep_s`` seconds (master side).
-
-    Compact (8 bytes per request) so a 15,000-user storm fits; windows align to whole seconds.
-    """
-
-    def __init__(self, keep_s: float = 600.0):
-        self.keep_s = keep_s
-        self._secs: dict[int, dict[str, list]] = {}  # second -> name -> [latencies, errors]
-        self.total = 0
-        self.failed = 0
-        self.arrived = 0
-        self.loaded = 0
-        self.arrivals_failed = 0
-        self.lag_ms: list[float] = []
-
-    def add_requests(self, cols: dict[str, list]) -> None:
-        """Add one batch of request rows."""
-        for ts, name, lat, err in zip(
-            cols["timestamp"], cols["name"], cols["latency_ms"], cols["error"], strict=True
-        ):
-            per_name = self._secs.setdefault(ts // 1_000_000, {})
-            entry = per_name.get(name)
-            if entry is None:
-                entry = per_name[name] = [array("d"), 0]
-            entry[0].append(lat)
-            if err is not None:
-                entry[1] += 1
-                self.failed += 1
-            self.total += 1
-        cutoff = time.time() - self.keep_s
-        for sec in [s for s in self._secs if s < cutoff]:
-            del self._secs[sec]
-
-    def add_arrivals(self, rows: list[dict[str, Any]]) -> None:
-        """Count finished arrivals and their lag."""
-        for row in rows:
-            if row.get("phase", "login") != "login":
-                continue
-            self.arrived += 1
-            if row.get("outcome") == "loaded":
-                self.loaded += 1
-            elif row.get("outcome") == "failed":
-                self.arrivals_failed += 1
-            if row.get("lag_ms") is not None:
-                self.lag_ms.append(row["lag_ms"])
-
-    def window(
-        self, t_from: float, t_to: float, exclude: tuple[str, ...] = (), only: str | None = None
-    ) -> dict[str, float | int | None]:
-        """count, errors, error_rate, rps, avg_ms, p50_ms, p99_ms of the requests sent in the
-        whole seconds inside [t_from, t_to)."""
-        lats: list[float] = []
-        errors = 0
-        first, last = math.ceil(t_from), math.floor(t_to)
-        for sec in range(first, last):
-            for name, (values, errs) in self._secs.get(sec, {}).items():
-                if name in exclude or (only is not None and name != only):
-                    continue
-                lats.extend(values)
-                errors += errs
-        n = len(lats)
-        span = max(1, last - first)
-        if not n:
-            return {
-                "count": 0,
-                "errors": 0,
-                "error_rate": None,
-                "rps": 0.0,
-                "avg_ms": None,
-                "p50_ms": None,
-                "p99_ms": None,
-            }
-        lats.sort()
-        return {
-            "count": n,
-            "errors": errors,
-            "error_rate": errors / n,
-            "rps": n / span,
-            "avg_ms": sum(lats) / n,
-            "p50_ms": _percentile(lats, 50),
-            "p99_ms": _percentile(lats, 99),
-        }
-
-
-def _percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    k = max(0, min(len(sorted_values) - 1, int(-(-pct * len(sorted_values) // 100)) - 1))
-    return sorted_values[k]
 
 
 def _to_table(cols: dict[str, list], schema: pa.Schema) -> pa.Table:
@@ -283,6 +64,7 @@ class RecordWriter:
         self.last_batch_at: dict[str, float] = {}
         self._pool = ThreadPool(1)
         self._pending: list[Any] = []
+        self.login_users: set[str] = set()  # users with a login-phase arrival row
         record.write_run_json(run_dir, meta)
 
     def ingest(self, batch: Batch) -> None:
@@ -298,8 +80,16 @@ class RecordWriter:
             self.live.add_requests(batch["requests"])
         if batch["arrivals"]:
             self.live.add_arrivals(batch["arrivals"])
+            self.login_users.update(
+                row["user"] for row in batch["arrivals"] if row.get("phase", "login") == "login"
+            )
         self._pending = [p for p in self._pending if not p.ready()]
         self._pending.append(self._pool.spawn(self._write, batch))
+
+    def add_arrivals(self, worker: str, rows: list[dict[str, Any]]) -> None:
+        """Arrival rows that no collector sent (e.g. the master's ``pending`` ones)."""
+        empty = {c: [] for c in REQUEST_COLUMNS}
+        self.ingest({"worker": worker, "requests": empty, "arrivals": rows, "hdr": []})
 
     def all_reported_since(self, t: float, workers: int) -> bool:
         """True when ``workers`` processes have each sent a batch after ``t`` (epoch)."""

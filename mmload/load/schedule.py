@@ -1,13 +1,19 @@
 """Arrival schedules (open model) and the web client's WebSocket reconnect backoff.
 
 Pure functions: the runner and the users compute the same schedule from the same plan, so every
-worker knows when each of its users must start without asking anyone.
+worker knows when each of its users must start without asking anyone. :func:`arrival_schedule`
+is the one place that decides the arrival curve: the plan (each user's login time), the phase
+drivers (when arrivals end) and the live view (arrivals due so far) all ask it.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
+from typing import Protocol
+
+from mmload.config.scenario import Scenario, WebSocketSpec
 
 
 def uniform_offset(index: int, users: int, spread_s: float) -> float:
@@ -19,6 +25,55 @@ def uniform_offset(index: int, users: int, spread_s: float) -> float:
     if users <= 0 or spread_s <= 0:
         return 0.0
     return index * spread_s / users
+
+
+class ArrivalSchedule(Protocol):
+    """When each of ``users`` scheduled users arrives, in seconds after the first arrival."""
+
+    users: int
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from the first scheduled arrival to the end of the arrivals."""
+        ...
+
+    def offset(self, index: int) -> float:
+        """Seconds after the start at which user ``index`` (0-based) arrives."""
+        ...
+
+    def due(self, elapsed_s: float) -> int:
+        """How many users are scheduled to have arrived ``elapsed_s`` seconds after the start."""
+        ...
+
+
+@dataclass(frozen=True)
+class UniformArrivals:
+    """``users`` arrivals spread uniformly over ``spread_s`` seconds (a constant rate)."""
+
+    users: int
+    spread_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.spread_s
+
+    def offset(self, index: int) -> float:
+        return uniform_offset(index, self.users, self.spread_s)
+
+    def due(self, elapsed_s: float) -> int:
+        if elapsed_s < 0 or self.users <= 0:
+            return 0
+        if self.spread_s <= 0:
+            return self.users
+        return min(self.users, math.floor(elapsed_s * self.users / self.spread_s) + 1)
+
+
+def arrival_schedule(scenario: Scenario, users: int | None = None) -> ArrivalSchedule:
+    """The arrival curve of ``scenario`` for ``users`` scheduled users (default: all of them;
+    a ceiling run schedules none: its users arrive as the loop adds them)."""
+    if users is None:
+        users = 0 if scenario.kind == "ceiling" else scenario.users
+    return UniformArrivals(users, scenario.arrival_s)
 
 
 def global_index(worker_index: int, workers: int, local_index: int) -> int:
@@ -37,10 +92,20 @@ class Backoff:
     ``min_s * failures**2``; never more than ``max_s``; plus a random 0..``jitter_s``.
     """
 
-    min_s: float = 3.0
-    max_s: float = 300.0
-    jitter_s: float = 2.0
-    grow_after: int = 7
+    min_s: float
+    max_s: float
+    jitter_s: float
+    grow_after: int
+
+    @classmethod
+    def from_spec(cls, spec: WebSocketSpec) -> Backoff:
+        """The rule with a scenario's WebSocket settings (defaults live in ``WebSocketSpec``)."""
+        return cls(
+            spec.reconnect_min_s,
+            spec.reconnect_max_s,
+            spec.reconnect_jitter_s,
+            spec.reconnect_backoff_after,
+        )
 
     def base_delay(self, failures: int) -> float:
         """The delay before the next attempt after ``failures`` failed attempts, no jitter."""

@@ -9,6 +9,9 @@ import urllib.request
 from typing import Any
 
 from mmload.config.scenario import PromQueries, SLOs
+from mmload.load.livestats import LiveStats
+
+LOGIN = "POST /api/v4/users/login"
 
 CLIENT_SLOS = {
     "login_p99_ms": "p99 of POST /api/v4/users/login (ms)",
@@ -91,3 +94,27 @@ def _verdict(name: str, desc: str, source: str, threshold: float, value: Any) ->
 def all_held(verdicts: list[dict[str, Any]]) -> bool:
     """No verdict failed (unmeasurable ones do not count as failures)."""
     return all(v["passed"] is not False for v in verdicts)
+
+
+def window_verdicts(
+    live: LiveStats,
+    slos: SLOs,
+    queries: PromQueries,
+    t_from: float,
+    t_to: float,
+    prometheus: str | None = None,
+) -> list[dict[str, Any]]:
+    """The verdicts of the requests sent in [t_from, t_to) (the ceiling loop's interval), with
+    the server-side measures over that long when a Prometheus URL is given."""
+    overall = live.window(t_from, t_to, tuple(slos.exclude))
+    login = live.window(t_from, t_to, only=LOGIN)
+    client = {
+        "p99_ms": overall["p99_ms"],
+        "avg_ms": overall["avg_ms"],
+        "error_rate": overall["error_rate"],
+        "login_p99_ms": login["p99_ms"],
+    }
+    server = None
+    if prometheus:
+        server = server_measures(prometheus, queries, t_to - t_from)
+    return evaluate(slos, client, server)

@@ -15,8 +15,7 @@ import pyarrow.compute as pc
 from mmload import hdr, record
 from mmload.config.scenario import SLOs
 from mmload.load import slo
-
-LOGIN = "POST /api/v4/users/login"
+from mmload.load.slo import LOGIN
 
 
 def endpoint_table(run_dir: Path, pcts: hdr.RunPercentiles) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 import websocket
 
+from mmload.config.scenario import WebSocketSpec
 from mmload.load.schedule import Backoff
 
 CONNECT_NAME = "WS /api/v4/websocket"
@@ -41,19 +42,17 @@ class MMWebSocket:
         url: str,
         token: str,
         fire: Fire,
+        spec: WebSocketSpec,
         *,
-        auth: str = "challenge",
-        ping_interval_s: float = 30.0,
-        backoff: Backoff | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float,
         cookie: str | None = None,
     ):
         self.url = url
         self.token = token
         self.fire = fire
-        self.auth = auth
-        self.ping_interval_s = ping_interval_s
-        self.backoff = backoff or Backoff()
+        self.auth = spec.auth
+        self.ping_interval_s = spec.ping_interval_s
+        self.backoff = Backoff.from_spec(spec)
         self.timeout_s = timeout_s
         self.cookie = cookie
         self.ws: websocket.WebSocket | None = None
@@ -154,7 +153,7 @@ class MMWebSocket:
                     self.events += 1
         except Exception as exc:
             if not self._closing and ws is self.ws:
-                self._lost(exc)
+                self.lost(exc)
 
     def _pinger(self, ws: websocket.WebSocket) -> None:
         while True:
@@ -169,18 +168,19 @@ class MMWebSocket:
                 self._report(PING_NAME, start, t0, 0, TimeoutError("missed pong"), 0, None)
                 with contextlib.suppress(Exception):
                     ws.close(status=MISSED_PONG_CLOSE)
-                self._lost(TimeoutError("missed pong"))
+                self.lost(TimeoutError("missed pong"))
                 return
             seq = next(self._seq)
             self._pending_ping = (seq, time.time(), time.perf_counter())
             try:
                 ws.send(json.dumps({"action": "ping", "seq": seq}))
             except Exception as exc:
-                self._lost(exc)
+                self.lost(exc)
                 return
 
-    def _lost(self, exc: BaseException) -> None:
-        """The socket dropped: reconnect in the background with the web client's backoff."""
+    def lost(self, exc: BaseException) -> None:
+        """The socket dropped (or a connect failed): reconnect in the background with the web
+        client's backoff, unless closing or already reconnecting."""
         self.ws = None
         self._pending_ping = None
         if self._closing or (self._reconnecting and not self._reconnecting.dead):

@@ -12,29 +12,10 @@ from types import SimpleNamespace
 import gevent
 
 from mmload import hdr, record
-from mmload.load.recorder import Collector, RecordWriter
-
-
-class Hook:
-    """The listener interface of Locust's EventHook. Importing Locust here would monkey-patch
-    the whole pytest process (gevent), which other stages' in-process tests must not get."""
-
-    def __init__(self) -> None:
-        self.listeners: list = []
-
-    def add_listener(self, fn) -> None:
-        self.listeners.append(fn)
-
-    def remove_listener(self, fn) -> None:
-        self.listeners.remove(fn)
-
-    def fire(self, **kw) -> None:
-        for fn in self.listeners:
-            fn(**kw)
-
-
-def Events() -> SimpleNamespace:
-    return SimpleNamespace(request=Hook())
+from mmload.load.collector import Collector
+from mmload.load.livestats import LiveStats
+from mmload.load.recorder import RecordWriter
+from tests.load.fakes import Events, FakeClock
 
 
 def _fire(
@@ -128,21 +109,26 @@ def test_a_dead_writer_reads_as_interrupted(tmp_path: Path) -> None:
     assert json.loads((run_dir / "run.json").read_text())["outcome"] == "running"
 
 
-def test_collector_flushes_in_the_background(tmp_path: Path) -> None:
-    batches = []
+def test_collector_flushes_every_flush_s_of_its_clock() -> None:
+    """One batch per flush interval on virtual time (a fake clock), and one more on stop."""
+    batches: list[dict] = []
     env = SimpleNamespace(events=Events())
-    c = Collector(env, "local", batches.append, 0.05)
+    clock = FakeClock()
+    c = Collector(env, "local", batches.append, 2.0, clock=clock)
     c.start()
     _fire(env, "GET /x", 1_800_000_000.0, 3)
-    gevent.sleep(0.2)
+    for _ in range(5):
+        gevent.sleep(0)  # let the flush loop run: each of its sleeps yields once
     c.stop()
-    assert sum(len(b["requests"]["timestamp"]) for b in batches) == 1
-    assert len(batches) >= 2
+    assert len(clock.sleeps) >= 3 and set(clock.sleeps) == {2.0}
+    # the loop flushed after every completed sleep; stop() flushed the rest
+    assert len(batches) == len(clock.sleeps)
+    assert clock.elapsed == 2.0 * len(clock.sleeps)
+    assert [len(b["requests"]["timestamp"]) for b in batches] == [1] + [0] * (len(batches) - 1)
+    assert env.events.request.listeners == []  # stop() unhooks the collector
 
 
 def test_live_windows_use_whole_seconds_inside_the_range() -> None:
-    from mmload.load.recorder import LiveStats
-
     live = LiveStats(keep_s=1e12)
     base = 1_800_000_000
     cols = {"timestamp": [], "name": [], "latency_ms": [], "error": []}

@@ -8,6 +8,7 @@ import statistics
 import pytest
 
 from mmload.config.actions import load_table
+from mmload.config.scenario import WebSocketSpec
 from mmload.load.actions import ActionPicker, idle_seconds
 from mmload.load.schedule import Backoff, global_index, herd_offsets, uniform_offset
 
@@ -27,7 +28,7 @@ def test_workers_interleave_so_every_user_is_scheduled_once(users: int, workers:
 
 
 def test_backoff_is_the_web_clients_rule() -> None:
-    b = Backoff()  # 3 s, x failures^2 after 7 failures, capped at 5 min, 0-2 s jitter
+    b = Backoff.from_spec(WebSocketSpec())  # 3 s, x failures^2 after 7, <= 5 min, 0-2 s jitter
     assert [b.base_delay(f) for f in (0, 1, 7)] == [3.0, 3.0, 3.0]
     assert b.base_delay(8) == 3.0 * 64
     assert b.base_delay(9) == 243.0
@@ -38,7 +39,7 @@ def test_backoff_is_the_web_clients_rule() -> None:
 
 
 def test_reconnect_herd_is_front_loaded_after_the_outage() -> None:
-    b = Backoff()
+    b = Backoff.from_spec(WebSocketSpec())
     short = herd_offsets(2000, 20.0, b, seed=3)
     # fewer than 7 failures: every client retries every 3-5 s, all back within one period
     assert min(short) >= 20.0 and max(short) < 25.0

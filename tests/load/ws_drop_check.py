@@ -13,7 +13,7 @@ import urllib.request
 import gevent
 import locust  # noqa: F401  (monkey-patches: websocket-client becomes gevent-friendly)
 
-from mmload.load.schedule import Backoff
+from mmload.config.scenario import WebSocketSpec
 from mmload.load.ws import MMWebSocket, ws_url
 
 
@@ -40,13 +40,10 @@ def main(base: str) -> None:
             }
         )
 
-    ws = MMWebSocket(
-        ws_url(base),
-        login(base),
-        fire,
-        ping_interval_s=0.3,
-        backoff=Backoff(min_s=0.5, max_s=5, jitter_s=0.2, grow_after=7),
+    spec = WebSocketSpec(
+        ping_interval_s=0.3, reconnect_min_s=0.5, reconnect_max_s=5, reconnect_jitter_s=0.2
     )
+    ws = MMWebSocket(ws_url(base), login(base), fire, spec, timeout_s=10)
     assert ws.connect()
     gevent.sleep(1.0)
     cut_at = time.time()

@@ -1,0 +1,155 @@
+"""Collect every request where it is made: one row and HDR samples per request, in batches.
+
+A :class:`Collector` runs in every process that runs users. It listens to Locust's ``request``
+event and keeps the rows, the arrivals and HDR histograms (per endpoint, per 10 s window, service
+time and time from the scheduled start). Every ``flush_s`` it hands a batch to its sink: the
+local :class:`~mmload.load.recorder.RecordWriter`, or the master through a Locust custom message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from hdrh.histogram import HdrHistogram
+
+from mmload import hdr, record
+from mmload.load.clock import WALL, Clock
+
+log = logging.getLogger(__name__)
+
+REQUEST_COLUMNS = [f.name for f in record.REQUEST_SCHEMA]
+
+Batch = dict[str, Any]
+
+
+def _error_text(exception: Any) -> str | None:
+    if exception is None:
+        return None
+    text = str(exception) or type(exception).__name__
+    return text.splitlines()[0][:200] if text else type(exception).__name__
+
+
+class Collector:
+    """Buffers the requests and arrivals of one process and ships them every ``flush_s``."""
+
+    def __init__(
+        self,
+        environment: Any,
+        worker: str,
+        sink: Callable[[Batch], None],
+        flush_s: float,
+        clock: Clock = WALL,
+    ):
+        self.environment = environment
+        self.worker = worker
+        self.sink = sink
+        self.flush_s = flush_s
+        self._buf: list[tuple] = []
+        self._arrivals: list[dict[str, Any]] = []
+        self._hists: dict[tuple[int, str, str], HdrHistogram] = {}
+        self.clock = clock
+        self._greenlet: gevent.Greenlet | None = None
+        environment.events.request.add_listener(self.on_request)
+
+    def on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response_length: int,
+        exception: Any = None,
+        context: dict[str, Any] | None = None,
+        start_time: float | None = None,
+        response: Any = None,
+        **_: Any,
+    ) -> None:
+        """Locust's request event: one row, plus the HDR histograms."""
+        # the hot path of every request: one tuple, one or two histogram updates
+        if context is None:
+            context = {}
+        start = start_time if start_time is not None else time.time() - response_time / 1000
+        lag = context.get("lag_s")
+        status = context["status"] if "status" in context else getattr(response, "status_code", 0)
+        self._buf.append(
+            (
+                int(start * 1e6),
+                None if lag is None else int((start - lag) * 1e6),
+                name,
+                request_type,
+                int(status or 0),
+                float(response_time),
+                int(response_length or 0),
+                None if exception is None else _error_text(exception),
+                context.get("user"),
+            )
+        )
+        win = int(start // record.WINDOW_S * record.WINDOW_S)
+        key = (win, name, "service")
+        h = self._hists.get(key)
+        if h is None:
+            h = self._hists[key] = hdr.new_histogram()
+        us = int(response_time * 1000)
+        h.record_value(us if us > 0 else 1)
+        if lag is not None:
+            self._hist(win, name, "corrected").record_value(max(1, int(lag * 1e6) + us))
+
+    def _hist(self, win: int, name: str, kind: str) -> HdrHistogram:
+        key = (win, name, kind)
+        h = self._hists.get(key)
+        if h is None:
+            h = self._hists[key] = hdr.new_histogram()
+        return h
+
+    def add_arrival(self, row: dict[str, Any]) -> None:
+        """One arrival row (columns of record.ARRIVAL_SCHEMA; times as epoch seconds)."""
+        self._arrivals.append({**row, "worker": self.worker})
+
+    def take_batch(self) -> Batch:
+        """Everything collected since the last batch (and reset)."""
+        buf, self._buf = self._buf, []
+        columns = list(zip(*buf, strict=True)) if buf else [()] * (len(REQUEST_COLUMNS) - 1)
+        rows = {c: list(col) for c, col in zip(REQUEST_COLUMNS[:-1], columns, strict=True)}
+        rows["worker"] = [self.worker] * len(buf)
+        arrivals, self._arrivals = self._arrivals, []
+        hists, self._hists = self._hists, {}
+        return {
+            "worker": self.worker,
+            "requests": rows,
+            "arrivals": arrivals,
+            "hdr": [
+                [win, name, kind, hdr.encode(h), h.get_total_count()]
+                for (win, name, kind), h in hists.items()
+            ],
+        }
+
+    def flush(self) -> None:
+        """Hand the current batch to the sink (even an empty one: it doubles as a heartbeat)."""
+        try:
+            self.sink(self.take_batch())
+        except Exception:  # a failed flush must not kill the users
+            log.exception("flushing the run record failed")
+
+    def start(self) -> None:
+        """Flush every ``flush_s`` seconds in the background."""
+
+        def loop() -> None:
+            while True:
+                self.clock.sleep(self.flush_s)
+                self.flush()
+
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(loop)
+
+    def stop(self) -> None:
+        """Stop the background flushing and flush what is left."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+        self.flush()
+        with contextlib.suppress(ValueError):
+            self.environment.events.request.remove_listener(self.on_request)

@@ -1,0 +1,111 @@
+"""What a run is doing now, for the live view (and any other progress display).
+
+The runner, the phase drivers and the ceiling loop write :class:`RunStatus`; displays read one
+immutable :class:`Snapshot` of it and nothing else of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmload.load.livestats import LiveStats
+from mmload.load.schedule import ArrivalSchedule
+
+RECENT_S = (12.0, 2.0)  # the "recent" window: from 12 s to 2 s ago (batches arrive every 2 s)
+
+
+@dataclass(frozen=True)
+class ArrivalProgress:
+    """Scheduled arrivals so far."""
+
+    due: int
+    total: int
+    arrived: int
+    loaded: int
+    failed: int
+    lag_p99_ms: float | None
+
+
+@dataclass(frozen=True)
+class CeilingProgress:
+    """Where the ceiling loop is."""
+
+    target_users: int
+    step: int
+    last_held: bool | None = None  # None: no interval measured yet
+    last_failing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One moment of a run, everything a display shows."""
+
+    scenario: str
+    kind: str
+    target: str
+    run_dir: Path
+    phase: str
+    elapsed_s: float
+    users_spawned: int
+    arrivals: ArrivalProgress | None
+    ceiling: CeilingProgress | None
+    recent_rps: float
+    recent_p50_ms: float | None
+    recent_p99_ms: float | None
+    requests: int
+    errors: int
+
+
+@dataclass
+class RunStatus:
+    """The run's current state; :meth:`snapshot` freezes it."""
+
+    scenario: str
+    kind: str
+    target: str
+    run_dir: Path
+    started: float
+    live: LiveStats
+    exclude: tuple[str, ...] = ()  # request names left out of the recent latencies
+    phase: str = "starting"
+    t0: float | None = None  # the first scheduled arrival (epoch)
+    schedule: ArrivalSchedule | None = None
+    ceiling: CeilingProgress | None = None
+    users_spawned: Callable[[], int] = field(default=lambda: 0)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The status at epoch ``now``."""
+        live = self.live
+        recent = live.window(now - RECENT_S[0], now - RECENT_S[1], self.exclude)
+        return Snapshot(
+            scenario=self.scenario,
+            kind=self.kind,
+            target=self.target,
+            run_dir=self.run_dir,
+            phase=self.phase,
+            elapsed_s=now - self.started,
+            users_spawned=self.users_spawned(),
+            arrivals=self._arrivals(now),
+            ceiling=self.ceiling,
+            recent_rps=float(recent["rps"] or 0.0),
+            recent_p50_ms=recent["p50_ms"],
+            recent_p99_ms=recent["p99_ms"],
+            requests=live.total,
+            errors=live.failed,
+        )
+
+    def _arrivals(self, now: float) -> ArrivalProgress | None:
+        if self.schedule is None or self.t0 is None or not self.schedule.users:
+            return None
+        live = self.live
+        lag = sorted(live.lag_ms)
+        return ArrivalProgress(
+            due=self.schedule.due(now - self.t0),
+            total=self.schedule.users,
+            arrived=live.arrived,
+            loaded=live.loaded,
+            failed=live.arrivals_failed,
+            lag_p99_ms=lag[int(0.99 * (len(lag) - 1))] if lag else None,
+        )

@@ -1,0 +1,135 @@
+"""The user's HTTP client: named, recorded API requests with the web app's headers and cookies.
+
+Every call is one Locust request named by its endpoint template (``GET
+/api/v4/channels/{channel_id}/posts``), so the run record and Locust's statistics group by
+endpoint, never by id. After login the session cookies are sent as one fixed ``Cookie`` header
+(the bytes the browser sends) and Locust's cookie jar is switched off: ``http.cookiejar`` costs
+about a third of a request's CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from mmload.load.plan import RateLimiter
+from mmload.load.user.session import SessionStore
+
+API = "/api/v4"
+SESSION_COOKIES = ("MMAUTHTOKEN", "MMUSERID", "MMCSRF")
+
+
+class ApiClient:
+    """Requests on behalf of one user, authenticated by its :class:`SessionStore`."""
+
+    def __init__(
+        self, http: Any, session: SessionStore, limiter: RateLimiter | None = None
+    ) -> None:
+        self.http = http  # Locust's FastHttpSession (the user's ``client``)
+        self.session = session
+        self.limiter = limiter
+        self.page_load_context: str | None = None  # the web app's X-Page-Load-Context
+
+    @contextlib.contextmanager
+    def page_load(self, context: str) -> Iterator[None]:
+        """Label the requests inside as the web app labels a page load (``page_load``,
+        ``reconnect``)."""
+        self.page_load_context = context
+        try:
+            yield
+        finally:
+            self.page_load_context = None
+
+    def headers(self, method: str) -> dict[str, str]:
+        """The web app's headers: XHR marker, session cookie (+ CSRF) or bearer token."""
+        h = {"X-Requested-With": "XMLHttpRequest"}
+        s = self.session
+        if s.cookie_header:
+            h["Cookie"] = s.cookie_header
+            if s.csrf and method != "GET":
+                h["X-CSRF-Token"] = s.csrf
+        elif s.token:  # the server set no session cookie: authenticate by header
+            h["Authorization"] = f"Bearer {s.token}"
+        if self.page_load_context:
+            h["X-Page-Load-Context"] = self.page_load_context
+        return h
+
+    def request(self, method: str, path: str, name: str, json: Any = None) -> Any:
+        """One API call named by its endpoint template; returns the response (failures recorded).
+
+        ``path`` is relative to /api/v4; ``name`` is the template without the prefix, e.g.
+        ``/channels/{channel_id}/posts``.
+        """
+        if self.limiter:
+            self.limiter.wait()
+        with self.http.request(
+            method,
+            API + path,
+            name=f"{method} {API}{name}",
+            json=json,
+            headers=self.headers(method),
+            catch_response=True,
+        ) as resp:
+            status = resp.status_code or 0
+            if 200 <= status < 400:
+                resp.success()
+            else:
+                resp.failure(error_message(resp))
+        return resp
+
+    def get_json(self, path: str, name: str) -> Any:
+        """GET and decode JSON; None when the request failed."""
+        return json_or_none(self.request("GET", path, name))
+
+    def adopt_session(self, resp: Any) -> None:
+        """Take the session a login response set: its ``Token`` header and session cookies."""
+        s = self.session
+        s.token = resp.headers.get("Token") or resp.headers.get("token")
+        values = {n: set_cookie(resp, n) for n in SESSION_COOKIES}
+        jar = getattr(self.http.client, "cookiejar", None)
+        if jar is not None:
+            for c in jar:
+                if c.name in SESSION_COOKIES and not values.get(c.name):
+                    values[c.name] = c.value
+            self.http.client.cookiejar = None
+        if values.get("MMAUTHTOKEN"):
+            s.cookie_header = "; ".join(f"{n}={v}" for n, v in values.items() if v)
+            s.csrf = values.get("MMCSRF")
+
+
+def json_or_none(resp: Any) -> Any:
+    """The decoded JSON body of a successful response, else None."""
+    try:
+        if not resp.status_code or resp.status_code >= 400:
+            return None
+        return resp.json()
+    except Exception:
+        return None
+
+
+def error_message(resp: Any) -> str:
+    """One line for a failed response: ``HTTP 401 api.user.login...`` or ``no response: …``."""
+    status = resp.status_code or 0
+    if not status:
+        err = getattr(resp, "error", None)
+        return f"no response: {err}" if err else "no response"
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and body.get("id"):
+            return f"HTTP {status} {body['id']}"
+    except Exception:
+        pass
+    text = (resp.text or "").strip().splitlines()
+    return f"HTTP {status} {text[0][:80]}" if text else f"HTTP {status}"
+
+
+def set_cookie(resp: Any, name: str) -> str | None:
+    """A cookie set by the response's Set-Cookie headers (geventhttpclient gives a list)."""
+    raw = resp.headers.get("set-cookie") if resp.headers is not None else None
+    values = raw if isinstance(raw, list) else [raw] if raw else []
+    for v in values:
+        first = v.split(";", 1)[0].strip()
+        if first.startswith(name + "="):
+            return first.split("=", 1)[1]
+    return None

@@ -1,0 +1,240 @@
+"""How a user arrives: its scheduled login, the web app's initial load, its WebSocket, and the
+reconnect after an outage (the herd) with the reload the web app does then.
+
+Written as a mixin of :class:`~mmload.load.user.MattermostUser`: the attributes declared below
+are the user's parts this behaviour uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import gevent
+from gevent import GreenletExit
+
+from mmload.config.scenario import Scenario
+from mmload.load.arrivals import Arrival
+from mmload.load.context import RunContext
+from mmload.load.plan import Plan
+from mmload.load.user.client import ApiClient, error_message, json_or_none
+from mmload.load.user.session import SessionStore
+from mmload.load.ws import MMWebSocket, ws_url
+
+log = logging.getLogger(__name__)
+
+
+class LoginFailed(Exception):
+    """The login flow could not finish (the arrival is recorded as failed)."""
+
+
+class ArrivalFlow:
+    """Login, initial load, WebSocket, reconnect and reload, like the web app."""
+
+    ctx: RunContext
+    plan: Plan
+    scenario: Scenario
+    http: ApiClient
+    session: SessionStore
+    rng: random.Random
+    host: str
+    index: int
+    username: str
+    scheduled_at: float | None
+    lag_s: float | None
+    ws: MMWebSocket | None
+    fire_ws: Callable[..., None]  # reports a WebSocket sample as a request of this user
+
+    # ---- the arrival --------------------------------------------------------------------
+    def arrive(self) -> None:
+        """Wait for the scheduled arrival, then log in, load and connect like the web app."""
+        if not self.wait_for_slot():
+            return
+        arrival = Arrival.begin(self.username, self.scheduled_at, time.time())
+        self.lag_s = arrival.lag_s
+        try:
+            with self.http.page_load("page_load"):  # as the web app labels its first load
+                self.login(arrival)
+                self.initial_load()
+            arrival.loaded = time.time()
+            arrival.outcome = "loaded"
+            if self.scenario.websocket.enabled:
+                self.connect_websocket()
+                if self.ws and self.ws.connected:
+                    arrival.ws_connected = time.time()
+        except LoginFailed as exc:
+            arrival.fail(str(exc))
+        except Exception as exc:  # a bug or an unexpected answer: record it, keep the user alive
+            log.exception("login flow of %s failed", self.username)
+            arrival.fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.lag_s = None
+            self.ctx.record_arrival(arrival)
+
+    def wait_for_slot(self) -> bool:
+        """Sleep until the scheduled login time; False when the run stops arrivals first."""
+        if self.scheduled_at is not None:
+            delay = self.scheduled_at - time.time()
+            if delay > 0:
+                try:
+                    gevent.sleep(delay)
+                except GreenletExit:  # the run stopped before this user's turn
+                    self.ctx.record_arrival(Arrival(self.username, self.scheduled_at))
+                    raise
+        if self.ctx.stop:
+            if self.scheduled_at is not None:
+                self.ctx.record_arrival(Arrival(self.username, self.scheduled_at))
+            return False
+        return True
+
+    # ---- login and initial load -----------------------------------------------------------
+    def login(self, arrival: Arrival) -> None:
+        """config/client, license/client, then POST /users/login (cookies + Token header)."""
+        self.http.request("GET", "/config/client?format=old", "/config/client")
+        self.http.request("GET", "/license/client?format=old", "/license/client")
+        login_id, password = self.plan.credentials(self.index)
+        resp = self.http.request(
+            "POST",
+            "/users/login",
+            "/users/login",
+            json={"login_id": login_id, "password": password},
+        )
+        if resp.status_code != 200:
+            raise LoginFailed(f"login: {error_message(resp)}")
+        self.http.adopt_session(resp)
+        body = json_or_none(resp) or {}
+        self.session.user_id = body.get("id", "me")
+        self.session.logged_in = True
+        arrival.logged_in = time.time()
+
+    def initial_load(self) -> None:
+        """The web app's first page load after login."""
+        http, s = self.http, self.session
+        me = http.get_json("/users/me", "/users/me")
+        if not isinstance(me, dict):
+            raise LoginFailed("users/me failed")
+        s.me = me
+        s.user_id = me.get("id", s.user_id)
+        http.request("GET", "/users/me/preferences", "/users/me/preferences")
+        teams = http.get_json("/users/me/teams", "/users/me/teams")
+        members = http.get_json("/users/me/teams/members", "/users/me/teams/members")
+        http.request("GET", "/users/me/teams/unread", "/users/me/teams/unread")
+        roles = set((me.get("roles") or "system_user").split())
+        for m in members if isinstance(members, list) else []:
+            roles.update((m.get("roles") or "").split())
+        roles.add("channel_user")
+        http.request("POST", "/roles/names", "/roles/names", json=sorted(r for r in roles if r))
+        if not teams:
+            raise LoginFailed("the user is in no team")
+        s.team_id = teams[0]["id"]
+        self.load_team()
+        if s.channels:
+            self.view_channel(s.pick_channel(self.rng, default_first=True))
+
+    def load_team(self) -> None:
+        """The current team's channels and channel members."""
+        team = self.session.team_id
+        chans = self.http.get_json(
+            f"/users/me/teams/{team}/channels", "/users/{user_id}/teams/{team_id}/channels"
+        )
+        self.http.request(
+            "GET",
+            f"/users/me/teams/{team}/channels/members",
+            "/users/{user_id}/teams/{team_id}/channels/members",
+        )
+        if isinstance(chans, list):
+            self.session.channels = [c for c in chans if c.get("type") in ("O", "P")] or chans
+
+    # ---- channels -----------------------------------------------------------------------------
+    def posts_since(self, channel_id: str) -> list[str]:
+        """The channel's posts since the last view (or its first page); returns their authors."""
+        since = self.session.viewed.get(channel_id)
+        window = f"since={since}" if since else "page=0&per_page=30"
+        body = self.http.get_json(
+            f"/channels/{channel_id}/posts?{window}&skipFetchThreads=false"
+            "&collapsedThreads=true&collapsedThreadsExtended=false",
+            "/channels/{channel_id}/posts",
+        )
+        return self.session.remember_posts(channel_id, body)
+
+    def view_channel(self, channel_id: str) -> None:
+        """Posts (since the last view), the posters' statuses, channel stats, mark viewed."""
+        http, s = self.http, self.session
+        before = set(s.known_users)
+        authors = self.posts_since(channel_id)
+        if authors:
+            http.request("POST", "/users/status/ids", "/users/status/ids", json=authors[:50])
+            missing = [a for a in authors if a not in before]
+            if missing:
+                http.request("POST", "/users/ids", "/users/ids", json=missing[:50])
+        http.request(
+            "GET",
+            f"/channels/{channel_id}/stats?exclude_files_count=true",
+            "/channels/{channel_id}/stats",
+        )
+        http.request(
+            "POST",
+            "/channels/members/me/view",
+            "/channels/members/{user_id}/view",
+            json={
+                "channel_id": channel_id,
+                "prev_channel_id": s.channel_id or "",
+                "collapsed_threads_supported": True,
+            },
+        )
+        s.viewed[channel_id] = int(time.time() * 1000)
+        s.channel_id = channel_id
+
+    # ---- WebSocket, reconnect and reload ---------------------------------------------------
+    def connect_websocket(self) -> None:
+        """Open the WebSocket like the web client (failures are retried with its backoff)."""
+        spec = self.scenario.websocket
+        s = self.session
+        cookie = f"MMAUTHTOKEN={s.token}" if spec.auth == "header" and s.csrf else None
+        self.ws = MMWebSocket(
+            ws_url(self.host),
+            s.token or "",
+            self.fire_ws,
+            spec,
+            timeout_s=self.scenario.request_timeout_s,
+            cookie=cookie,
+        )
+        if not self.ws.connect():
+            self.ws.lost(ConnectionError("first connect failed"))
+
+    def reconnect_herd(self) -> None:
+        """The reconnect herd: the socket drops with the outage; reconnect by the backoff rule."""
+        drop_at = self.plan.herd_drop_at or time.time()
+        gevent.sleep(max(0.0, drop_at - time.time()))
+        if self.ws is not None:
+            self.ws.close(code=1006)
+        offset = self.plan.backoff().reconnect_time(self.scenario.herd.outage_s, self.rng)
+        scheduled = drop_at + offset
+        gevent.sleep(max(0.0, scheduled - time.time()))
+        arrival = Arrival.begin(self.username, scheduled, time.time(), phase="reconnect")
+        self.lag_s = arrival.lag_s
+        try:
+            ok = self.ws is not None and self.ws.connect({"page_load_context": "reconnect"})
+            if ok:
+                arrival.ws_connected = time.time()
+            self.reconnect_reload()
+            arrival.loaded = time.time()
+            if ok:
+                arrival.outcome = "loaded"
+            else:
+                arrival.fail("websocket reconnect failed")
+                if self.ws is not None:
+                    self.ws.lost(ConnectionError("reconnect failed"))
+        finally:
+            self.lag_s = None
+            self.ctx.record_arrival(arrival)
+
+    def reconnect_reload(self) -> None:
+        """What the web app fetches after its socket reconnects (page-load context reconnect)."""
+        with self.http.page_load("reconnect"):
+            self.http.request("GET", "/users/me/teams/unread", "/users/me/teams/unread")
+            self.load_team()
+            if self.session.channel_id:
+                self.posts_since(self.session.channel_id)

@@ -1,0 +1,75 @@
+"""A worker process (``mmload worker``): runs users for a master, ships their record to it.
+
+The master sends the plan (a custom message); the worker attaches the run context to its
+environment, collects its users' requests and arrivals, and sends them as batches to the master
+every ``flush_s``. When the test stops it flushes once more and says it is done.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import gevent
+from locust import events
+from locust.env import Environment
+
+from mmload.load.collector import Collector
+from mmload.load.context import RunContext, attach
+from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
+from mmload.load.preflight import load_user_classes, raise_open_files_limit
+
+
+class WorkerSide:
+    """The master-facing half of a worker: plan in, batches and ``done`` out."""
+
+    def __init__(self, env: Any, runner: Any):
+        self.env = env
+        self.runner = runner
+        self.collector: Collector | None = None
+        runner.register_message(PLAN_MESSAGE, self.on_plan)
+        env.events.test_stop.add_listener(self.on_test_stop)
+
+    def on_plan(self, msg: Any, **_: Any) -> None:
+        """Take the master's plan: attach the run context and start collecting."""
+        plan = Plan.from_message(msg.data)
+        self.collector = Collector(self.env, plan.worker_name, self.send_batch, plan.flush_s)
+        attach(self.env, RunContext(plan, self.collector))
+        self.collector.start()
+
+    def send_batch(self, batch: dict[str, Any]) -> None:
+        self.runner.send_message(BATCH_MESSAGE, batch)
+
+    def on_test_stop(self, **_: Any) -> None:
+        """The users stopped: the last batch, then ``done``."""
+        if self.collector is not None:
+            self.collector.stop()
+            self.runner.send_message(DONE_MESSAGE, {"worker": self.collector.worker})
+
+
+def run_worker(
+    master_host: str, master_port: int, locustfile: str | None = None, with_parent: bool = False
+) -> None:
+    """A worker process: connect to the master, take its plan, run users, ship batches.
+
+    ``with_parent``: a local worker quits as soon as its master process is gone (e.g. SIGKILL),
+    instead of waiting for Locust's heartbeat timeout.
+    """
+    classes = load_user_classes(locustfile)
+    raise_open_files_limit(0)
+    env = Environment(user_classes=classes, events=events)
+    runner = env.create_worker_runner(master_host, master_port)
+    WorkerSide(env, runner)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(sig, runner.quit)
+    if with_parent:
+        parent = os.getppid()
+
+        def watch_parent() -> None:
+            while os.getppid() == parent:
+                gevent.sleep(1.0)
+            runner.quit()
+
+        gevent.spawn(watch_parent)
+    runner.greenlet.join()
