@@ -40,3 +40,16 @@ from mmload.load.user.flows import LoginFailed
 from mmload.load.user.mattermost import MattermostUser
 
 __all__ = ["LoginFailed", "MattermostUser"]
+
+
+def _refresh_gevent_clock() -> None:
+    """Locust creates gevent's hub when Locust is imported, then imports the locustfile; libev's
+    cached loop time lags by however long that import took (seconds on a busy machine, mostly
+    pydantic and Locust itself), and a timer started next — ``locust --run-time`` — fires that
+    much early. Importing this package refreshes the loop's time."""
+    import gevent
+
+    gevent.get_hub().loop.update_now()
+
+
+_refresh_gevent_clock()

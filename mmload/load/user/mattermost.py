@@ -36,8 +36,6 @@ class MattermostUser(ArrivalFlow, ActionHandlers, FastHttpUser):
     """One simulated web-app user (see :mod:`mmload.load.user`)."""
 
     wait_time = constant(0)  # idle time is the action mix's own rule, slept inside the task
-    network_timeout = 60.0
-    connection_timeout = 60.0
     max_retries = 0
     concurrency = 6  # the browser's parallel connections per host
 
@@ -53,8 +51,8 @@ class MattermostUser(ArrivalFlow, ActionHandlers, FastHttpUser):
         self.ctx = run_context(environment)
         self.plan = self.ctx.plan
         self.scenario = self.plan.scenario
-        timeout = self.scenario.request_timeout_s
-        self.network_timeout = self.connection_timeout = timeout  # read by FastHttpUser
+        timeout = self.scenario.request_timeout_s  # the scenario's, read by FastHttpUser
+        self.network_timeout = self.connection_timeout = timeout
         super().__init__(environment)
         self.index = self.plan.next_user_index()
         self.username = self.plan.username(self.index)
