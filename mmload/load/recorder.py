@@ -50,10 +50,18 @@ def _arrival_table(rows: list[dict[str, Any]]) -> pa.Table:
     return _to_table(cols, record.ARRIVAL_SCHEMA)
 
 
+def warm_up_timestamps() -> None:
+    """pyarrow imports pandas the first time it builds a timestamp array: seconds of Python
+    code holding the GIL. Pay that now, before the schedule starts, rather than in the writer
+    thread during the first flush, where it stalls the users' greenlets (late arrivals)."""
+    pa.array([0], type=record.REQUEST_SCHEMA.field("timestamp").type)
+
+
 class RecordWriter:
     """Writes the run record of one run directory as batches arrive."""
 
     def __init__(self, run_dir: Path, meta: dict[str, Any]):
+        warm_up_timestamps()
         self.run_dir = run_dir
         self.meta = meta
         self.live = LiveStats()
