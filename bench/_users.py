@@ -16,16 +16,22 @@ from locust import FastHttpUser, constant, task
 from locust.env import Environment
 
 ME = "/api/v4/users/me"
+READY_TIMEOUT_S = 180.0  # every user must have finished its login flow by then
 
 
 class BareUser(FastHttpUser):
-    """A bare Locust FastHttpUser: one login POST, then the cheap endpoint as fast as it can."""
+    """The fairest Locust baseline: a FastHttpUser with a fixed ``Authorization: Bearer`` header
+    and no cookie jar (geventhttpclient's jar costs per request). One login POST for the token,
+    then the cheap endpoint as fast as it can."""
 
     abstract = True
     wait_time = constant(0)
     user_numbers: itertools.count = itertools.count()
+    cookie_jar = False  # JarBareUser keeps Locust's default jar
 
     def on_start(self) -> None:
+        if not self.cookie_jar:
+            self.client.client.cookiejar = None  # geventhttpclient: no jar, no Cookie handling
         username = common.sim_username(next(self.user_numbers))
         with self.client.post(
             "/api/v4/users/login",
@@ -38,19 +44,32 @@ class BareUser(FastHttpUser):
                 response.failure(f"login failed: {response.status_code}")
                 token = ""
         self.auth = {"Authorization": f"Bearer {token}"}
+        self.ready = True
 
     @task
     def me(self) -> None:
         self.client.get(ME, headers=self.auth, name=f"GET {ME}")
 
 
-class CookieBareUser(BareUser):
-    """The bare user, authenticated like the web app: login with X-Requested-With, then cookies.
+class JarBareUser(BareUser):
+    """The bare user with Locust's default cookie jar left on (the baseline before 2026-12).
 
-    Only for the generator benchmark's breakdown: it isolates the cost of the cookie jar.
+    Only for the breakdown: the jar's cost on a bearer-token client that receives no cookies.
     """
 
     abstract = True
+    cookie_jar = True
+
+
+class CookieBareUser(BareUser):
+    """The bare user, authenticated like the web app: login with X-Requested-With, then cookies.
+
+    Only for the generator benchmark's breakdown: it isolates the cost of cookie authentication
+    through the jar.
+    """
+
+    abstract = True
+    cookie_jar = True
 
     def on_start(self) -> None:
         self.client.post(
@@ -63,6 +82,7 @@ class CookieBareUser(BareUser):
             name="POST /api/v4/users/login",
         )
         self.auth = {"X-Requested-With": "XMLHttpRequest"}
+        self.ready = True
 
 
 def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: str):
@@ -71,8 +91,9 @@ def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: 
     The MattermostUser runs as under `mmload run`: with an mmload plan and mmload's recorder
     (every request becomes a row and an HDR sample, written as parquet parts every 2 s).
     """
-    if kind in ("bare", "bare-cookies"):
-        base = BareUser if kind == "bare" else CookieBareUser
+    bare = {"bare": BareUser, "bare-jar": JarBareUser, "bare-cookies": CookieBareUser}
+    if kind in bare:
+        base = bare[kind]
         numbers = itertools.count(first_user)
         return type("BareBenchUser", (base,), {"host": host, "user_numbers": numbers}), None
 
@@ -137,20 +158,43 @@ def mattermost_me_class(host: str) -> type:
     """mmload's MattermostUser, logged in like the web app, then looping on `users/me`."""
     from mmload.load.user import MattermostUser  # the load engine under test
 
-    user_class = type("MattermostMeUser", (MattermostUser,), {"host": host})
+    def on_start(self) -> None:
+        MattermostUser.on_start(self)  # the web app's login, initial load and WebSocket
+        self.ready = True
+
+    user_class = type("MattermostMeUser", (MattermostUser,), {"host": host, "on_start": on_start})
     user_class.tasks = [me_loop]  # replace (not extend) the inherited action-mix task
     return user_class
+
+
+def wait_until_ready(runner, users: int, timeout_s: float = READY_TIMEOUT_S) -> int:
+    """Wait until every spawned user has finished its login flow; returns how many have."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = sum(1 for g in runner.user_greenlets for u in _greenlet_user(g, "ready"))
+        if ready >= users or time.monotonic() > deadline:
+            return ready
+        gevent.sleep(0.2)
 
 
 def measure_local_runner(
     user_class: type, setup, users: int, warmup: float, seconds: float, endpoint_name: str
 ) -> dict:
-    """Spawn `users` at once, wait `warmup`, then count `endpoint_name` requests for `seconds`."""
+    """Spawn `users` at once; once every one has logged in, wait `warmup`; then count
+    `endpoint_name` requests for `seconds` (the login flows are not part of the measure)."""
     env = Environment(user_classes=[user_class], host=user_class.host)
     if setup is not None:
         setup(env)
     runner = env.create_local_runner()
+    started = time.monotonic()
     runner.start(users, spawn_rate=users)
+    ready = wait_until_ready(runner, users)
+    ready_s = time.monotonic() - started
+    if ready < users:
+        runner.quit()
+        raise RuntimeError(
+            f"only {ready} of {users} users logged in within {READY_TIMEOUT_S:.0f} s"
+        )
     gevent.sleep(warmup)
     me = psutil.Process()
     env.stats.reset_all()
@@ -171,6 +215,7 @@ def measure_local_runner(
         "cpu_seconds": round(cpu, 3),
         "cpu_utilisation": cpu / wall,
         "rps_per_cpu_second": requests / cpu if cpu > 0 else 0.0,
+        "login_s": round(ready_s, 3),
         "errors": {str(k): v.occurrences for k, v in list(env.stats.errors.items())[:5]},
     }
 
@@ -266,7 +311,8 @@ def run_capacity_worker(
         print(json.dumps(status), flush=True)
 
 
-def _greenlet_user(greenlet) -> list:
-    """The Locust user a user greenlet runs (Locust passes it as the greenlet's first arg)."""
+def _greenlet_user(greenlet, flag: str = "logged_in") -> list:
+    """The Locust user a user greenlet runs (Locust passes it as the greenlet's first arg), if it
+    has the attribute ``flag`` (``logged_in``: any MattermostUser; ``ready``: logged in)."""
     args = getattr(greenlet, "args", ())
-    return [args[0]] if args and hasattr(args[0], "logged_in") else []
+    return [args[0]] if args and getattr(args[0], flag, None) is not None else []
