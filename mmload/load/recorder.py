@@ -52,8 +52,8 @@ def _arrival_table(rows: list[dict[str, Any]]) -> pa.Table:
 
 def warm_up_timestamps() -> None:
     """pyarrow imports pandas the first time it builds a timestamp array: seconds of Python
-    code holding the GIL. Pay that now, before the schedule starts, rather than in the writer
-    thread during the first flush, where it stalls the users' greenlets (late arrivals)."""
+    code holding the GIL. Paid before the schedule starts (see :meth:`RecordWriter.settle`)
+    rather than during the first flush, where it stalls the users' greenlets (late arrivals)."""
     pa.array([0], type=record.REQUEST_SCHEMA.field("timestamp").type)
 
 
@@ -61,7 +61,6 @@ class RecordWriter:
     """Writes the run record of one run directory as batches arrive."""
 
     def __init__(self, run_dir: Path, meta: dict[str, Any]):
-        warm_up_timestamps()
         self.run_dir = run_dir
         self.meta = meta
         self.live = LiveStats()
@@ -71,6 +70,7 @@ class RecordWriter:
         self.batches: dict[str, int] = defaultdict(int)
         self.last_batch_at: dict[str, float] = {}
         self._pool = ThreadPool(1)
+        self._warm_up = self._pool.spawn(warm_up_timestamps)  # first in the thread's queue
         self._pending: list[Any] = []
         self.login_users: set[str] = set()  # users with a login-phase arrival row
         record.write_run_json(run_dir, meta)
@@ -103,6 +103,11 @@ class RecordWriter:
         """True when ``workers`` processes have each sent a batch after ``t`` (epoch)."""
         fresh = [w for w, at in self.last_batch_at.items() if at >= t and w != "master"]
         return len(fresh) >= max(1, workers)
+
+    def settle(self) -> None:
+        """Wait for the writer's one-time setup (started at creation, in its thread, so that it
+        overlaps the workers' start): call it before the schedule starts."""
+        self._warm_up.get()
 
     def drain(self) -> None:
         """Wait until every batch received so far is on disk."""

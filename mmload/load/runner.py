@@ -148,6 +148,7 @@ class ScenarioRun:
         self.csv.start()
         if not ready:
             return False
+        self.writer.settle()
         self.t0 = self.clock.time() + self.role.lead_s
         self.role.distribute(self.scenario, self.t0)
         self.status.t0 = self.t0
