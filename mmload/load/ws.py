@@ -60,6 +60,7 @@ class MMWebSocket:
         self.server_version: str | None = None
         self.events = 0
         self.failures = 0
+        self.last_backoff_s: float | None = None  # the latest reconnect delay drawn
         self._seq = itertools.count(1)
         self._pending_ping: tuple[int, float, float] | None = None  # seq, epoch, perf
         self._greenlets: list[gevent.Greenlet] = []
@@ -190,7 +191,8 @@ class MMWebSocket:
     def _reconnect_loop(self) -> None:
         failures = 0
         while not self._closing:
-            gevent.sleep(self.backoff.delay(failures))
+            self.last_backoff_s = self.backoff.delay(failures)
+            gevent.sleep(self.last_backoff_s)
             if self._closing:
                 return
             if self.connect({"page_load_context": "reconnect"}):

@@ -29,8 +29,10 @@ def test_pings_and_reconnects_with_the_backoff_after_a_drop(sim: str) -> None:
     pings = [s for s in samples if s["name"] == "WS ping"]
     assert [c["ok"] for c in connects] == [True, True], connects
     assert connects[1]["ctx"].get("page_load_context") == "reconnect"
-    # the reconnect waited for the backoff (0.5 s minimum + up to 0.2 s jitter) after the cut
-    assert 0.5 <= connects[1]["at"] - res["cut_at"] < 1.5
+    # the reconnect waited for the backoff it drew (0.5 s minimum + up to 0.2 s jitter) after
+    # the cut: the delay is the socket's own record, the wait only has a lower bound in time
+    assert 0.5 <= res["backoff_s"] < 0.7
+    assert connects[1]["at"] - res["cut_at"] >= res["backoff_s"]
     assert res["connected"] and res["connection_id"]
     ok_pings = [p for p in pings if p["ok"]]
     assert len([p for p in ok_pings if p["at"] < res["cut_at"]]) >= 2

@@ -58,6 +58,7 @@ def main(base: str) -> None:
                 "cut_at": cut_at,
                 "connected": connected,
                 "connection_id": ws.connection_id,
+                "backoff_s": ws.last_backoff_s,
             }
         )
     )
