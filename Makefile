@@ -6,6 +6,7 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 TOOLS    := .tools
 CHECKOV  := $(TOOLS)/checkov/bin/checkov
+PARLIAMENT := $(TOOLS)/parliament/bin/parliament
 CLIENTJS := tests/sim/client
 APT_PKGS := nginx prometheus chromium wrk openssh-server rsync postgresql postgresql-client
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -40,12 +41,19 @@ sysdeps:
 	@command -v terraform >/dev/null || { echo "terraform CLI not found on PATH (the image ships 1.11.x)"; exit 1; }
 
 # checkov pins an old `packaging` that clashes with recent pytest: it gets its own environment.
-tools: $(CHECKOV)
+# parliament (the IAM policy auditor, tests/iam) imports pkg_resources, gone from setuptools 81,
+# while hdrhistogram needs setuptools >= 83: it gets its own environment too. Both run offline.
+tools: $(CHECKOV) $(PARLIAMENT)
 
 $(CHECKOV):
 	$(PY) -m venv $(TOOLS)/checkov
 	$(TOOLS)/checkov/bin/pip install -q --upgrade pip
 	$(TOOLS)/checkov/bin/pip install -q 'checkov>=3.2'
+
+$(PARLIAMENT):
+	$(PY) -m venv $(TOOLS)/parliament
+	$(TOOLS)/parliament/bin/pip install -q --upgrade pip
+	$(TOOLS)/parliament/bin/pip install -q 'parliament==1.6.4' 'setuptools<81'
 
 # Mattermost's own JavaScript client (@mattermost/client), used by the simulator fidelity tests.
 nodedeps:
