@@ -1,7 +1,8 @@
 """IAM coverage, proven: every AWS call mmload makes is allowed by the policy it ships.
 
 moto does not enforce IAM, so this test does. A deployment is applied and destroyed with the
-real terraform CLI and hashicorp/aws provider against moto on 127.0.0.1 with moto's request
+real terraform CLI and hashicorp/aws provider, state in the S3 backend with a DynamoDB lock,
+against moto on 127.0.0.1 with moto's request
 recorder on (``/moto-api/recorder/start-recording`` … ``download-recording``; the recorder is
 started per step rather than with ``MOTO_ENABLE_RECORDING`` so that the test's own setup and
 inspection calls are not recorded). Between apply and destroy, configure's secret read
@@ -48,9 +49,20 @@ from tests.provision.conftest import (
     write_deployment,
 )
 
-pytestmark = pytest.mark.slow
+# One apply and destroy (about 5 minutes on a quiet machine) shared by the module's tests.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 NAME = "mm-iam"
+# The S3 state backend (created by the admin, docs/aws.md), so that its calls are covered too.
+STATE_BUCKET, LOCK_TABLE = "mmload-state-ci", "mmload-locks-ci"
+
+
+def main_policy() -> dict:
+    return load_policy("main", STATE_BUCKET, LOCK_TABLE)
+
+
+def readonly_policy() -> dict:
+    return load_policy("readonly", STATE_BUCKET, LOCK_TABLE)
 
 
 @dataclass
@@ -216,7 +228,7 @@ def save_recordings(folder: Path, recordings: list[tuple[Step, str]], inv: Inven
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory):
-    """One apply/destroy for all the tests of this module (about four minutes)."""
+    """One apply/destroy for all the tests of this module."""
     require_tools()
     tmp_path = tmp_path_factory.mktemp("iam-coverage")
     moto = MotoServer(tmp_path / "moto.log", {"MOTO_RECORDER_FILEPATH": str(tmp_path / "rec")})
@@ -232,6 +244,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
             Path="/mmload/",
             PolicyDocument=json.dumps(load_policy("boundary")),
         )
+        # ... and the state bucket and lock table, for the S3 backend.
+        moto.client("s3").create_bucket(Bucket=STATE_BUCKET)
+        moto.client("dynamodb").create_table(
+            TableName=LOCK_TABLE,
+            KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         config = write_deployment(
             tmp_path / "deployment.yaml",
             name=NAME,
@@ -240,6 +260,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
             owner="ci",
             components={"search": False, "detailed_monitoring": False},
             aws={"endpoint_url": moto.url},
+            terraform={"backend": "s3", "state_bucket": STATE_BUCKET, "lock_table": LOCK_TABLE},
         )
         flow = Flow(tmp_path, moto, env, config)
         recordings = run_steps(flow)
@@ -271,12 +292,14 @@ def test_every_recorded_call_is_allowed_and_caught_without_its_action(recorded) 
         "ec2:TerminateInstances",
         "rds:DeleteDBCluster",
         "iam:DeleteRole",
+        "s3:PutObject",  # the state
+        "dynamodb:PutItem",  # its lock
     ):
         assert needed in actions, f"{needed} was never exercised: the flow is not what it claims"
 
-    main = load_policy("main")
+    main = main_policy()
     failures = denied(evaluated, main)
-    readonly = load_policy("readonly")
+    readonly = readonly_policy()
     failures += denied(evaluated, readonly, lambda e: "readonly" in e.step.policies)
     assert not failures, f"{len(failures)} denied:\n" + "\n".join(failures[:60])
 
@@ -300,14 +323,18 @@ def test_every_recorded_call_is_allowed_and_caught_without_its_action(recorded) 
 
     # A new AWS call without a policy change fails: take any exercised action out of the
     # policy and the same recording is denied.
-    uncaught = [a for a in sorted(actions) if not denied(evaluated, without_action(main, a))]
+    uncaught = [
+        a
+        for a in sorted(actions)
+        if not denied(evaluated, without_action(main, a), lambda e, a=a: e.request.action == a)
+    ]
     assert not uncaught, f"removing these from the policy goes unnoticed: {uncaught}"
 
 
 def test_the_read_only_variant_allows_no_change(recorded) -> None:
     evaluated, problems, _ = recorded
     assert not problems, "\n".join(problems)
-    defs, readonly = definitions(), load_policy("readonly")
+    defs, readonly = definitions(), readonly_policy()
     writes = [e for e in evaluated if defs.access_level(e.request.action) not in ("List", "Read")]
     assert len({e.request.action for e in writes}) > 40
     allowed = [describe(e, "allowed") for e in writes if evaluate([readonly], e.request).allowed]
