@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
@@ -12,6 +13,9 @@ from pydantic import ValidationError
 from mmload.commands.common import err_console, interactive
 from mmload.config.report import ReportOptions
 from mmload.errors import RunFailed, UserError
+
+if TYPE_CHECKING:
+    from mmload.record import RunVerdict
 
 # The reporter's modules (pandas, scipy, plotly) are imported inside each command, so that
 # every other `mmload` command starts without paying for them.
@@ -62,7 +66,8 @@ def announce(paths: list[Path]) -> None:
 @click.option(
     "--fail-on-slo",
     is_flag=True,
-    help="exit 1 (after writing) when an SLO failed or the run did not complete",
+    help="exit 1 (after writing) unless the verdict is PASS: an SLO failed or could not be "
+    "measured, or the run did not complete",
 )
 def report_cmd(run_dir: Path, fmt: str | None, out: str | None, fail_on_slo: bool) -> None:
     """Report one run: per-endpoint latency from HDR histograms, errors, windows, Sev0, SLOs."""
@@ -76,17 +81,14 @@ def report_cmd(run_dir: Path, fmt: str | None, out: str | None, fail_on_slo: boo
         rep = build_run_report(run_dir)
     announce(emit(run.view(rep, opt.top_endpoints), formats, out))
     if fail_on_slo:
-        gate(rep.meta.get("outcome"), rep.slos)
+        gate(rep.verdict)
 
 
-def gate(outcome: str | None, slos: list[dict]) -> None:
-    """Raise RunFailed when the run did not complete or an SLO failed (for CI)."""
-    failed = [str(s.get("name")) for s in slos if s.get("passed") is False]
-    problems = ([f"outcome {outcome}"] if outcome != "completed" else []) + (
-        [f"SLO failed: {', '.join(failed)}"] if failed else []
-    )
-    if problems:
-        raise RunFailed("; ".join(problems))
+def gate(verdict: RunVerdict) -> None:
+    """Raise RunFailed when the verdict is FAIL: an SLO failed or could not be measured, or
+    the run did not complete (for CI)."""
+    if verdict.status == "FAIL":
+        raise RunFailed("FAIL: " + "; ".join(verdict.reasons))
 
 
 @click.group("import")
@@ -128,13 +130,21 @@ def import_ltng(
     announce(emit(imports.view(ltng), formats, out))
 
 
-def thresholds(noise: float | None, min_pct: float | None, min_ms: float | None) -> ReportOptions:
+def thresholds(
+    noise: float | None, min_pct: float | None, min_ms: float | None, min_samples: int | None
+) -> ReportOptions:
     """ReportOptions with the compare flags given; a bad value names its flag."""
-    flags = {"--noise-pct": noise, "--min-delta-pct": min_pct, "--min-delta-ms": min_ms}
+    flags = {
+        "--noise-pct": noise,
+        "--min-delta-pct": min_pct,
+        "--min-delta-ms": min_ms,
+        "--min-samples": min_samples,
+    }
     fields = {
         "--noise-pct": "noise_pct",
         "--min-delta-pct": "min_delta_pct",
         "--min-delta-ms": "min_delta_ms",
+        "--min-samples": "min_samples",
     }
     data = {fields[k]: v for k, v in flags.items() if v is not None}
     try:
@@ -146,8 +156,7 @@ def thresholds(noise: float | None, min_pct: float | None, min_ms: float | None)
 
 
 @click.command("compare")
-@click.argument("base", type=click.Path(path_type=Path))
-@click.argument("new", type=click.Path(path_type=Path))
+@click.argument("sides", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--base-architecture", metavar="NAME", help="override the base side's architecture")
 @click.option("--new-architecture", metavar="NAME", help="override the new side's architecture")
 @click.option("--base-label", metavar="NAME", help="override the base side's label")
@@ -155,10 +164,12 @@ def thresholds(noise: float | None, min_pct: float | None, min_ms: float | None)
 @click.option("--noise-pct", type=float, help="supported users: the noise band, ± % (5)")
 @click.option("--min-delta-pct", type=float, help="hide endpoint changes under this % (1)")
 @click.option("--min-delta-ms", type=float, help="hide endpoint changes under this many ms (2)")
+@click.option(
+    "--min-samples", type=int, help="flag, not judge, endpoints with fewer requests (100)"
+)
 @format_options
 def compare_cmd(
-    base: Path,
-    new: Path,
+    sides: tuple[Path, ...],
     base_architecture: str | None,
     new_architecture: str | None,
     base_label: str | None,
@@ -166,20 +177,28 @@ def compare_cmd(
     noise_pct: float | None,
     min_delta_pct: float | None,
     min_delta_ms: float | None,
+    min_samples: int | None,
     fmt: str | None,
     out: str | None,
 ) -> None:
-    """Compare BASE and NEW: each a run, an ltng report, or a folder of repeats."""
+    """Compare BASE and NEW: each a run, an ltng report, a folder of repeats, or a pattern.
+
+    \b
+    mmload compare runs/20261127T0431Z-ceiling-esr-10.11 runs/20261128T0902Z-ceiling-esr-11.7
+    mmload compare base-runs/ new-runs/
+    mmload compare runs/*-esr-10.11 runs/*-esr-11.7   (the shell's list is split by label)
+    """
     from mmload.report.compare import compare as compare_sides
     from mmload.report.output import emit, parse_formats
-    from mmload.report.sources import load_runs
+    from mmload.report.sources import load_runs, split_sides
     from mmload.report.views import compare as compare_view
 
-    opt = thresholds(noise_pct, min_delta_pct, min_delta_ms)
+    opt = thresholds(noise_pct, min_delta_pct, min_delta_ms, min_samples)
     formats = parse_formats(fmt, out, opt)
+    base, new = split_sides(list(sides))
     with status("reading") as progress:
-        b = load_runs([base], base_architecture, base_label, progress=progress)
-        n = load_runs([new], new_architecture, new_label, progress=progress)
+        b = load_runs(base, base_architecture, base_label, progress=progress)
+        n = load_runs(new, new_architecture, new_label, progress=progress)
     c = compare_sides(b, n, opt)
     announce(emit(compare_view.view(c), formats, out))
 
@@ -203,9 +222,13 @@ def ceiling_cmd(
 
     opt = ReportOptions()
     formats = parse_formats(fmt, out, opt)
+    damaged: list[str] = []
     with status("reading") as progress:
-        runs = load_runs(list(paths), architecture, label, detail="head", progress=progress)
+        runs = load_runs(
+            list(paths), architecture, label, detail="head", progress=progress, skipped=damaged
+        )
     rows, skipped = ceiling_rows(runs)
+    skipped = damaged + skipped
     for s in skipped:
         click.echo(f"skipped {s}", err=True)
     announce(emit(ceiling.view(rows, skipped), formats, out))

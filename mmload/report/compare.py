@@ -24,7 +24,18 @@ from mmload import hdr
 from mmload.config.report import ReportOptions
 from mmload.report.model import RunSummary
 
-ROW_COLUMNS = ["kind", "name", "stat", "base", "new", "delta", "delta_pct", "change"]
+ROW_COLUMNS = [
+    "kind",
+    "name",
+    "stat",
+    "base",
+    "new",
+    "delta",
+    "delta_pct",
+    "change",
+    "base_count",
+    "new_count",
+]
 STATS = ("avg", "p99")
 
 
@@ -39,19 +50,21 @@ class Comparison:
     options: ReportOptions
     pooling: dict[str, str]
     warnings: list[str]
+    sides: dict[str, dict[str, Any]]  # base/new: requests, error rate, login success, SLOs
 
 
 def side_timings(runs: list[RunSummary]) -> tuple[pd.DataFrame, str]:
     """One (kind, name) -> avg, p99 table for a side, and how repeats were combined."""
     if len(runs) == 1 and not runs[0].histograms:
         t = runs[0].timings
-        return t.set_index(["kind", "name"])[["avg_ms", "p99_ms"]], "single run"
+        return t.set_index(["kind", "name"])[["avg_ms", "p99_ms", "count"]], "single run"
     if all(r.histograms for r in runs):
         return pooled_timings(runs), "pooled: avg = total time / total count, p99 from merged HDR"
     allt = pd.concat([r.timings for r in runs], ignore_index=True)
     if allt.empty:
-        return allt.set_index(["kind", "name"])[["avg_ms", "p99_ms"]], "no timings"
+        return allt.set_index(["kind", "name"])[["avg_ms", "p99_ms", "count"]], "no timings"
     mean = allt.groupby(["kind", "name"])[["avg_ms", "p99_ms"]].mean()
+    mean["count"] = allt.groupby(["kind", "name"])["count"].sum(min_count=1)
     how = (
         "single run" if len(runs) == 1 else "mean of the repeats' values (ltng gives no histograms)"
     )
@@ -68,11 +81,14 @@ def pooled_timings(runs: list[RunSummary]) -> pd.DataFrame:
         merged = hdr.merge(r.histograms.get(name, hdr.EMPTY) for r in runs)
         p99.append(hdr.percentiles_ms(merged, (99.0,))["p99_ms"])
     g["p99_ms"] = p99
-    return g[["avg_ms", "p99_ms"]]
+    return g[["avg_ms", "p99_ms", "count"]]
 
 
-def classify(base: float, new: float, delta: float, pct: float | None, opt: ReportOptions) -> str:
-    """worsened / improved / unchanged (under min_delta_pct % or under min_delta_ms)."""
+def classify(delta: float, pct: float | None, counts: tuple[Any, Any], opt: ReportOptions) -> str:
+    """worsened / improved / unchanged (under min_delta_pct % or under min_delta_ms), or
+    few_samples when a side has fewer than min_samples requests (its p99 means little)."""
+    if any(c is not None and not pd.isna(c) and c < opt.min_samples for c in counts):
+        return "few_samples"
     if pct is not None and abs(pct) < opt.min_delta_pct:
         return "unchanged"
     if abs(delta) < opt.min_delta_ms:
@@ -89,6 +105,7 @@ def timing_rows(base: pd.DataFrame, new: pd.DataFrame, opt: ReportOptions) -> pd
     keys = sorted(set(base.index) | set(new.index))
     out = []
     for kind, name in keys:
+        counts = (_count(base, (kind, name)), _count(new, (kind, name)))
         for stat in STATS:
             col = f"{stat}_ms"
             b = _num(base[col].get((kind, name))) if (kind, name) in base.index else None
@@ -97,12 +114,48 @@ def timing_rows(base: pd.DataFrame, new: pd.DataFrame, opt: ReportOptions) -> pd
                 continue
             if b is None or n is None:
                 change = "only_new" if b is None else "only_base"
-                out.append((kind, name, stat, b, n, None, None, change))
+                out.append((kind, name, stat, b, n, None, None, change, *counts))
                 continue
             delta = n - b
             pct = delta / b * 100.0 if b else None
-            out.append((kind, name, stat, b, n, delta, pct, classify(b, n, delta, pct, opt)))
+            out.append(
+                (kind, name, stat, b, n, delta, pct, classify(delta, pct, counts, opt), *counts)
+            )
     return pd.DataFrame(out, columns=ROW_COLUMNS)
+
+
+def _count(table: pd.DataFrame, key: tuple[str, str]) -> int | None:
+    if key not in table.index or "count" not in table:
+        return None
+    v = table["count"].get(key)
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def side_summary(runs: list[RunSummary]) -> dict[str, Any]:
+    """Requests, error rate, login success and SLO verdicts of one side, pooled over repeats.
+
+    Counts add up over the repeats (error rate = all failed / all requests; login success = all
+    logged in / all arrivals); None where the side's data has no such figure (ltng reports).
+    """
+    req = [r.requests for r in runs if r.requests is not None]
+    err = [r.errors for r in runs if r.errors is not None]
+    arr = [r.arrivals for r in runs if r.arrivals]
+    ok = [r.logged_in for r in runs if r.arrivals]
+    slos: dict[str, dict[str, int]] = {}
+    for r in runs:
+        for s in r.slos or []:
+            slos.setdefault(s.name, {"pass": 0, "fail": 0, "unmeasured": 0})[s.status] += 1
+    verdicts = [r.verdict for r in runs if r.verdict]
+    return {
+        "runs": len(runs),
+        "requests": sum(req) if req else None,
+        "errors": sum(err) if err else None,
+        "error_rate": sum(err) / sum(req) if req and sum(req) else None,
+        "arrivals": sum(arr) if arr else None,
+        "login_success": sum(ok) / sum(arr) if arr else None,
+        "slos": slos,
+        "verdicts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
+    }
 
 
 def spread(values: list[float]) -> dict[str, Any]:
@@ -202,6 +255,7 @@ def compare(base: list[RunSummary], new: list[RunSummary], opt: ReportOptions) -
         options=opt,
         pooling={"base": bhow, "new": nhow},
         warnings=side_warnings("base", base) + side_warnings("new", new) + kind_warning(base, new),
+        sides={"base": side_summary(base), "new": side_summary(new)},
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from mmload.hdr import Sparse
+from mmload.record import SloVerdict
 
 # Columns of RunSummary.timings; count and sum_ms are null for ltng data (it only has avg/p99).
 TIMING_COLUMNS = ["kind", "name", "avg_ms", "p99_ms", "count", "sum_ms"]
@@ -53,6 +54,18 @@ class RunSummary:
     histograms: dict[str, Sparse] = field(default_factory=dict)
     graphs: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # mmload records only (None for ltng data, which has none of these):
+    requests: int | None = None
+    errors: int | None = None
+    arrivals: int | None = None  # login arrivals scheduled (Sev0 runs)
+    logged_in: int | None = None  # of which logged in
+    slos: list[SloVerdict] | None = None
+    verdict: str | None = None  # PASS / FAIL / NO SLOS (record.run_verdict)
+
+    @property
+    def error_rate(self) -> float | None:
+        """Failed requests / requests (None without request counts)."""
+        return self.errors / self.requests if self.requests else None
 
     def identity(self) -> dict[str, Any]:
         """The JSON-friendly identity of the run (no tables)."""

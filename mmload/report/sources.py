@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +33,26 @@ def _json_is_ltng(path: Path) -> bool:
         return False
 
 
+GLOB_CHARS = set("*?[")
+
+
+def expand(path: Path) -> list[Path]:
+    """``path`` itself, or what it matches when it is a pattern the shell did not expand
+    (quoted, or matching nothing in the shell's eyes), e.g. ``'runs/*-esr-10.11*'``."""
+    if path.exists() or not GLOB_CHARS & set(str(path)):
+        return [path]
+    matches = sorted(Path(p) for p in glob.glob(str(path)))
+    if not matches:
+        raise UserError("no file or directory matches this pattern", source=str(path))
+    return matches
+
+
 def discover(path: Path) -> list[Path]:
     """Run records and ltng report files at or under ``path`` (sorted; records not entered)."""
     if not path.exists():
+        found = expand(path)
+        if found != [path]:
+            return [item for p in found for item in discover(p)]
         raise UserError("no such file or directory", source=str(path))
     if path.is_file() or is_run_record(path):
         return [path]
@@ -53,11 +71,14 @@ def load_runs(
     label: str | None = None,
     detail: str = "timings",
     progress: Callable[[str], None] | None = None,
+    skipped: list[str] | None = None,
 ) -> list[RunSummary]:
     """Every run at or under ``paths`` as RunSummary; nothing found is a UserError.
 
     ``detail`` is ``head`` (identity and supported users: run.json only, the top of ltng
     files; enough for ceiling tables), ``timings`` or ``full`` (ltng graphs too).
+    ``skipped``: when given, a damaged run or report is listed there (one line saying what is
+    wrong) and skipped instead of stopping everything.
     """
     runs: list[RunSummary] = []
     for raw in paths:
@@ -68,7 +89,14 @@ def load_runs(
         for item in found:
             if progress:
                 progress(str(item))
-            runs.append(load_one(item, architecture, label, detail))
+            try:
+                runs.append(load_one(item, architecture, label, detail))
+            except UserError as exc:
+                if skipped is None:
+                    raise
+                skipped.append(f"{exc} (damaged: skipped)")
+    if not runs and skipped:
+        raise UserError(f"no readable run: {skipped[0]}")
     return runs
 
 
@@ -85,14 +113,54 @@ def load_one(path: Path, architecture: str | None, label: str | None, detail: st
 
 def summary_from_meta(path: Path, architecture: str | None, label: str | None) -> RunSummary:
     """A RunSummary from run.json alone (no request tables read)."""
-    meta = record.read_run(path)
-    users = meta.get("supported_users")
+    run = record.read_meta(path)
     return RunSummary(
         source=str(path),
         kind="mmload",
-        name=str(meta.get("run_id") or path.name),
-        architecture=architecture or meta.get("architecture") or None,
-        label=label or meta.get("label") or meta.get("server_version") or None,
-        supported_users=float(users) if isinstance(users, int | float) else None,
-        outcome=meta.get("outcome"),
+        name=str(run.run_id or path.name),
+        architecture=architecture or run.architecture or None,
+        label=label or run.label or run.server_version or None,
+        supported_users=run.supported_users,
+        started_at=run.started_at,
+        ended_at=run.ended_at,
+        outcome=run.outcome,
+        slos=list(run.slos),
+        verdict=record.run_verdict(run).status,
     )
+
+
+def split_sides(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """BASE and NEW from the paths given to ``compare``.
+
+    Two paths: one side each (a run, an ltng report, a folder of repeats, or a quoted pattern).
+    More (the shell expanded ``runs/*-esr-10.11 runs/*-esr-11.7`` into many run folders): the
+    paths are split where the label changes, which must happen exactly once.
+    """
+    if len(paths) == 2:
+        return [paths[0]], [paths[1]]
+    if len(paths) < 2:
+        raise UserError(
+            "compare needs two sides: BASE NEW (each a run, a folder of repeats, or a pattern)",
+            source="command line",
+        )
+    labels = [_label_of(p) for p in paths]
+    cuts = [i for i in range(1, len(paths)) if labels[i] != labels[i - 1]]
+    if len(cuts) != 1:
+        seen = list(dict.fromkeys(str(lb) for lb in labels))
+        raise UserError(
+            f"{len(paths)} paths with {len(seen)} labels in turn ({', '.join(seen)}): give two "
+            "sides, BASE NEW, each a folder of repeats or a quoted pattern, e.g. "
+            "'runs/*-esr-10.11' 'runs/*-esr-11.7'",
+            source="command line",
+        )
+    return paths[: cuts[0]], paths[cuts[0] :]
+
+
+def _label_of(path: Path) -> str | None:
+    """The label a compare side would get from this path (run.json, or the ltng report)."""
+    if is_run_record(path):
+        run = record.read_meta(path)
+        return run.label or run.server_version
+    if path.is_file():
+        return load_ltng(path, None, None, "head").label
+    return str(path)

@@ -3,6 +3,8 @@ published Mattermost dataset, and a headless Chromium page check."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shutil
 import subprocess
@@ -10,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmload.cli import main
@@ -70,6 +73,44 @@ class PageCheck:
 
     def attr(self, name: str) -> str | None:
         m = re.search(rf'<html[^>]*\s{name}="([^"]*)"', self.dom)
+        return m.group(1) if m else None
+
+    def figures(self) -> dict[str, tuple[int, int, int]]:
+        """Every plot Plotly drew: figure id -> (traces, data points, non-zero points), as the
+        page marked them after drawing (from the plot's calculated data, not from pixels)."""
+        out = {}
+        for div in re.findall(r"<div[^>]*data-figure=[^>]*>", self.dom):
+            fid = re.search(r'data-figure="([^"]+)"', div)
+            got = [re.search(rf'data-{k}="(\d+)"', div) for k in ("traces", "points", "nonzero")]
+            assert fid and all(got), f"a plot was not drawn: {div}"
+            out[fid.group(1)] = tuple(int(m.group(1)) for m in got)  # type: ignore[union-attr]
+        return out
+
+    def trace(self, fid: str, name: str) -> list[float]:
+        """The y values of one named trace of a figure (plotly's typed arrays decoded)."""
+        for t in self.figure_data(fid)["data"]:
+            if t.get("name") == name:
+                y = t.get("y", [])
+                if isinstance(y, dict):  # {"dtype": "f8", "bdata": base64}
+                    y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]).tolist()
+                return [float("nan") if v is None else float(v) for v in y]
+        raise AssertionError(f"figure {fid} has no trace {name!r}")
+
+    def figure_data(self, fid: str) -> dict:
+        """The plotly JSON (data and layout) embedded for one figure."""
+        div = re.search(rf'<div[^>]*id="(plot-\d+)"[^>]*data-figure="{re.escape(fid)}"', self.dom)
+        assert div, f"no figure {fid}"
+        blob = re.search(
+            rf'<script type="application/json" id="{div.group(1)}-data">(.*?)</script>',
+            self.dom,
+            re.S,
+        )
+        assert blob, f"no data for figure {fid}"
+        return json.loads(blob.group(1))
+
+    def banner(self) -> str | None:
+        """The verdict shown at the top (PASS, FAIL, NO SLOS), if any."""
+        m = re.search(r'id="verdict" data-verdict="([^"]+)"', self.dom)
         return m.group(1) if m else None
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from mmload.report import plots
 from mmload.report.compare import Comparison, changed
 from mmload.report.model import RunSummary
-from mmload.report.values import MISSING, fmt, go_duration, records
+from mmload.report.values import MISSING, fmt, go_duration, pct, records
 from mmload.report.views import Figure, Section, Table, Text, View
 
 KIND_TITLE = {"store": "Store times", "api": "API times"}
@@ -33,11 +33,13 @@ def document(c: Comparison) -> dict[str, Any]:
         "base": side_desc(c.base),
         "new": side_desc(c.new),
         "supported_users": c.users,
+        "sides": c.sides,
         "pooling": c.pooling,
         "thresholds": {
             "min_delta_pct": c.options.min_delta_pct,
             "min_delta_ms": c.options.min_delta_ms,
             "noise_pct": c.options.noise_pct,
+            "min_samples": c.options.min_samples,
         },
         "warnings": c.warnings,
         "rows": records(c.rows),
@@ -105,10 +107,61 @@ def change_figure(c: Comparison, kind: str, stat: str, top: int = 15) -> Figure 
     return Figure(f"changes-{kind}-{stat}", title, lambda: plots.change_bars(sel))
 
 
+SIDE_HEADERS = ["", "runs", "requests", "error rate", "login success", "run verdicts", "SLOs"]
+
+
+def _slo_cell(slos: dict[str, dict[str, int]]) -> str:
+    if not slos:
+        return MISSING
+    parts = []
+    for name, n in sorted(slos.items()):
+        total = sum(n.values())
+        bad = [f"{n[k]} {k}" for k in ("fail", "unmeasured") if n[k]]
+        parts.append(f"{name}: {n['pass']}/{total} pass" + (f" ({', '.join(bad)})" if bad else ""))
+    return "; ".join(parts)
+
+
+def side_rows(c: Comparison) -> list[list[Any]]:
+    """Per side: runs, requests, error rate, login success, verdicts and SLOs."""
+    rows = []
+    for side in ("base", "new"):
+        s = c.sides[side]
+        verdicts = ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()) or MISSING
+        rows.append(
+            [
+                side,
+                s["runs"],
+                fmt(s["requests"]),
+                pct(s["error_rate"]),
+                pct(s["login_success"]),
+                verdicts,
+                _slo_cell(s["slos"]),
+            ]
+        )
+    return rows
+
+
+def few_rows(c: Comparison) -> list[list[Any]]:
+    """Endpoints left out of the change tables because a side has too few samples."""
+    sel = c.rows[(c.rows["change"] == "few_samples") & (c.rows["stat"] == "p99")]
+    return [
+        [
+            r.name,
+            r.kind,
+            fmt(r.base_count),
+            fmt(r.new_count),
+            go_duration(r.base),
+            go_duration(r.new),
+        ]
+        for r in sel.itertuples()
+    ]
+
+
 def view(c: Comparison) -> View:
     """The comparison, tables laid out like `ltctl report compare`."""
     head = Section(None, [Text(f"base: {side_name(c.base)}"), Text(f"new: {side_name(c.new)}")])
     head.blocks += [Text(f"warning: {w}", note=True) for w in c.warnings]
+    head.blocks.append(Table(SIDE_HEADERS, side_rows(c), "lrrrrll"))
     sections = [head]
     if c.users:
         u = c.users
@@ -147,6 +200,14 @@ def view(c: Comparison) -> View:
     for title, df in change_sections(c):
         table = Table(CHANGE_HEADERS, change_rows(df), "llrrrr")
         sections.append(Section(f"{title}:", [table], level=3))
+    few = few_rows(c)
+    if few:
+        sections.append(
+            Section(
+                f"Too few samples to compare (under {o.min_samples:,} requests on a side)",
+                [Table(["", "kind", "base count", "new count", "base p99", "new p99"], few)],
+            )
+        )
     only = c.rows[c.rows["change"].isin(["only_base", "only_new"]) & (c.rows["stat"] == "avg")]
     if len(only):
         rows = [[r.name, r.kind, r.change.replace("_", " ")] for r in only.itertuples()]
