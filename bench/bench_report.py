@@ -1,14 +1,16 @@
-"""Benchmark: `mmload report` over a run record of 10 million request rows.
+"""Benchmark: `mmload report` over a run record of 100 million request rows.
 
-Target (issue 4): the report, in all four formats, finishes in <= 30 s with <= 2 GiB peak memory
-on 2 cores. The record is generated first through mmload/record.py (tests/report/synth.py):
-a Sev0-shaped run of 20 minutes, 40 endpoint templates, 4 workers, 15,000 arrivals, 10 s
-windows, and HDR histograms built from exactly the latencies of the rows. Then `mmload report`
-runs as a subprocess; its wall time, the largest process's peak RSS (getrusage
-RUSAGE_CHILDREN) and the peak summed RSS of its process tree (sampled) are measured. The last
-line of stdout is one JSON object.
+Target (issue 11): a 100,000-user ceiling run's size, 100 M rows, reported in all four formats
+in <= 60 s with <= 2 GiB peak memory on 2 cores (issue 4's figure, 10 M rows in <= 30 s, is
+kept for comparison: ``--rows 10000000``). The record is generated first through
+mmload/record.py and mmload/hdr.py (tests/report/synth.py): a Sev0-shaped run of 20 minutes, 40
+endpoint templates, 4 workers, 15,000 arrivals, 10 s windows, and HDR histograms built from
+exactly the latencies of the rows. Then `mmload report` runs as a subprocess; its wall time, CPU
+time, the largest process's peak RSS (getrusage RUSAGE_CHILDREN) and the peak summed RSS of its
+process tree (sampled) are measured, with the load average before and after (the machine is
+shared). The last line of stdout is one JSON object.
 
-    .venv/bin/python bench/bench_report.py [--rows 10000000] [--seconds 1200] [--keep DIR]
+    .venv/bin/python bench/bench_report.py [--rows 100000000] [--seconds 1200] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -32,8 +34,14 @@ sys.path.insert(0, str(REPO))
 
 from tests.report.synth import Spec, make_record  # noqa: E402
 
-TARGET_S = 30.0
 TARGET_RSS_MIB = 2048.0
+
+
+def target_s(rows: int) -> float:
+    """60 s for a 100 M-row record (issue 11); 30 s up to 10 M rows (issue 4)."""
+    return 30.0 if rows <= 10_000_000 else 60.0
+
+
 CPU_SECONDS = [0.0]  # user + system CPU of the report's processes (load-independent)
 
 
@@ -94,7 +102,7 @@ def time_report(run_dir: Path, out: Path) -> tuple[float, float, float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--rows", type=int, default=100_000_000)
     ap.add_argument("--seconds", type=int, default=1200, help="run length (10 s windows)")
     ap.add_argument("--keep", metavar="DIR", help="keep (or reuse) the generated record in DIR")
     args = ap.parse_args()
@@ -125,9 +133,12 @@ def main() -> None:
             "outputs_bytes": outputs,
             "cpus": len(os.sched_getaffinity(0)),
             "loadavg_1m_before": round(load_before, 2),  # other work on the machine skews times
-            "target_wall_s": TARGET_S,
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
+            "target_wall_s": target_s(args.rows),
             "target_rss_mib": TARGET_RSS_MIB,
-            "ok": rc == 0 and wall <= TARGET_S and max(rss_mib, tree_mib) <= TARGET_RSS_MIB,
+            "ok": rc == 0
+            and wall <= target_s(args.rows)
+            and max(rss_mib, tree_mib) <= TARGET_RSS_MIB,
         }
         print(json.dumps(result, sort_keys=True), flush=True)
         if not result["ok"]:

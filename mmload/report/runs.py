@@ -483,8 +483,9 @@ def connected_users(
 ) -> tuple[pd.Series, pd.Series]:
     """Users logged in, and logged in with their WebSocket connected, at each window's end.
 
-    +1 when a user's login succeeded (and, for the second, its socket said hello); -1 for each
-    socket the herd's outage dropped, +1 when it reconnected. Users Locust stopped are not in the
+    +1 when a user's login succeeded (and, for the second, its socket said hello); in a herd,
+    -1 for every socket the outage closed (at ``drop_at``, or when it opened if later: the
+    engine closes it at once), +1 when it reconnected. Users Locust stopped are not in the
     record: where Locust's history is there, the curves are capped at its running users.
     """
     ends = pd.to_datetime(index + WINDOW_S, unit="s", utc=True)
@@ -497,12 +498,10 @@ def connected_users(
     logged = upto(ok["logged_in"])
     connected = upto(ok["ws_connected"]).astype(np.int64)
     if len(reconnects) and drop_at is not None:
-        # the outage drops every socket open at drop_at; only reconnects (and later logins) count
-        after = ends > drop_at
-        before = int((ok["ws_connected"] <= drop_at).sum())
-        connected = np.where(
-            after, connected - before + upto(reconnects["ws_connected"]), connected
-        )
+        # the outage closes every user's socket at drop_at (or at once, for a user whose socket
+        # only opened after it); the herd's reconnects open them again
+        drops = ok["ws_connected"].where(ok["ws_connected"] > drop_at, drop_at)
+        connected = connected - upto(drops) + upto(reconnects["ws_connected"])
     logged_s = pd.Series(logged, index=index, dtype="float64")
     conn_s = pd.Series(np.maximum(connected, 0), index=index, dtype="float64")
     if spawned is not None and spawned.notna().any():

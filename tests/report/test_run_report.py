@@ -283,3 +283,139 @@ def test_damaged_record_is_one_line_exit_2(cli: Cli, damage: str, tmp_path: Path
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.startswith(f"mmload: error: {run}: damaged run record: ")
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_compare_sides_as_the_shell_expands_them(
+    cli: Cli, records: dict[str, Path], tmp_path: Path
+) -> None:
+    """`mmload compare runs/*-a runs/*-b`: the shell passes six run folders; they are split
+    where the label changes. A quoted pattern is expanded by mmload itself."""
+    folders = cli("compare", str(records["base"]), str(records["new"]), "-f", "json")
+    paths = sorted(map(str, records["base"].iterdir())) + sorted(map(str, records["new"].iterdir()))
+    expanded = cli("compare", *paths, "-f", "json")
+    pattern = cli("compare", f"{records['base']}/base-*", f"{records['new']}/new-*", "-f", "json")
+    for res in (folders, expanded, pattern):
+        assert res.returncode == 0, res.stderr
+    docs = [json.loads(r.stdout) for r in (folders, expanded, pattern)]
+    assert docs[0]["rows"] == docs[1]["rows"] == docs[2]["rows"]
+    assert docs[1]["base"]["label"] == ["10.11.17"] and docs[1]["new"]["label"] == ["11.7.1"]
+    nothing = cli("compare", f"{records['base']}/nope-*", str(records["new"]))
+    assert nothing.returncode == 2 and "no file or directory matches" in nothing.stderr
+    mixed = cli("compare", *paths, paths[0])
+    assert mixed.returncode == 2 and "labels in turn" in mixed.stderr
+
+
+def test_compare_sides_samples_and_out_alone(
+    cli: Cli, records: dict[str, Path], tmp_path: Path
+) -> None:
+    res = cli(
+        "compare",
+        str(records["base"]),
+        str(records["new"]),
+        "--out",
+        str(tmp_path),
+        "--min-samples",
+        "400",
+    )
+    assert res.returncode == 0, res.stderr
+    # --out alone writes every format compare has (it has no JUnit)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "compare.html",
+        "compare.json",
+        "compare.md",
+    ]
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    base = doc["sides"]["base"]
+    assert base["runs"] == 3 and base["requests"] == 18_000
+    assert 0 < base["error_rate"] < 0.02 and base["verdicts"] == {"FAIL": 3}
+    assert base["slos"]["error_rate"] == {"pass": 0, "fail": 3, "unmeasured": 0}
+    rows = doc["rows"]
+    few = [r for r in rows if r["change"] == "few_samples"]
+    assert few and all(min(r["base_count"], r["new_count"]) < 400 for r in few)
+    judged = [r for r in rows if r["change"] in ("worsened", "improved")]
+    assert judged and all(min(r["base_count"], r["new_count"]) >= 400 for r in judged)
+    md = (tmp_path / "compare.md").read_text()
+    assert "## Too few samples to compare (under 400 requests on a side)" in md
+    assert "| base | 3 | 18,000 |" in md
+
+
+def test_ceiling_reports_and_skips_a_damaged_record(
+    cli: Cli, records: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    tree = tmp_path / "tree"
+    shutil.copytree(records["base"], tree / "base")
+    broken = tree / "base" / "zz-broken"
+    broken.mkdir()
+    (broken / "run.json").write_bytes(b"\xff\xfe\x00garbage")
+    bad_type = tree / "base" / "zz-bad-type"
+    shutil.copytree(records["base"] / "base-1", bad_type)
+    meta = json.loads((bad_type / "run.json").read_text())
+    meta["slos"][0]["passed"] = "yes"
+    (bad_type / "run.json").write_text(json.dumps(meta))
+    res = cli("ceiling", str(tree), "-f", "json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [(r["label"], r["runs"]) for r in rows] == [("10.11.17", 3)]
+    assert f"{broken / 'run.json'}: not UTF-8 text" in res.stderr
+    assert f"{bad_type / 'run.json'}: slos[0].passed: " in res.stderr
+    # report refuses the same records with one line, exit 2
+    for path in (broken, bad_type):
+        one = cli("report", str(path))
+        assert one.returncode == 2 and len(one.stderr.strip().splitlines()) == 1, one.stderr
+
+
+def test_record_with_arrivals_but_no_requests(cli: Cli, tmp_path: Path) -> None:
+    """A run whose target answered nothing: arrivals (all failed), no request rows."""
+    import pyarrow as pa
+
+    run = tmp_path / "nothing-answered"
+    run.mkdir()
+    t0 = 1_795_176_000_000_000
+    n = 5
+    ts = pa.timestamp("us", tz="UTC")
+    arrivals = pa.table(
+        {
+            "user": [f"u{i}" for i in range(n)],
+            "worker": ["local"] * n,
+            "scheduled": pa.array([t0 + i * 1_000_000 for i in range(n)], type=ts),
+            "started": pa.array([t0 + i * 1_000_000 + 500 for i in range(n)], type=ts),
+            "lag_ms": [0.5] * n,
+            "logged_in": pa.array([None] * n, type=ts),
+            "loaded": pa.array([None] * n, type=ts),
+            "ws_connected": pa.array([None] * n, type=ts),
+            "outcome": ["failed"] * n,
+            "error": ["connection refused"] * n,
+            "phase": ["login"] * n,
+        },
+        schema=record.ARRIVAL_SCHEMA,
+    )
+    record.write_part(run, record.ARRIVALS, "local", 0, arrivals)
+    record.write_run_json(
+        run,
+        {
+            "run_id": run.name,
+            "scenario": {"name": "sev0-login-storm", "kind": "storm"},
+            "outcome": "completed",
+            "started_at": "2026-11-20T12:00:00Z",
+            "ended_at": "2026-11-20T12:00:20Z",
+            "slos": [
+                {
+                    "name": "login_p99_ms",
+                    "op": "<",
+                    "threshold": 2000,
+                    "value": None,
+                    "passed": None,
+                }
+            ],
+        },
+    )
+    out = tmp_path / "out"
+    res = cli("report", str(run), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["run"]["requests"] == 0 and doc["endpoints"] == []
+    assert doc["verdict"]["status"] == "FAIL"  # unmeasured is not a pass
+    assert doc["sev0"]["arrivals"] == 5 and doc["sev0"]["failed"] == 5
+    assert "the record holds no requests" in (out / "report.md").read_text()

@@ -163,7 +163,12 @@ def sev0_rows(s: dict[str, Any]) -> list[list[Any]]:
     """Sev0 login-storm facts as (what, value) rows."""
     return [
         ["arrivals scheduled", fmt(s["arrivals"])],
-        ["schedule", f"{s['scheduled_first']} → {s['scheduled_last']}"],
+        [
+            "schedule",
+            f"{s['scheduled_first']} → {s['scheduled_last']}"
+            if s["scheduled_first"]
+            else "none (users added by the ceiling loop)",
+        ],
         [
             "started / logged in / fully loaded",
             f"{s['started']:,} / {s['logged_in']:,} / {s['loaded']:,}",
