@@ -324,22 +324,6 @@ def decode_sparse(encoded: str | bytes) -> Sparse:
     return Sparse(idx, cnt) if idx.size else EMPTY
 
 
-def _reduce(key: np.ndarray, cnt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum ``cnt`` per distinct ``key`` (exact below 2**53 per key); keys come back sorted."""
-    uniq, inverse = np.unique(key, return_inverse=True)
-    return uniq, np.bincount(inverse, weights=cnt, minlength=len(uniq)).astype(np.int64)
-
-
-def _split(keys: np.ndarray, cnt: np.ndarray, groups: int) -> list[Sparse]:
-    """Sorted ``group * counts_len() + bucket`` keys and their counts, as one Sparse per group."""
-    g, b = np.divmod(keys, counts_len())
-    cuts = np.searchsorted(g, np.arange(groups + 1))
-    return [
-        Sparse(b[lo:hi], cnt[lo:hi]) if hi > lo else EMPTY
-        for lo, hi in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True)
-    ]
-
-
 def bucket_index(values_us: np.ndarray) -> np.ndarray:
     """Vectorised ``HdrHistogram._counts_index_for`` for mmload's layout (values clamped to it)."""
     h = new_histogram()
@@ -439,54 +423,56 @@ class RunHistograms:
         return {w: merge(v) for w, v in per.items()}
 
 
-READ_CHUNK = 4096  # histograms decoded per vectorised pass
+READ_CHUNK = 256  # histograms decoded per vectorised pass (bounds the temporary arrays)
+
+
+def _merge_arrays(idx: list[np.ndarray], cnt: list[np.ndarray]) -> Sparse:
+    """Exact merge of raw (bucket, count) arrays: a dense bincount, then sparse again."""
+    if len(idx) == 1:
+        return Sparse(idx[0], cnt[0]) if idx[0].size else EMPTY
+    dense = np.bincount(np.concatenate(idx), weights=np.concatenate(cnt), minlength=counts_len())
+    nz = np.flatnonzero(dense)
+    return Sparse(nz.astype(np.int64), dense[nz].astype(np.int64)) if nz.size else EMPTY
 
 
 def read_run(run_dir: str | Path) -> RunHistograms:
     """Read and merge a run's hdr.jsonl once (raises HdrDecodeError on a damaged histogram).
 
-    Histograms are decoded in chunks and summed per (kind, window, name) as they come, so memory
-    grows with the distinct buckets of the run, not with the number of lines.
+    Histograms are decoded a chunk at a time and folded into one sparse histogram per
+    (kind, window, name) as they come, so memory grows with the run's distinct buckets, not
+    with its number of lines.
     """
-    ids: dict[tuple[str, int, str], int] = {}
-    acc_keys: list[np.ndarray] = []
-    acc_cnt: list[np.ndarray] = []
+    acc: dict[tuple[str, int, str], Sparse] = {}
     chunk: list[Line] = []
-    lines = 0
+    out = RunHistograms()
 
-    def flush() -> None:
+    def fold() -> None:
         hist_no, idx, cnt = decode_many([ln.encoded for ln in chunk])
-        gid = np.fromiter(
-            (ids.setdefault((ln.kind, ln.window_start, ln.name), len(ids)) for ln in chunk),
-            dtype=np.int64,
-            count=len(chunk),
-        )
-        keys, sums = _reduce(gid[hist_no] * counts_len() + idx, cnt)
-        acc_keys.append(keys)
-        acc_cnt.append(sums)
+        cuts = np.searchsorted(hist_no, np.arange(len(chunk) + 1))
+        members: dict[tuple[str, int, str], list[int]] = defaultdict(list)
+        for i, ln in enumerate(chunk):
+            members[(ln.kind, ln.window_start, ln.name)].append(i)
+        for key, rows in members.items():
+            parts_i = [idx[cuts[i] : cuts[i + 1]] for i in rows]
+            parts_c = [cnt[cuts[i] : cuts[i + 1]] for i in rows]
+            if key in acc:
+                parts_i.append(acc[key].idx)
+                parts_c.append(acc[key].cnt)
+            acc[key] = _merge_arrays(parts_i, parts_c)
         chunk.clear()
 
     for ln in iter_lines(run_dir):
-        lines += 1
+        out.lines += 1
         chunk.append(ln)
         if len(chunk) >= READ_CHUNK:
-            flush()
-            if len(acc_keys) >= 16:  # keep the running sums compact
-                merged = _reduce(np.concatenate(acc_keys), np.concatenate(acc_cnt))
-                acc_keys[:], acc_cnt[:] = [merged[0]], [merged[1]]
+            fold()
     if chunk:
-        flush()
-    out = RunHistograms(lines=lines)
-    if not ids:
-        return out
-    keys, cnt = _reduce(np.concatenate(acc_keys), np.concatenate(acc_cnt))
-    wn_keys = list(ids)
-    out.by_window_name = dict(zip(wn_keys, _split(keys, cnt, len(wn_keys)), strict=True))
-    name_ids: dict[tuple[str, str], int] = {}
-    to_name = np.array([name_ids.setdefault((k, n), len(name_ids)) for k, _, n in wn_keys])
-    g, b = np.divmod(keys, counts_len())
-    nkeys, ncnt = _reduce(to_name[g] * counts_len() + b, cnt)
-    out.by_name = dict(zip(name_ids, _split(nkeys, ncnt, len(name_ids)), strict=True))
+        fold()
+    out.by_window_name = acc
+    per_name: dict[tuple[str, str], list[Sparse]] = defaultdict(list)
+    for (kind, _w, name), sp in acc.items():
+        per_name[(kind, name)].append(sp)
+    out.by_name = {k: merge(v) for k, v in per_name.items()}
     return out
 
 

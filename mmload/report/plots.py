@@ -40,8 +40,21 @@ def _mid(w: pd.DataFrame) -> pd.Series:
     return w["time"] + HALF_WINDOW
 
 
+MODE = "lines+markers"  # a short run has a window or two: a lone point must still show
+MARKER = {"size": 4}
+
+
 def _line(x: pd.Series, y: pd.Series, name: str, **kw: object) -> go.Scatter:
-    return go.Scatter(x=x, y=y, name=name, mode="lines", **kw)
+    return go.Scatter(x=x, y=y, name=name, mode=MODE, marker=MARKER, **kw)
+
+
+def _from_zero(cum: pd.DataFrame) -> pd.DataFrame:
+    """Running totals with a first point at 0 where the first window starts."""
+    first = cum.iloc[:1].copy()
+    first["time"] = first["time"] - 2 * HALF_WINDOW
+    for col in [c for c in cum.columns if c.endswith("_cum")]:
+        first[col] = 0
+    return pd.concat([first, cum], ignore_index=True)
 
 
 def latency_over_time(w: pd.DataFrame, axis: Axis) -> go.Figure:
@@ -63,6 +76,7 @@ def throughput(w: pd.DataFrame, axis: Axis) -> go.Figure:
 def arrivals(aw: pd.DataFrame, axis: Axis) -> go.Figure:
     """Scheduled vs started vs logged in vs failed (and fully loaded), cumulative at window end."""
     fig = _fig("users (cumulative)", axis)
+    aw = _from_zero(aw)
     for col, name, extra in (
         ("scheduled_cum", "scheduled", {"line": {"dash": "dot", "color": "#5f6368"}}),
         ("started_cum", "started", {}),
@@ -70,7 +84,7 @@ def arrivals(aw: pd.DataFrame, axis: Axis) -> go.Figure:
         ("loaded_cum", "fully loaded", {}),
         ("failed_cum", "failed", {"line": {"color": "crimson"}}),
     ):
-        fig.add_trace(go.Scatter(x=aw["time"], y=aw[col], name=name, mode="lines", **extra))
+        fig.add_trace(_line(aw["time"], aw[col], name, **extra))
     return fig
 
 
@@ -94,7 +108,7 @@ def login_latency(w: pd.DataFrame, axis: Axis) -> go.Figure:
         ("login_p99_corrected_ms", "p99 corrected", {"line": {"dash": "dash"}}),
     ):
         if w[col].notna().any():
-            fig.add_trace(go.Scatter(x=_mid(w), y=w[col], name=name, mode="lines", **extra))
+            fig.add_trace(_line(_mid(w), w[col], name, **extra))
     return fig
 
 
@@ -107,7 +121,8 @@ def errors_by_class(w: pd.DataFrame, classes: dict[str, str], axis: Axis) -> go.
                 x=_mid(w),
                 y=w[f"errors_{key}"] / record.WINDOW_S,
                 name=title,
-                mode="lines",
+                mode=MODE,
+                marker=MARKER,
                 stackgroup="errors",
                 line={"color": ERROR_COLOURS.get(key)},
             )
@@ -149,13 +164,14 @@ def users(w: pd.DataFrame, axis: Axis) -> go.Figure:
 def reconnects(rw: pd.DataFrame, axis: Axis) -> go.Figure:
     """The reconnect herd: reconnects due by the backoff rule vs started vs reconnected."""
     fig = _fig("clients (cumulative)", axis)
+    rw = _from_zero(rw)
     for col, name, extra in (
         ("scheduled_cum", "due (backoff schedule)", {"line": {"dash": "dot"}}),
         ("started_cum", "started", {}),
         ("reconnected_cum", "reconnected", {"line": {"width": 3}}),
         ("failed_cum", "failed", {"line": {"color": "crimson"}}),
     ):
-        fig.add_trace(go.Scatter(x=rw["time"], y=rw[col], name=name, mode="lines", **extra))
+        fig.add_trace(_line(rw["time"], rw[col], name, **extra))
     return fig
 
 
@@ -166,7 +182,7 @@ def endpoint_p99(ew: pd.DataFrame, endpoints: pd.DataFrame, top: int, axis: Axis
     for name in busiest:
         sel = ew[ew["name"] == name]
         x = pd.to_datetime(sel["window_start"], unit="s", utc=True) + HALF_WINDOW
-        fig.add_trace(go.Scatter(x=x, y=sel["p99_ms"], name=name, mode="lines"))
+        fig.add_trace(_line(x, sel["p99_ms"], name))
     return fig
 
 
@@ -208,7 +224,7 @@ def prometheus_panel(panel: record.PromPanel, axis: Axis) -> go.Figure:
         label = ", ".join(f"{k}={v}" for k, v in sorted(series.metric.items()) if k != "__name__")
         x = pd.to_datetime([t for t, _ in series.values], unit="s", utc=True)
         y = pd.to_numeric(pd.Series([v for _, v in series.values]), errors="coerce")
-        fig.add_trace(go.Scatter(x=x, y=y, name=label or panel.title or "", mode="lines"))
+        fig.add_trace(_line(x, y, label or panel.title or ""))
     return fig
 
 

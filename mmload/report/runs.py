@@ -121,97 +121,122 @@ def _batches(run_dir: Path) -> Iterator[pa.RecordBatch]:
         yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=REQUEST_COLUMNS)
 
 
+def _class_table() -> np.ndarray:
+    """ERROR_CLASSES code of a failed request by HTTP status (index: status 0..999)."""
+    lut = np.full(1000, 6, dtype=np.int8)  # answered (1xx-3xx) but failed: other
+    lut[0] = 5
+    lut[400:500] = 3
+    lut[[401, 403]] = 1
+    lut[429] = 2
+    lut[500:600] = 4
+    return lut
+
+
+CLASS_OF_STATUS = _class_table()
+CLASSES = 8  # codes 0..6 fit in 3 bits
+PACK = 1 << 24  # run-wide key: window_start * PACK + endpoint * CLASSES + class (< 2 M endpoints)
+
+
 def error_class(status: np.ndarray, failed: np.ndarray) -> np.ndarray:
     """ERROR_CLASSES code of every row (0 for a request that did not fail)."""
-    code = np.select(
-        [
-            status == 0,
-            status == 429,
-            (status == 401) | (status == 403),
-            (status >= 400) & (status < 500),
-            status >= 500,
-        ],
-        [5, 2, 1, 3, 4],
-        default=6,
-    ).astype(np.int8)
-    code[~failed] = 0
-    return code
+    code = CLASS_OF_STATUS[np.clip(status, 0, 999)]
+    return np.where(failed, code, 0).astype(np.int8)
 
 
-def _aggregate_batch(b: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
-    ts_us = pc.cast(b.column("timestamp"), pa.int64())
-    window = pc.multiply(pc.divide(ts_us, WINDOW_US), WINDOW_S)  # integer division
-    name = b.column("name")
-    if not pa.types.is_dictionary(name.type):
-        name = pc.dictionary_encode(name)
-    failed = pc.is_valid(b.column("error"))
-    status = pc.fill_null(b.column("status"), 0).to_numpy(zero_copy_only=False)
-    cls = error_class(status, failed.to_numpy(zero_copy_only=False))
-    t = pa.table(
-        {
-            "window": window,
-            "name": name,
-            "cls": pa.array(cls),
-            "latency_ms": pc.fill_null(b.column("latency_ms"), 0.0),
-            "ts_us": ts_us,
-        }
-    )
-    agg = t.group_by(["window", "name", "cls"]).aggregate(
-        [("latency_ms", "count"), ("latency_ms", "sum"), ("ts_us", "min"), ("ts_us", "max")]
-    )
-    agg = agg.set_column(1, "name", pc.cast(agg["name"], pa.string()))
-    errs = pa.table(
-        {"name": name, "status": b.column("status"), "error": b.column("error")}
-    ).filter(failed)
-    eagg = errs.group_by(["name", "status", "error"]).aggregate([("status", "count")])
-    eagg = eagg.set_column(0, "name", pc.cast(eagg["name"], pa.string()))
-    eagg = eagg.set_column(2, "error", pc.cast(eagg["error"], pa.string()))
-    return agg, eagg
+class _Scan:
+    """Running sums of one pass over the rows, keyed by (window, endpoint, error class)."""
 
+    def __init__(self) -> None:
+        self.names: dict[str, int] = {}
+        self.keys: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.sums: list[np.ndarray] = []
+        self.errors: list[pa.Table] = []
+        self.rows = 0
+        self.ts_min: int | None = None
+        self.ts_max: int | None = None
 
-def scan_requests(run_dir: Path) -> RowAggregates:
-    """One streaming pass over the request rows: counts, latency sums, error classes."""
-    parts, eparts, rows = [], [], 0
-    for b in _batches(run_dir):
-        if b.num_rows == 0:
-            continue
-        rows += b.num_rows
-        agg, eagg = _aggregate_batch(b)
-        parts.append(agg)
-        eparts.append(eagg)
-    if not parts:
-        empty = pd.DataFrame(
+    def add(self, b: pa.RecordBatch) -> None:
+        """Count one batch: a bincount over a packed (window, name, class) key."""
+        n = b.num_rows
+        self.rows += n
+        ts = pc.cast(b.column("timestamp"), pa.int64()).to_numpy(zero_copy_only=False)
+        lo, hi = int(ts.min()), int(ts.max())
+        self.ts_min = lo if self.ts_min is None else min(self.ts_min, lo)
+        self.ts_max = hi if self.ts_max is None else max(self.ts_max, hi)
+        name = b.column("name")
+        if not pa.types.is_dictionary(name.type):
+            name = pc.dictionary_encode(name)
+        # this batch's dictionary codes -> run-wide endpoint numbers
+        remap = np.array(
+            [self.names.setdefault(str(v), len(self.names)) for v in name.dictionary.to_pylist()],
+            dtype=np.int64,
+        )
+        codes = name.indices.to_numpy(zero_copy_only=False)
+        failed = b.column("error").is_valid().to_numpy(zero_copy_only=False)
+        status = b.column("status").fill_null(0).to_numpy(zero_copy_only=False)
+        cls = error_class(status, failed)
+        window = ts // WINDOW_US
+        w0 = int(window.min())
+        stride = max(len(self.names), 1) * CLASSES
+        key = (window - w0) * stride + remap[codes] * CLASSES + cls
+        latency = b.column("latency_ms").fill_null(0.0).to_numpy(zero_copy_only=False)
+        count = np.bincount(key)
+        total = np.bincount(key, weights=latency, minlength=len(count))
+        nz = np.flatnonzero(count)
+        # back to run-wide keys (window, name, class) that do not depend on the batch
+        w, rest = np.divmod(nz, stride)
+        self.keys.append((w + w0) * WINDOW_S * PACK + rest)
+        self.counts.append(count[nz])
+        self.sums.append(total[nz])
+        if failed.any():
+            errs = pa.table(
+                {"name": name, "status": b.column("status"), "error": b.column("error")}
+            ).filter(pa.array(failed))
+            agg = errs.group_by(["name", "status", "error"]).aggregate([("status", "count")])
+            self.errors.append(
+                agg.set_column(0, "name", pc.cast(agg["name"], pa.string())).set_column(
+                    2, "error", pc.cast(agg["error"], pa.string())
+                )
+            )
+
+    def result(self) -> RowAggregates:
+        """The sums as tables."""
+        if not self.keys:
+            empty = pd.DataFrame(
+                {
+                    "window_start": pd.Series(dtype="int64"),
+                    "name": pd.Series(dtype="object"),
+                    "cls": pd.Series(dtype="int8"),
+                    "count": pd.Series(dtype="int64"),
+                    "sum_ms": pd.Series(dtype="float64"),
+                }
+            )
+            return RowAggregates(empty, pd.DataFrame(columns=["name", "status", "error", "count"]))
+        keys = np.concatenate(self.keys)
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        count = np.bincount(inverse, weights=np.concatenate(self.counts)).astype(np.int64)
+        total = np.bincount(inverse, weights=np.concatenate(self.sums))
+        window_start, rest = np.divmod(uniq, PACK)
+        name_id, cls = np.divmod(rest, CLASSES)
+        names = np.array(list(self.names), dtype=object)
+        by = pd.DataFrame(
             {
-                "window_start": pd.Series(dtype="int64"),
-                "name": pd.Series(dtype="object"),
-                "cls": pd.Series(dtype="int8"),
-                "count": pd.Series(dtype="int64"),
-                "sum_ms": pd.Series(dtype="float64"),
+                "window_start": window_start.astype(np.int64),
+                "name": names[name_id] if len(names) else [],
+                "cls": cls.astype(np.int8),
+                "count": count,
+                "sum_ms": total,
             }
         )
-        return RowAggregates(empty, pd.DataFrame(columns=["name", "status", "error", "count"]))
-    t = pa.concat_tables(parts).group_by(["window", "name", "cls"])
-    t = t.aggregate(
-        [
-            ("latency_ms_count", "sum"),
-            ("latency_ms_sum", "sum"),
-            ("ts_us_min", "min"),
-            ("ts_us_max", "max"),
-        ]
-    )
-    by = pd.DataFrame(
-        {
-            "window_start": t["window"].to_numpy(),
-            "name": t["name"].to_pylist(),
-            "cls": t["cls"].to_numpy(),
-            "count": t["latency_ms_count_sum"].to_numpy(),
-            "sum_ms": t["latency_ms_sum_sum"].to_numpy(),
-        }
-    )
-    e = pa.concat_tables(eparts)
-    if e.num_rows:
+        return RowAggregates(by, self._error_table(), self.rows, self.ts_min, self.ts_max)
+
+    def _error_table(self) -> pd.DataFrame:
+        if not self.errors:
+            return pd.DataFrame(columns=["name", "status", "error", "count"])
+        e = pa.concat_tables(self.errors)
         e = e.group_by(["name", "status", "error"]).aggregate([("status_count", "sum")])
-        errors = pd.DataFrame(
+        return pd.DataFrame(
             {
                 "name": e["name"].to_pylist(),
                 "status": e["status"].to_numpy(zero_copy_only=False),
@@ -219,15 +244,15 @@ def scan_requests(run_dir: Path) -> RowAggregates:
                 "count": e["status_count_sum"].to_numpy(),
             }
         ).sort_values(["count", "name"], ascending=[False, True], ignore_index=True)
-    else:
-        errors = pd.DataFrame(columns=["name", "status", "error", "count"])
-    return RowAggregates(
-        by,
-        errors,
-        rows,
-        int(pc.min(t["ts_us_min_min"]).as_py()),
-        int(pc.max(t["ts_us_max_max"]).as_py()),
-    )
+
+
+def scan_requests(run_dir: Path) -> RowAggregates:
+    """One streaming pass over the request rows: counts, latency sums, error classes."""
+    scan = _Scan()
+    for b in _batches(run_dir):
+        if b.num_rows:
+            scan.add(b)
+    return scan.result()
 
 
 def read_rows_and_histograms(run_dir: Path) -> tuple[RowAggregates, hdr.RunHistograms]:
@@ -500,7 +525,8 @@ def connected_users(
     if len(reconnects) and drop_at is not None:
         # the outage closes every user's socket at drop_at (or at once, for a user whose socket
         # only opened after it); the herd's reconnects open them again
-        drops = ok["ws_connected"].where(ok["ws_connected"] > drop_at, drop_at)
+        had = ok["ws_connected"].dropna()  # a user whose first socket never opened drops none
+        drops = had.where(had > drop_at, drop_at)
         connected = connected - upto(drops) + upto(reconnects["ws_connected"])
     logged_s = pd.Series(logged, index=index, dtype="float64")
     conn_s = pd.Series(np.maximum(connected, 0), index=index, dtype="float64")

@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mmload import record
-from mmload.sim.testing import running_sim
+from mmload.sim.launcher import running_sim
 from tests.conftest import MMLOAD
 
 # The storm's simulator limits logins per client address (2/s, burst 5), so that some of the

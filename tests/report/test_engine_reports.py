@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import pandas as pd
 import pytest
@@ -40,6 +41,11 @@ def report(run_dir: Path, tmp: Path) -> tuple[dict, PageCheck]:
         "report.junit.xml",
         "report.md",
     ]
+    suite = ET.parse(out / "report.junit.xml").getroot().find("testsuite")
+    slos = {s.name for s in record.read_meta(run_dir).slos}
+    assert {c.get("name") for c in suite.findall("testcase")} == {"run.outcome"} | {
+        f"slo.{n}" for n in slos
+    }
     seen = load_in_chromium(out / "report.html", tmp)
     assert seen.returncode == 0 and seen.console == [], seen.console
     assert seen.attr("data-js-errors") is None
@@ -68,8 +74,10 @@ def test_storm_report_shows_the_verdict_and_every_plot_with_data(
     arr = record.read_table(runs.storm, record.ARRIVALS).to_pandas()
     logins = arr[arr["phase"] == "login"]
     first_window = int(logins["scheduled"].min().timestamp()) // 10 * 10
-    arrivals = seen.figure_data("arrivals")["data"][0]
-    assert pd.Timestamp(arrivals["x"][0]).timestamp() >= first_window + 10
+    arrivals = seen.figure_data("arrivals")["data"][0]  # from 0 at the first window's start
+    assert pd.Timestamp(arrivals["x"][0]).timestamp() == first_window
+    assert pd.Timestamp(arrivals["x"][1]).timestamp() == first_window + 10
+    assert seen.trace("arrivals", "scheduled")[0] == 0
     assert last(seen.trace("arrivals", "scheduled")) == len(logins) == 40
     assert last(seen.trace("arrivals", "logged in")) == logins["logged_in"].notna().sum()
     failed = int((logins["outcome"] == "failed").sum())
@@ -116,10 +124,16 @@ def test_herd_report_shows_the_reconnects(runs: EngineRuns, tmp_path: Path) -> N
     assert rec["reconnects"] == 20 and rec["reconnected"] > 0 and rec["drop_at"]
     assert last(seen.trace("reconnects", "reconnected")) == rec["reconnected"]
     # the outage drops every socket: connected falls, then the herd brings it back
-    connected = [v for v in seen.trace("websocket", "connected") if v == v]
-    dip = next(i for i in range(1, len(connected)) if connected[i] < connected[i - 1])
-    assert max(connected) <= 20 and connected[-1] > min(connected[dip:])
-    assert connected[-1] == rec["reconnected"]  # every socket open at the end is a reconnect
+    ends = [pd.Timestamp(x, tz="UTC") for x in seen.figure_data("websocket")["data"][0]["x"]]
+    connected = seen.trace("websocket", "connected")
+    drop = pd.Timestamp(rec["drop_at"])
+    back = pd.Timestamp(rec["last_reconnected"])
+    after_drop = [v for t, v in zip(ends, connected, strict=True) if t > drop]
+    assert max(connected) <= 20 and after_drop[0] < 20  # the first window end after the outage
+    later = [v for t, v in zip(ends, connected, strict=True) if t >= back]
+    # every client back (unless Locust had already stopped them at the window's end)
+    assert later[0] == rec["reconnected"] or later[0] == 0
+    assert rec["reconnected"] in after_drop
     assert "Reconnect herd" in seen.dom and "outage start → connected again" in seen.dom
 
 

@@ -194,14 +194,9 @@ def test_import_ltng_plain_and_gz_agree(cli: Cli, mpr: Path, tmp_path: Path) -> 
 
 
 def test_import_writes_every_format(cli: Cli, mpr: Path, tmp_path: Path) -> None:
+    """--out alone writes every format the command has (import has no JUnit; ceiling has)."""
     res = cli(
-        "import",
-        "ltng",
-        str(mpr / "ceiling-tests" / "v2" / "ctL220"),
-        "--out",
-        str(tmp_path),
-        "--format",
-        "md,json,html",
+        "import", "ltng", str(mpr / "ceiling-tests" / "v2" / "ctL220"), "--out", str(tmp_path)
     )
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -209,6 +204,17 @@ def test_import_writes_every_format(cli: Cli, mpr: Path, tmp_path: Path) -> None
         "ltng-import.json",
         "ltng-import.md",
     ]
+    ceiling = tmp_path / "ceiling"
+    res = cli("ceiling", str(mpr / "ceiling-tests" / "v2" / "ctL220"), "--out", str(ceiling))
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in ceiling.iterdir()) == [
+        "ceiling.html",
+        "ceiling.json",
+        "ceiling.junit.xml",
+        "ceiling.md",
+    ]
+    junit = cli("import", "ltng", str(mpr / "ceiling-tests" / "v2" / "ctL220"), "-f", "junit")
+    assert junit.returncode == 2 and "not available for this command" in junit.stderr
     md = (tmp_path / "ltng-import.md").read_text()
     assert "| ctL220-1 | ctL220 | 9.5.7 | 299 |" in md
 
