@@ -4,6 +4,10 @@ A :class:`Collector` runs in every process that runs users. It listens to Locust
 event and keeps the rows, the arrivals and HDR histograms (per endpoint, per 10 s window, service
 time and time from the scheduled start). Every ``flush_s`` it hands a batch to its sink: the
 local :class:`~mmload.load.recorder.RecordWriter`, or the master through a Locust custom message.
+
+The request event is every request's hot path, so a sample is only appended there (as the
+lowest value of its HDR sub-bucket); the histograms are built per batch, one ``record_value``
+per distinct sub-bucket — the same counts, at a fraction of hdrh's per-value Python cost.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +30,25 @@ log = logging.getLogger(__name__)
 REQUEST_COLUMNS = [f.name for f in record.REQUEST_SCHEMA]
 
 Batch = dict[str, Any]
+
+_LAYOUT = hdr.new_histogram()  # the bucket layout every histogram of the record shares
+_SUB_MASK = _LAYOUT.sub_bucket_mask
+_SUB_SHIFT = _LAYOUT.sub_bucket_half_count_magnitude + 1
+
+
+def lowest_equivalent(us: int) -> int:
+    """The lowest value of the HDR sub-bucket holding ``us`` (hdrh's
+    ``get_lowest_equivalent_value``, in integer arithmetic): it is counted where ``us`` is."""
+    shift = (us | _SUB_MASK).bit_length() - _SUB_SHIFT
+    return us >> shift << shift
+
+
+def histogram_of(samples: list[int]) -> HdrHistogram:
+    """A record histogram of ``samples`` (µs), one ``record_value`` per distinct value."""
+    h = hdr.new_histogram()
+    for value, count in Counter(samples).items():
+        h.record_value(value, count)
+    return h
 
 
 def _error_text(exception: Any) -> str | None:
@@ -51,7 +75,7 @@ class Collector:
         self.flush_s = flush_s
         self._buf: list[tuple] = []
         self._arrivals: list[dict[str, Any]] = []
-        self._hists: dict[tuple[int, str, str], HdrHistogram] = {}
+        self._samples: dict[tuple[int, str, str], list[int]] = {}  # (window, name, kind) -> µs
         self.clock = clock
         self._greenlet: gevent.Greenlet | None = None
         environment.events.request.add_listener(self.on_request)
@@ -89,21 +113,19 @@ class Collector:
             )
         )
         win = int(start // record.WINDOW_S * record.WINDOW_S)
-        key = (win, name, "service")
-        h = self._hists.get(key)
-        if h is None:
-            h = self._hists[key] = hdr.new_histogram()
         us = int(response_time * 1000)
-        h.record_value(us if us > 0 else 1)
+        if us <= 0:
+            us = 1
+        self._sample((win, name, "service"), us)
         if lag is not None:
-            self._hist(win, name, "corrected").record_value(max(1, int(lag * 1e6) + us))
+            self._sample((win, name, "corrected"), max(1, int(lag * 1e6) + us))
 
-    def _hist(self, win: int, name: str, kind: str) -> HdrHistogram:
-        key = (win, name, kind)
-        h = self._hists.get(key)
-        if h is None:
-            h = self._hists[key] = hdr.new_histogram()
-        return h
+    def _sample(self, key: tuple[int, str, str], us: int) -> None:
+        samples = self._samples.get(key)
+        if samples is None:
+            samples = self._samples[key] = []
+        shift = (us | _SUB_MASK).bit_length() - _SUB_SHIFT  # lowest_equivalent, inlined
+        samples.append(us >> shift << shift)
 
     def add_arrival(self, row: dict[str, Any]) -> None:
         """One arrival row (columns of record.ARRIVAL_SCHEMA; times as epoch seconds)."""
@@ -116,7 +138,8 @@ class Collector:
         rows = {c: list(col) for c, col in zip(REQUEST_COLUMNS[:-1], columns, strict=True)}
         rows["worker"] = [self.worker] * len(buf)
         arrivals, self._arrivals = self._arrivals, []
-        hists, self._hists = self._hists, {}
+        samples, self._samples = self._samples, {}
+        hists = {key: histogram_of(values) for key, values in samples.items()}
         return {
             "worker": self.worker,
             "requests": rows,

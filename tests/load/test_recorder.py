@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from types import SimpleNamespace
 import gevent
 
 from mmload import hdr, record
-from mmload.load.collector import Collector
+from mmload.load.collector import Collector, histogram_of, lowest_equivalent
 from mmload.load.livestats import LiveStats
 from mmload.load.recorder import RecordWriter
 from tests.load.fakes import Events, FakeClock
@@ -148,3 +149,20 @@ def test_live_windows_use_whole_seconds_inside_the_range() -> None:
     assert (w["count"], w["errors"], w["avg_ms"], w["p99_ms"]) == (3, 1, 20.0, 30.0)
     assert live.window(base, base + 4, exclude=("WS ping",))["count"] == 4
     assert live.window(base, base + 4, only="WS ping")["p50_ms"] == 99.0
+
+
+def test_batch_histograms_count_exactly_what_per_value_recording_counts() -> None:
+    """The collector records each sample as the lowest value of its HDR sub-bucket and builds the
+    histograms per batch: the counts (and so the encoding and every percentile) are those of
+    hdrh's own record_value for every raw value, out-of-range values dropped alike."""
+    rng = random.Random(3)
+    values = [max(1, int(rng.lognormvariate(8, 3))) for _ in range(50_000)]
+    values += [1, 2047, 2048, 2049, 4095, 4096, 10**9, hdr.HIGHEST_US, 10**13]
+    reference = hdr.new_histogram()
+    for v in values:
+        reference.record_value(v)
+    built = histogram_of([lowest_equivalent(v) for v in values])
+    assert list(built.counts) == list(reference.counts)
+    assert hdr.encode(built) == hdr.encode(reference)
+    assert built.get_total_count() == len(values) - 1  # 10**13 µs (4 months) is dropped
+    assert all(lowest_equivalent(v) == reference.get_lowest_equivalent_value(v) for v in values)
