@@ -113,12 +113,15 @@ class Remote:
         return Job(host, folder)
 
     def job_state(self, job: Job) -> JobState:
-        """Read the job's pid and exit code back from its folder."""
+        """Read the job's pid and exit code back from its folder. A killed job whose parent
+        never reaps it (a container's init may not) stays a zombie: that is not running."""
         q = shlex.quote(job.folder)
         script = (
             f"cd {q} 2>/dev/null || {{ echo absent; exit 0; }}; "
+            "zombie() { grep -qs '^State:[[:space:]]*Z' /proc/$1/status; }; "
             "pid=$(cat pid 2>/dev/null || true); "
-            'if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo "running $pid"; '
+            'if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! zombie "$pid"; then '
+            'echo "running $pid"; '
             'elif [ -s exit ]; then echo "exited $pid $(cat exit)"; '
             'else echo "lost $pid"; fi'
         )
