@@ -86,10 +86,13 @@ def global_index(worker_index: int, workers: int, local_index: int) -> int:
 
 @dataclass(frozen=True)
 class Backoff:
-    """The Mattermost web client's WebSocket reconnect rule (websocket_client.ts).
+    """The Mattermost web client's WebSocket reconnect rule (``webapp/platform/client/src/
+    websocket.ts``, ``onclose``).
 
-    Retry after ``min_s``; once more than ``grow_after`` attempts have failed, after
-    ``min_s * failures**2``; never more than ``max_s``; plus a random 0..``jitter_s``.
+    The client counts closes since its last open (``connectFailCount``), the drop itself
+    included: the first retry after a drop sees a count of 1. It retries after ``min_s``; once
+    the count exceeds ``grow_after``, after ``min_s * count**2``; never more than ``max_s``;
+    plus a random 0..``jitter_s``.
     """
 
     min_s: float
@@ -107,30 +110,31 @@ class Backoff:
             spec.reconnect_backoff_after,
         )
 
-    def base_delay(self, failures: int) -> float:
-        """The delay before the next attempt after ``failures`` failed attempts, no jitter."""
+    def base_delay(self, fail_count: int) -> float:
+        """The delay before the next attempt when ``fail_count`` closes happened since the
+        last open (the drop counts: 1 after a drop), no jitter."""
         delay = self.min_s
-        if failures > self.grow_after:
-            delay = min(self.min_s * failures * failures, self.max_s)
+        if fail_count > self.grow_after:
+            delay = min(self.min_s * fail_count * fail_count, self.max_s)
         return delay
 
-    def delay(self, failures: int, rng: random.Random | None = None) -> float:
+    def delay(self, fail_count: int, rng: random.Random | None = None) -> float:
         """The delay with the web client's jitter."""
         r = (rng or random).random()
-        return self.base_delay(failures) + r * self.jitter_s
+        return self.base_delay(fail_count) + r * self.jitter_s
 
     def reconnect_time(self, outage_s: float, rng: random.Random | None = None) -> float:
         """Seconds after the socket dropped at which a client reconnects after an outage.
 
-        The client retries by the rule; every attempt before ``outage_s`` fails; the first one at
-        or after it succeeds.
+        The drop is the first close; every attempt before ``outage_s`` fails (one more close);
+        the first one at or after it succeeds.
         """
-        t, failures = 0.0, 0
+        t, closes = 0.0, 1
         while True:
-            t += self.delay(failures, rng)
+            t += self.delay(closes, rng)
             if t >= outage_s:
                 return t
-            failures += 1
+            closes += 1
 
 
 def herd_offsets(users: int, outage_s: float, backoff: Backoff, seed: int = 0) -> list[float]:

@@ -189,16 +189,16 @@ class MMWebSocket:
         self._reconnecting = gevent.spawn(self._reconnect_loop)
 
     def _reconnect_loop(self) -> None:
-        failures = 0
+        closes = 1  # the web client's connectFailCount: the drop is the first close
         while not self._closing:
-            self.last_backoff_s = self.backoff.delay(failures)
+            self.last_backoff_s = self.backoff.delay(closes)
             gevent.sleep(self.last_backoff_s)
             if self._closing:
                 return
             if self.connect({"page_load_context": "reconnect"}):
-                self.failures += failures
+                self.failures += closes - 1
                 return
-            failures += 1
+            closes += 1
 
     def close(self, code: int = 1000) -> None:
         """Close the socket and stop its greenlets (no reconnect)."""
