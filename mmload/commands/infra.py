@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mmload.catalog import load_catalog, load_prices
 from mmload.commands.common import console, err_console, interactive
+from mmload.config.catalog import load_catalog, load_prices
 from mmload.config.deployment import Deployment
 from mmload.errors import RunFailed, UserError
 from mmload.provision.deploy import Prepared, TerraformProgress, load_deployment, prepare

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from mmload.catalog import load_catalog
+from mmload.config.catalog import load_catalog
 from mmload.config.mattermost import MattermostSettings
 
 NAME_RE = r"^[a-z][a-z0-9-]{2,24}$"

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from mmload.catalog import load_prices
+from mmload.config.catalog import load_prices
 from mmload.config.deployment import Deployment
 from mmload.config.loader import load_model
 from mmload.provision.render import Rendered, render, workdir_for

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmload.catalog import load_catalog
+from mmload.config.catalog import load_catalog
 from mmload.config.deployment import Deployment
 
 PLACEHOLDER_CIDR = "192.0.2.10/32"  # RFC 5737 documentation address: replace with your own

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from mmload.catalog import CacheSize, DatabaseSize, NodeGroup, PriceTable, Tier, load_catalog
+from mmload.config.catalog import CacheSize, DatabaseSize, NodeGroup, PriceTable, Tier, load_catalog
 from mmload.config.components import Component, Registry, registry
 from mmload.config.deployment import Deployment
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmload.catalog import load_prices
 from mmload.config import components
+from mmload.config.catalog import load_prices
 from mmload.config.components import (
     REGISTRY_ENV,
     REGISTRY_FILE,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmload.catalog import load_catalog, load_prices
+from mmload.config.catalog import load_catalog, load_prices
 from mmload.config.deployment import Deployment
 from mmload.config.loader import load_model
 from mmload.provision.sizing import agent_count, cost_lines, hourly_total, resolve, unpriced
@@ -209,7 +209,7 @@ SERVICE_OF = {
 
 
 def test_iam_policy_covers_every_service_the_templates_use(tmp_path: Path) -> None:
-    from mmload.catalog import iam_policy_text
+    from mmload.config.catalog import iam_policy_text
     from mmload.provision.render import render
 
     policy = json.loads(iam_policy_text())

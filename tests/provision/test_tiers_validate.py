@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mmload.catalog import load_catalog
+from mmload.config.catalog import load_catalog
 from mmload.config.components import registry
 from mmload.config.deployment import Deployment
 from mmload.provision.render import render

@@ -1,0 +1,203 @@
+"""The package's layering, read from the source with ``ast``: no upward import, no cycle.
+
+The layer list lives here, not in the code it checks: bottom first, and a module may import only
+from its own layer or a lower one. Every import counts, including those inside functions and
+under ``TYPE_CHECKING``; the cycle check is on the module graph of the same imports.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mmload"
+
+# Bottom to top. A name is a module or a package (and everything under it).
+LAYERS: list[set[str]] = [
+    # The contracts and the bottom of everything: errors, resources, the on-disk record and its
+    # HDR lines, the config models with their defaults, and the data files they describe.
+    {
+        "mmload",
+        "mmload.errors",
+        "mmload.resources",
+        "mmload.net",
+        "mmload.record",
+        "mmload.hdr",
+        "mmload.config",
+        "mmload.catalog",
+    },
+    {"mmload.sim"},
+    {"mmload.load"},
+    {"mmload.report"},
+    {"mmload.provision"},
+    {"mmload.configure"},
+    {"mmload.lifecycle"},
+    {"mmload.commands", "mmload.cli"},
+]
+
+# config/ is the true bottom: beside itself it may import only these (not the catalog, a stage,
+# the record or the HDR lines).
+CONFIG_MAY_IMPORT = ("mmload.config", "mmload.errors", "mmload.resources")
+
+LOAD_MAX_LINES = 300
+
+
+def module_name(path: Path, root: Path) -> str:
+    """``mmload/load/user/client.py`` -> ``mmload.load.user.client`` (``root`` holds mmload/)."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def all_modules(root: Path = PACKAGE) -> dict[str, Path]:
+    """Every Python module under ``root``, by dotted name."""
+    return {module_name(p, root.parent): p for p in sorted(root.rglob("*.py"))}
+
+
+def _resolve_from(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    base = base[: len(base) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def imports_of(module: str, path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
+    """The mmload modules ``module`` imports (anywhere in its body), with line numbers."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            target = _resolve_from(node, module, path.name == "__init__.py")
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                yield (sub if sub in known else target), node.lineno
+
+
+def import_graph(modules: dict[str, Path]) -> dict[str, dict[str, int]]:
+    """module -> {imported mmload module: first line}, for every module given."""
+    known = set(modules)
+    graph: dict[str, dict[str, int]] = {}
+    for name, path in modules.items():
+        edges: dict[str, int] = {}
+        for target, line in imports_of(name, path, known):
+            if target.split(".")[0] == "mmload" and target != name:
+                edges.setdefault(target, line)
+        graph[name] = edges
+    return graph
+
+
+def layer_of(module: str) -> int:
+    """The index of the layer holding ``module`` (its longest listed prefix)."""
+    best, found = -1, None
+    for index, layer in enumerate(LAYERS):
+        for prefix in layer:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best:
+                best, found = len(prefix), index
+    if found is None:
+        raise AssertionError(f"{module} is in no layer of tests/test_layers.py; add it")
+    return found
+
+
+def upward_imports(graph: dict[str, dict[str, int]], modules: dict[str, Path]) -> list[str]:
+    """One line per import of a higher layer."""
+    bad = []
+    for name, edges in graph.items():
+        for target, line in edges.items():
+            if layer_of(target) > layer_of(name):
+                bad.append(f"{modules[name]}:{line}: {name} imports {target} (a higher layer)")
+    return bad
+
+
+def find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
+    """One import cycle as a path ``[a, b, ..., a]``, or None."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, {})):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+@pytest.fixture(scope="module")
+def modules() -> dict[str, Path]:
+    return all_modules()
+
+
+@pytest.fixture(scope="module")
+def graph(modules: dict[str, Path]) -> dict[str, dict[str, int]]:
+    return import_graph(modules)
+
+
+def test_every_module_is_in_a_layer(modules: dict[str, Path]) -> None:
+    for name in modules:
+        layer_of(name)
+
+
+def test_no_upward_import(graph: dict[str, dict[str, int]], modules: dict[str, Path]) -> None:
+    bad = upward_imports(graph, modules)
+    assert not bad, "\n".join(bad)
+
+
+def test_config_imports_nothing_above_errors_and_resources(
+    graph: dict[str, dict[str, int]],
+) -> None:
+    bad = [
+        f"{name} imports {target}"
+        for name, edges in graph.items()
+        if name == "mmload.config" or name.startswith("mmload.config.")
+        for target in edges
+        if not any(target == ok or target.startswith(ok + ".") for ok in CONFIG_MAY_IMPORT)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycle(graph: dict[str, dict[str, int]]) -> None:
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_load_module_over_300_lines() -> None:
+    long = {
+        str(p.relative_to(PACKAGE.parent)): n
+        for p in sorted((PACKAGE / "load").rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > LOAD_MAX_LINES
+    }
+    assert not long, f"over {LOAD_MAX_LINES} lines: {long}"
+
+
+def test_the_checks_catch_a_planted_upward_import_and_cycle(tmp_path: Path) -> None:
+    """The walker itself: a function-level upward import and a two-module cycle are found."""
+    pkg = tmp_path / "mmload"
+    (pkg / "config").mkdir(parents=True)
+    (pkg / "load").mkdir()
+    for init in ("__init__.py", "config/__init__.py", "load/__init__.py"):
+        (pkg / init).write_text("")
+    (pkg / "config" / "a.py").write_text("def f():\n    from mmload.load import b\n")
+    (pkg / "load" / "b.py").write_text("from ..config import a\n")
+    mods = all_modules(pkg)
+    planted = import_graph(mods)
+    assert planted["mmload.config.a"] == {"mmload.load.b": 2}
+    assert planted["mmload.load.b"] == {"mmload.config.a": 1}
+    bad = upward_imports(planted, mods)
+    assert len(bad) == 1 and "mmload.config.a imports mmload.load.b" in bad[0]
+    assert find_cycle(planted) == ["mmload.config.a", "mmload.load.b", "mmload.config.a"]
