@@ -17,8 +17,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from mmload.config.base import StrictModel
 from mmload.config.loader import load_model
 from mmload.errors import UserError
 
@@ -34,14 +35,10 @@ Protocol = Literal["tcp", "udp", "all"]
 PriceList = Literal["ec2", "database", "opensearch", "elasticache"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
 # -- rules -------------------------------------------------------------------------------------
 
 
-class Peer(_Strict):
+class Peer(StrictModel):
     """The other end of a rule: another component's security group, the component's own group
     (``self``), the operator CIDRs, the VPC CIDR, or anywhere (0.0.0.0/0, egress only).
 
@@ -72,7 +69,9 @@ class Peer(_Strict):
         return self
 
 
-class _Rule(_Strict):
+class _Rule(StrictModel):
+    model_config = ConfigDict(populate_by_name=True)  # the peer by its field name or alias
+
     name: str = Field(pattern=NAME)  # the resource is aws_security_group_rule.<group>_<name>
     description: str = Field(min_length=1, max_length=255)
     protocol: Protocol = "tcp"
@@ -120,7 +119,7 @@ class EgressRule(_Rule):
     destination: Peer = Field(alias="to")
 
 
-class ComponentRules(_Strict):
+class ComponentRules(StrictModel):
     """One ``<template>.rules.yaml``."""
 
     ingress: list[IngressRule] = Field(default_factory=list)
@@ -153,7 +152,7 @@ class SecurityRule:
 # -- registry ----------------------------------------------------------------------------------
 
 
-class Component(_Strict):
+class Component(StrictModel):
     """One part of a deployment and every fact the stages need about it."""
 
     name: str = Field(pattern=NAME)
@@ -182,7 +181,7 @@ class Component(_Strict):
         return self
 
 
-class Registry(_Strict):
+class Registry(StrictModel):
     """The whole ``components.yaml``."""
 
     before: list[str]

@@ -11,14 +11,13 @@ import re
 from typing import Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from mmload.config.base import StrictModel
 from mmload.config.catalog import load_catalog
 from mmload.config.mattermost import MattermostSettings
 
@@ -27,11 +26,7 @@ REGION_RE = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 INSTANCE_RE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AwsSettings(_Section):
+class AwsSettings(StrictModel):
     """How to reach AWS: a named profile (else the default chain) and an optional endpoint."""
 
     profile: str | None = None
@@ -39,7 +34,7 @@ class AwsSettings(_Section):
     endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
 
 
-class TerraformSettings(_Section):
+class TerraformSettings(StrictModel):
     """The Terraform binary, provider mirror and state backend."""
 
     binary: str = "terraform"
@@ -57,7 +52,7 @@ class TerraformSettings(_Section):
         return self
 
 
-class NetworkSettings(_Section):
+class NetworkSettings(StrictModel):
     """A new VPC (default) or an existing VPC and subnets."""
 
     vpc_cidr: str = "10.40.0.0/16"
@@ -86,7 +81,7 @@ class NetworkSettings(_Section):
         return self
 
 
-class DatabaseSettings(_Section):
+class DatabaseSettings(StrictModel):
     """Aurora PostgreSQL (default) or RDS for PostgreSQL. The password is RDS-managed."""
 
     engine: Literal["aurora-postgresql", "postgres"] = "aurora-postgresql"
@@ -96,7 +91,7 @@ class DatabaseSettings(_Section):
     allocated_storage_gb: int = Field(default=100, ge=20, le=65536)  # engine postgres only
 
 
-class Overrides(_Section):
+class Overrides(StrictModel):
     """Explicit sizes that replace the tier's published ones."""
 
     app_nodes: int | None = Field(default=None, ge=1, le=50)
@@ -111,7 +106,7 @@ class Overrides(_Section):
     cache_node_type: str | None = Field(default=None, pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
 
 
-class LoadSettings(_Section):
+class LoadSettings(StrictModel):
     """What the load test adds: agents sized from the target users, a coordinator, metrics."""
 
     target_users: int | None = Field(default=None, gt=0)  # default: the tier's users
@@ -121,14 +116,14 @@ class LoadSettings(_Section):
     metrics_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
 
 
-class SshSettings(_Section):
+class SshSettings(StrictModel):
     """The SSH key: generated into the working directory (default) or an existing public key."""
 
     public_key_file: str | None = None
     user: str = "ubuntu"
 
 
-class Components(_Section):
+class Components(StrictModel):
     """Switch optional parts off, e.g. for an AWS emulator that lacks them (all on by default)."""
 
     search: bool = True  # the OpenSearch domain, when the tier has one
@@ -136,7 +131,7 @@ class Components(_Section):
     detailed_monitoring: bool = True  # EC2 1-minute CloudWatch metrics (moto lacks the API)
 
 
-class Deployment(_Section):
+class Deployment(StrictModel):
     """One deployment.yaml."""
 
     name: str = Field(pattern=NAME_RE)

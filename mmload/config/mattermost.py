@@ -5,15 +5,15 @@ Owned by the configuration stage; the deployment model embeds it.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from mmload.config.base import StrictModel
 
 RELEASES = "https://releases.mattermost.com"
 
 
-class MattermostSettings(BaseModel):
+class MattermostSettings(StrictModel):
     """Which Mattermost to install and how."""
-
-    model_config = ConfigDict(extra="forbid")
 
     version: str = Field(default="10.11.12", pattern=r"^\d+\.\d+\.\d+(-[0-9A-Za-z.]+)?$")
     download_url: str | None = None  # default: the official release tarball for `version`

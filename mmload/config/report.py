@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from mmload.config.base import StrictModel
 
 Format = Literal["md", "html", "json", "junit"]
 
 
-class ReportOptions(BaseModel):
+class ReportOptions(StrictModel):
     """What the report commands write and the thresholds they judge with."""
-
-    model_config = ConfigDict(extra="forbid")
 
     stdout_format: Format = Field(
         "md", description="format printed when neither --out nor --format"

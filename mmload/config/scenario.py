@@ -20,10 +20,12 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from mmload.config.actions import load_table
+from mmload.config.base import StrictModel
 from mmload.config.loader import load_model
+from mmload.config.sim import DEFAULT_PASSWORD
 from mmload.errors import UserError
 from mmload.resources import resource_dir
 
@@ -32,15 +34,11 @@ SCENARIO_DIR = resource_dir("scenarios")
 Kind = Literal["storm", "herd", "steady", "ceiling"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Population(_Strict):
+class Population(StrictModel):
     """Who logs in: user i (1-based) is ``username_pattern.format(i=i)`` with ``password``."""
 
     username_pattern: str = "user-{i}"
-    password: str = Field("Loadtest-1!", repr=False)
+    password: str = Field(DEFAULT_PASSWORD, repr=False)
     first_user: int = Field(1, ge=1)
     size: int = Field(20_000, ge=1, description="users that exist on the server; indexes wrap")
 
@@ -51,7 +49,7 @@ class Population(_Strict):
         return self
 
 
-class Idle(_Strict):
+class Idle(StrictModel):
     """Idle time between two actions, drawn uniformly from [min_ms, 2*avg_ms - min_ms).
 
     The rule and defaults of mattermost-load-test-ng's simulcontroller (expected value avg_ms).
@@ -67,7 +65,7 @@ class Idle(_Strict):
         return self
 
 
-class WebSocketSpec(_Strict):
+class WebSocketSpec(StrictModel):
     """The web client's WebSocket behaviour (mattermost-facts.md)."""
 
     enabled: bool = True
@@ -79,7 +77,7 @@ class WebSocketSpec(_Strict):
     auth: Literal["challenge", "header"] = "challenge"
 
 
-class SLOs(_Strict):
+class SLOs(StrictModel):
     """Service-level objectives; a null threshold is not checked.
 
     Defaults are the thresholds Mattermost's load-test coordinator uses.
@@ -97,7 +95,7 @@ class SLOs(_Strict):
     )
 
 
-class PromQueries(_Strict):
+class PromQueries(StrictModel):
     """PromQL used for server-side SLOs; ``{window}`` is replaced by the interval, e.g. ``30s``."""
 
     http_5xx_rate: str = (
@@ -107,7 +105,7 @@ class PromQueries(_Strict):
     cpu_percent: str = "100 * max(rate(process_cpu_seconds_total[{window}]))"
 
 
-class Ceiling(_Strict):
+class Ceiling(StrictModel):
     """The feedback loop of the ceiling scenario (like Mattermost's load-test coordinator)."""
 
     start_users: int = Field(50, ge=1)
@@ -125,14 +123,14 @@ class Ceiling(_Strict):
     max_duration_s: float = Field(3600.0, gt=0)
 
 
-class Herd(_Strict):
+class Herd(StrictModel):
     """The reconnect herd: when the outage starts and how long it lasts."""
 
     settle_s: float = Field(30.0, ge=0, description="after the last arrival, before the outage")
     outage_s: float = Field(60.0, ge=0)
 
 
-class Scenario(_Strict):
+class Scenario(StrictModel):
     """One load scenario (see the module docstring for the kinds)."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
@@ -201,7 +199,7 @@ class Scenario(_Strict):
         return self.model_copy(update=upd)
 
 
-class RunOptions(_Strict):
+class RunOptions(StrictModel):
     """Flags of ``mmload run`` (validated like a config file; errors name the flag)."""
 
     target: str = Field(..., pattern=r"^https?://[^\s/]+(/.*)?$")

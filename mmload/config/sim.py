@@ -11,20 +11,16 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from mmload.config.base import StrictModel
 
 DEFAULT_PASSWORD = "Loadtest-1!"
 MAX_PASSWORD_BYTES = 72  # Mattermost caps passwords at 72 bytes (bcrypt's limit, kept for PBKDF2)
 ID_SEED_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 
-class Strict(BaseModel):
-    """Base: unknown fields are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class PopulationSpec(Strict):
+class PopulationSpec(StrictModel):
     """A deterministic test population: the same numbers always give the same ids and names.
 
     Membership rule (documented in docs/simulator.md): user i (1-based) belongs to team
@@ -59,14 +55,14 @@ class PopulationSpec(Strict):
         return value
 
 
-class RateLimit(Strict):
+class RateLimit(StrictModel):
     """GCRA login limiter keyed by the remote address host (X-Forwarded-For ignored)."""
 
     per_sec: float = Field(5, gt=0, le=100_000)
     burst: int = Field(10, ge=0, le=100_000)
 
 
-class GlobalRateLimit(Strict):
+class GlobalRateLimit(StrictModel):
     """``RateLimitSettings`` as the server's global limiter applies them (``app/ratelimit.go``):
     one GCRA bucket per key around every route, the WebSocket included. The key is the client
     address (``VaryByRemoteAddr``: the first ``trusted_proxy_ip_header`` — ServiceSettings'
@@ -87,7 +83,7 @@ class GlobalRateLimit(Strict):
     )
 
 
-class WorkerPool(Strict):
+class WorkerPool(StrictModel):
     """K slots held S ms by every HTTP request (not the WebSocket); excess waits FIFO.
 
     Capacity is ``size * 1000 / service_ms`` requests per second. ``queue_max`` bounds the
@@ -99,7 +95,7 @@ class WorkerPool(Strict):
     queue_max: int | None = Field(None, ge=0)
 
 
-class Profile(Strict):
+class Profile(StrictModel):
     """A server-cost profile: what a login storm pays on a real Mattermost node."""
 
     description: str = ""
@@ -177,7 +173,7 @@ NAMED_PROFILES: dict[str, Profile] = {
 }
 
 
-class WebappPlugin(Strict):
+class WebappPlugin(StrictModel):
     """A webapp plugin manifest as ``GET /plugins/webapp`` lists it."""
 
     id: str = Field(pattern=r"^[a-zA-Z0-9._-]{3,190}$")
@@ -185,7 +181,7 @@ class WebappPlugin(Strict):
     bundle_path: str = Field("", max_length=512)
 
 
-class SimSettings(Strict):
+class SimSettings(StrictModel):
     """Everything `mmload sim` needs to start."""
 
     host: str = "127.0.0.1"
