@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mmload.commands.common import console, interactive
+from mmload.commands.common import CONFIG_OPTION, console, interactive
 from mmload.config.components import registry
 
 
@@ -17,14 +17,7 @@ def split_tags(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command("configure")
-@click.option(
-    "-c",
-    "--config",
-    "config",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="deployment.yaml",
-)
+@CONFIG_OPTION
 @click.option(
     "--outputs",
     type=click.Path(dir_okay=False),

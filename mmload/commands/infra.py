@@ -9,25 +9,19 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mmload.commands.common import console, err_console, interactive
+from mmload.commands.common import CONFIG_OPTION, console, default_of, err_console, interactive
 from mmload.config.catalog import load_catalog, load_prices
-from mmload.config.deployment import Deployment
+from mmload.config.deployment import (
+    DEPLOYMENT_FILE,
+    DatabaseSettings,
+    Deployment,
+    load_deployment,
+)
 from mmload.errors import RunFailed, UserError
-from mmload.provision.deploy import Prepared, TerraformProgress, load_deployment, prepare
-from mmload.provision.init_file import deployment_yaml
-from mmload.provision.render import workdir_for
+from mmload.provision.deploy import Prepared, TerraformProgress, prepare
+from mmload.provision.init_file import PLACEHOLDER_CIDR, deployment_yaml
 from mmload.provision.sizing import cost_lines, hourly_total, resolve, unpriced
 from mmload.provision.terraform import OUTPUTS_FILE, PLAN_FILE
-
-CONFIG_OPTION = click.option(
-    "-c",
-    "--config",
-    "config",
-    default="deployment.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The deployment file.",
-)
 
 
 def register(group: click.Group) -> None:
@@ -44,7 +38,7 @@ def register(group: click.Group) -> None:
 @click.option(
     "--engine",
     type=click.Choice(["aurora-postgresql", "postgres"]),
-    default="aurora-postgresql",
+    default=default_of(DatabaseSettings, "engine"),
     show_default=True,
     help="Database engine the cost estimate assumes.",
 )
@@ -58,7 +52,7 @@ def architectures(engine: str, as_json: bool) -> None:
             {
                 "name": "catalog",
                 "tier": tier.users,
-                "operator_cidrs": ["192.0.2.1/32"],
+                "operator_cidrs": [PLACEHOLDER_CIDR],
                 "database": {"engine": engine},
             }
         )
@@ -115,7 +109,7 @@ def architectures(engine: str, as_json: bool) -> None:
 @click.command()
 @click.option("--tier", type=int, required=True, help="Concurrent users of a published tier.")
 @click.option("--name", default=None, help="Deployment name (prefix of every resource).")
-@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--region", default=default_of(Deployment, "region"), show_default=True)
 @click.option(
     "--operator-cidr",
     "operator_cidrs",
@@ -125,7 +119,7 @@ def architectures(engine: str, as_json: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    default="deployment.yaml",
+    default=DEPLOYMENT_FILE,
     show_default=True,
     type=click.Path(dir_okay=False),
 )
@@ -164,7 +158,7 @@ def init(
     console.print(f"wrote {out} (tier {tier:,}); next: mmload infra plan -c {out}")
     if not operator_cidrs:
         err_console.print(
-            "note: operator_cidrs is a documentation placeholder (192.0.2.10/32): "
+            f"note: operator_cidrs is a documentation placeholder ({PLACEHOLDER_CIDR}): "
             "put your own IP there before `mmload infra plan`."
         )
 
@@ -245,7 +239,7 @@ def plan_cmd(config: str) -> None:
 def apply_cmd(config: str) -> None:
     """Apply the saved plan (from `mmload infra plan`) and write outputs.json."""
     dep = load_deployment(config)
-    workdir = workdir_for(dep)
+    workdir = dep.workdir
     if not (workdir / PLAN_FILE).exists():
         raise UserError(
             f"no saved plan in {workdir}: run `mmload infra plan -c {config}` first",
@@ -296,7 +290,7 @@ def output_cmd(config: str) -> None:
     dep = load_deployment(config)
     from mmload.provision.terraform import TerraformDriver
 
-    driver = TerraformDriver(workdir_for(dep), binary=dep.terraform.binary)
+    driver = TerraformDriver(dep.workdir, binary=dep.terraform.binary)
     click.echo(json.dumps(driver.outputs(), indent=2, sort_keys=True))
 
 

@@ -12,8 +12,14 @@ from typing import Any
 
 import click
 
-from mmload.commands.common import console, err_console, interactive, model_from_flags
-from mmload.config.scenario import RunOptions, apply_options, load_scenario
+from mmload.commands.common import (
+    console,
+    default_of,
+    err_console,
+    interactive,
+    model_from_flags,
+)
+from mmload.config.scenario import RunOptions, WorkerOptions, apply_options, load_scenario
 from mmload.errors import UserError
 
 DEMO_SCALE = 0.1
@@ -195,7 +201,10 @@ def register(group: click.Group) -> None:
     @click.option(
         "--architecture", help="The architecture under test (groups runs in `mmload ceiling`)."
     )
-    @click.option("--out", help="Parent folder of the run record.  [default: runs]")
+    @click.option(
+        "--out",
+        help=f"Parent folder of the run record.  [default: {default_of(RunOptions, 'out')}]",
+    )
     @click.option("--prometheus", help="Prometheus base URL for server-side SLOs.")
     @click.option("--rate-cap", type=float, help="Cap on requests per second for the whole run.")
     @click.option("--master-bind", help="Address the master listens on for remote workers.")
@@ -215,8 +224,8 @@ def register(group: click.Group) -> None:
     @click.option("--master", "master_host", required=True, help="Host of the `mmload run` master.")
     @click.option(
         "--master-port",
-        type=click.IntRange(1, 65535),
-        default=5557,
+        type=int,
+        default=default_of(WorkerOptions, "master_port"),
         show_default=True,
         help="The master's port (printed by `mmload run --remote-workers`).",
     )
@@ -232,7 +241,9 @@ def register(group: click.Group) -> None:
         """Run users for a remote `mmload run` master (a load agent)."""
         from mmload.load.worker import run_worker
 
-        run_worker(master_host, master_port, locustfile, with_parent)
+        flags = {"master_host": master_host, "master_port": master_port, "locustfile": locustfile}
+        opts = model_from_flags(WorkerOptions, flags, {"master_host": "--master"})
+        run_worker(opts.master_host, opts.master_port, opts.locustfile, with_parent)
 
     @group.command("demo")
     @click.option(
@@ -249,7 +260,12 @@ def register(group: click.Group) -> None:
         show_default=True,
         help="Seconds everyone stays connected after the last arrival.",
     )
-    @click.option("--out", default="runs", show_default=True, help="Parent folder of the record.")
+    @click.option(
+        "--out",
+        default=default_of(RunOptions, "out"),
+        show_default=True,
+        help="Parent folder of the record.",
+    )
     def demo_cmd(scale: float, hold: float, out: str) -> None:
         """Start the simulator, run the Sev0 login storm at a small scale, print the summary."""
         from mmload.sim.launcher import running_sim

@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from mmload.commands.common import interactive
-from mmload.commands.infra import CONFIG_OPTION
+from mmload.commands.common import CONFIG_OPTION, interactive
 
 
 @click.command("ssh", context_settings={"ignore_unknown_options": True})

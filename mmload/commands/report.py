@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
-from mmload.commands.common import err_console, interactive
+from mmload.commands.common import default_of, err_console, interactive, model_from_flags
 from mmload.config.report import ReportOptions
 from mmload.errors import RunFailed, UserError
 
@@ -135,24 +134,16 @@ def thresholds(
 ) -> ReportOptions:
     """ReportOptions with the compare flags given; a bad value names its flag."""
     flags = {
-        "--noise-pct": noise,
-        "--min-delta-pct": min_pct,
-        "--min-delta-ms": min_ms,
-        "--min-samples": min_samples,
+        "noise_pct": noise,
+        "min_delta_pct": min_pct,
+        "min_delta_ms": min_ms,
+        "min_samples": min_samples,
     }
-    fields = {
-        "--noise-pct": "noise_pct",
-        "--min-delta-pct": "min_delta_pct",
-        "--min-delta-ms": "min_delta_ms",
-        "--min-samples": "min_samples",
-    }
-    data = {fields[k]: v for k, v in flags.items() if v is not None}
-    try:
-        return ReportOptions.model_validate(data)
-    except ValidationError as exc:
-        e = exc.errors(include_url=False)[0]
-        flag = next(k for k, f in fields.items() if f == e["loc"][0])
-        raise UserError(e["msg"], source="command line", field=flag) from None
+    return model_from_flags(ReportOptions, flags)
+
+
+def _default(field: str) -> str:
+    return f"{default_of(ReportOptions, field):g}"
 
 
 @click.command("compare")
@@ -161,11 +152,25 @@ def thresholds(
 @click.option("--new-architecture", metavar="NAME", help="override the new side's architecture")
 @click.option("--base-label", metavar="NAME", help="override the base side's label")
 @click.option("--new-label", metavar="NAME", help="override the new side's label")
-@click.option("--noise-pct", type=float, help="supported users: the noise band, ± % (5)")
-@click.option("--min-delta-pct", type=float, help="hide endpoint changes under this % (1)")
-@click.option("--min-delta-ms", type=float, help="hide endpoint changes under this many ms (2)")
 @click.option(
-    "--min-samples", type=int, help="flag, not judge, endpoints with fewer requests (100)"
+    "--noise-pct",
+    type=float,
+    help=f"supported users: the noise band, ± % ({_default('noise_pct')})",
+)
+@click.option(
+    "--min-delta-pct",
+    type=float,
+    help=f"hide endpoint changes under this % ({_default('min_delta_pct')})",
+)
+@click.option(
+    "--min-delta-ms",
+    type=float,
+    help=f"hide endpoint changes under this many ms ({_default('min_delta_ms')})",
+)
+@click.option(
+    "--min-samples",
+    type=int,
+    help=f"flag, not judge, endpoints with fewer requests ({_default('min_samples')})",
 )
 @format_options
 def compare_cmd(

@@ -10,20 +10,26 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel, ValidationError
 
-from mmload.config.loader import field_path, read_yaml, validate_model
+from mmload.commands.common import default_of, model_from_flags
+from mmload.config.loader import read_yaml, validate_model
 from mmload.config.sim import NAMED_PROFILES, PopulationSpec, Profile, SimSettings
 from mmload.errors import UserError
 
-POPULATION_FLAGS = {
-    "users": "--users",
-    "teams": "--teams",
-    "channels_per_team": "--channels-per-team",
-    "channels_joined": "--channels-joined",
-    "posts_per_channel": "--posts-per-channel",
-    "seed": "--seed",
-    "password": "--password",
+POPULATION_FLAGS = (
+    "users",
+    "teams",
+    "channels_per_team",
+    "channels_joined",
+    "posts_per_channel",
+    "seed",
+    "password",
+)
+DEFAULT_PROFILE = default_of(SimSettings, "profile_name")
+SIM_FLAGS = {  # SimSettings fields whose flag is not spelt like the field
+    "ws_auth_timeout_s": "--ws-auth-timeout",
+    "ws_ping_interval_s": "--ws-ping-interval",
+    "database_url": "--database",
 }
 
 
@@ -64,27 +70,15 @@ def population_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _validate_flags(model: type[BaseModel], values: dict[str, Any], names: dict[str, str]):
-    """Validate flags as ``model``; an error names the flag (``--users``), not the field."""
-    data = {k: v for k, v in values.items() if v is not None}
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        e = err.errors(include_url=False)[0]
-        key = str(e["loc"][0]) if e["loc"] else ""
-        flag = names.get(key, field_path(tuple(e["loc"])))
-        raise UserError(e["msg"], source="command line", field=flag) from None
-
-
 def population_from_flags(values: dict[str, Any]) -> PopulationSpec:
-    pop_values = {k: values.get(k) for k in POPULATION_FLAGS}
-    return _validate_flags(PopulationSpec, pop_values, POPULATION_FLAGS)
+    """The population the flags describe (a flag not given keeps the model's default)."""
+    return model_from_flags(PopulationSpec, {k: values.get(k) for k in POPULATION_FLAGS})
 
 
 def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
     """A named profile, or a YAML file (optionally ``extends: <name>`` plus overrides)."""
     if path is None:
-        key = name or "fast"
+        key = name or DEFAULT_PROFILE
         return key, NAMED_PROFILES[key].model_copy(deep=True)
     data = read_yaml(path)
     if not isinstance(data, dict):
@@ -104,18 +98,23 @@ def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
 
 
 @click.command("sim")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host",
+    default=default_of(SimSettings, "host"),
+    show_default=True,
+    help="Address to listen on.",
+)
 @click.option(
     "--port",
     type=int,
-    default=8065,
+    default=default_of(SimSettings, "port"),
     show_default=True,
     help="HTTP + WebSocket port (0: a free port; the URL printed says which).",
 )
 @click.option(
     "--metrics-port",
     type=int,
-    default=8067,
+    default=default_of(SimSettings, "metrics_port"),
     show_default=True,
     help="Prometheus /metrics port (0: a free port).",
 )
@@ -125,7 +124,7 @@ def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
     "--profile",
     "profile_name",
     type=click.Choice(list(NAMED_PROFILES)),
-    help="Server-cost profile [default: fast]; see docs/simulator.md.",
+    help=f"Server-cost profile [default: {DEFAULT_PROFILE}]; see docs/simulator.md.",
 )
 @click.option(
     "--profile-file",
@@ -135,10 +134,14 @@ def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
 @click.option(
     "--ws-auth-timeout",
     type=float,
-    help="Seconds before an unauthenticated WebSocket is closed [default: 5].",
+    help="Seconds before an unauthenticated WebSocket is closed "
+    f"[default: {default_of(SimSettings, 'ws_auth_timeout_s'):g}].",
 )
 @click.option(
-    "--ws-ping-interval", type=float, help="Seconds between server ping frames [default: 60]."
+    "--ws-ping-interval",
+    type=float,
+    help="Seconds between server ping frames "
+    f"[default: {default_of(SimSettings, 'ws_ping_interval_s'):g}].",
 )
 @click.option(
     "--database",
@@ -148,7 +151,8 @@ def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
 @click.option(
     "--db-max-open-conns",
     type=int,
-    help="Database connection pool size, as SqlSettings.MaxOpenConns [default: 300].",
+    help="Database connection pool size, as SqlSettings.MaxOpenConns "
+    f"[default: {default_of(SimSettings, 'db_max_open_conns')}].",
 )
 def sim_command(
     host: str,
@@ -181,19 +185,9 @@ def sim_command(
         "database_url": database,
         "db_max_open_conns": db_max_open_conns,
     }
-    names = {
-        "host": "--host",
-        "port": "--port",
-        "metrics_port": "--metrics-port",
-        "ws_auth_timeout_s": "--ws-auth-timeout",
-        "ws_ping_interval_s": "--ws-ping-interval",
-        "database_url": "--database",
-        "db_max_open_conns": "--db-max-open-conns",
-    }
-    data = {k: v for k, v in values.items() if v is not None or k == "metrics_port"}
-    settings = _validate_flags(SimSettings, data, names)
+    settings = model_from_flags(SimSettings, values, SIM_FLAGS)
     update: dict[str, Any] = {"population": spec, "profile": profile, "profile_name": name}
-    if no_metrics:  # _validate_flags drops None values: say it here
+    if no_metrics:  # model_from_flags drops None values: say it here
         update["metrics_port"] = None
     settings = settings.model_copy(update=update)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import (
@@ -19,11 +20,13 @@ from pydantic import (
 
 from mmload.config.base import StrictModel
 from mmload.config.catalog import load_catalog
+from mmload.config.loader import load_model
 from mmload.config.mattermost import MattermostSettings
 
 NAME_RE = r"^[a-z][a-z0-9-]{2,24}$"
 REGION_RE = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 INSTANCE_RE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+DEPLOYMENT_FILE = "deployment.yaml"  # what `-c/--config` reads and `mmload init` writes
 
 
 class AwsSettings(StrictModel):
@@ -198,6 +201,17 @@ class Deployment(StrictModel):
         return v
 
     @property
+    def workdir(self) -> Path:
+        """``<working_dir>/<name>``: ``~`` expanded, a relative working_dir relative to the
+        current directory. The one rule provision, configure and the lifecycle all use."""
+        return Path(self.working_dir).expanduser() / self.name
+
+    @property
     def zones(self) -> list[str]:
         """The AZs to use: as given, else the region's first two."""
         return self.availability_zones or [f"{self.region}a", f"{self.region}b"]
+
+
+def load_deployment(path: str | Path) -> Deployment:
+    """Read and validate deployment.yaml (a mistake is a one-line UserError)."""
+    return load_model(Deployment, path)

@@ -218,6 +218,14 @@ class RunOptions(StrictModel):
     expect_workers_timeout_s: float = Field(60.0, gt=0)
 
 
+class WorkerOptions(StrictModel):
+    """Flags of ``mmload worker`` (a load agent of a remote ``mmload run`` master)."""
+
+    master_host: str = Field(..., min_length=1)
+    master_port: int = Field(5557, ge=1, le=65535, description="Locust's default master port")
+    locustfile: str | None = None
+
+
 def resolve_scenario_path(name_or_path: str) -> Path:
     """A path as given, or the name of a built-in scenario in ``scenarios/``."""
     p = Path(name_or_path)

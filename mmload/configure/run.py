@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmload.config.loader import load_model
 from mmload.configure.driver import PlaybookResult, run_playbook
 from mmload.configure.inventory import build_inventory, load_outputs, resolve_key
 from mmload.configure.plan import (
@@ -34,11 +33,11 @@ def configure(
     check: bool = False,
 ) -> PlaybookResult:
     """Configure a provisioned deployment; raise RunFailed naming host, task and message."""
-    from mmload.config.deployment import Deployment
+    from mmload.config.deployment import load_deployment
 
     check_tags(tags, skip_tags)
-    dep = load_model(Deployment, config)
-    work = Path(dep.working_dir) / dep.name
+    dep = load_deployment(config)
+    work = dep.workdir
     out_path = outputs_path or work / "outputs.json"
     outputs = load_outputs(out_path)
     if outputs.deployment != dep.name:

@@ -6,12 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmload.config.deployment import Deployment
-from mmload.config.loader import load_model
+from mmload.config.deployment import Deployment, load_deployment
 from mmload.configure.inventory import DeploymentOutputs, load_outputs
 from mmload.configure.ssh import SshAccess, write_ssh_config
 from mmload.errors import UserError
-from mmload.provision.render import workdir_for
 from mmload.provision.terraform import OUTPUTS_FILE
 
 
@@ -28,8 +26,8 @@ class Reached:
 
 def reach(config: str | Path, outputs_path: Path | None = None) -> Reached:
     """Load deployment.yaml and its outputs.json; write the deployment's ssh_config."""
-    dep = load_model(Deployment, config)
-    workdir = workdir_for(dep)
+    dep = load_deployment(config)
+    workdir = dep.workdir
     path = outputs_path or workdir / OUTPUTS_FILE
     outputs = load_outputs(path)
     if outputs.deployment != dep.name:

@@ -12,9 +12,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mmload.config.catalog import load_prices
-from mmload.config.deployment import Deployment
-from mmload.config.loader import load_model
-from mmload.provision.render import Rendered, render, workdir_for
+from mmload.config.deployment import Deployment, load_deployment
+from mmload.provision.render import Rendered, render
 from mmload.provision.sizing import CostLine, cost_lines
 from mmload.provision.terraform import TerraformDriver
 
@@ -36,11 +35,6 @@ class Prepared:
         return cost_lines(
             self.rendered.sizing, self.dep.database.engine, load_prices(), nat_gateway=new_vpc
         )
-
-
-def load_deployment(path: str | Path) -> Deployment:
-    """Read and validate deployment.yaml (a mistake is a one-line UserError)."""
-    return load_model(Deployment, path)
 
 
 class TerraformProgress:
@@ -84,7 +78,7 @@ class TerraformProgress:
 def prepare(path: str | Path, sink: TerraformProgress | None = None) -> Prepared:
     """Load deployment.yaml, render its Terraform, and make a driver for its working dir."""
     dep = load_deployment(path)
-    workdir = workdir_for(dep)
+    workdir = dep.workdir
     rendered = render(dep, workdir, source=str(path))
     driver = TerraformDriver(
         workdir, binary=dep.terraform.binary, plugin_dir=dep.terraform.plugin_dir, sink=sink

@@ -53,11 +53,6 @@ class Rendered:
     expires_at: str
 
 
-def workdir_for(dep: Deployment) -> Path:
-    """``<working_dir>/<name>`` (a relative working_dir is relative to the current directory)."""
-    return Path(dep.working_dir).expanduser() / dep.name
-
-
 def hcl_string(value: str) -> str:
     """A quoted HCL string literal with template sequences escaped."""
     return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
