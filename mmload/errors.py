@@ -9,8 +9,6 @@ class UserError(Exception):
     The CLI prints ``str(err)`` as a single line and exits with code 2.
     """
 
-    exit_code = 2
-
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None):
         self.message = message.replace("\n", " ").strip()
         self.source = source
@@ -25,5 +23,3 @@ class UserError(Exception):
 
 class RunFailed(Exception):
     """An external step (terraform, ansible, a load run) failed; exit code 1, message as given."""
-
-    exit_code = 1

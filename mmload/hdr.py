@@ -46,9 +46,7 @@ HIGHEST_US = 3_600_000_000
 DIGITS = 3
 SERVICE = "service"
 CORRECTED = "corrected"
-KINDS = (SERVICE, CORRECTED)
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
-PCT_KEYS = ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
 
 # HdrHistogram's V2 wire format (hdrh.codec): an 8-byte external header (cookie, length), then
 # zlib of a 40-byte payload header followed by ZigZag LEB128 counts (negative = run of zeros).

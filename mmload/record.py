@@ -44,8 +44,6 @@ WINDOW_S = 10
 FLUSH_INTERVAL_S = 5.0
 HEARTBEAT_STALE_S = 30.0
 
-OUTCOMES = ("running", "completed", "interrupted", "failed")
-
 _TS = pa.timestamp("us", tz="UTC")
 REQUEST_SCHEMA = pa.schema(
     [

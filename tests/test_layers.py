@@ -201,3 +201,18 @@ def test_the_checks_catch_a_planted_upward_import_and_cycle(tmp_path: Path) -> N
     bad = upward_imports(planted, mods)
     assert len(bad) == 1 and "mmload.config.a imports mmload.load.b" in bad[0]
     assert find_cycle(planted) == ["mmload.config.a", "mmload.load.b", "mmload.config.a"]
+
+
+def test_the_architecture_doc_names_every_package_and_load_module() -> None:
+    """docs/architecture.md's module table stays true: each top-level module or package of
+    mmload, and each module of ``load/``, is named there."""
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    top = [p.name for p in PACKAGE.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()]
+    load = [
+        str(p.relative_to(PACKAGE / "load"))
+        for p in (PACKAGE / "load").rglob("*.py")
+        if p.name != "__init__.py"
+    ]
+    missing = [f"mmload/{n}" for n in top if n != "__init__.py" and f"mmload/{n}" not in doc]
+    missing += [f"load/{n}" for n in load if Path(n).name not in doc]
+    assert not missing, f"docs/architecture.md does not name: {', '.join(sorted(missing))}"

@@ -8,7 +8,6 @@ profile models and the sources behind it.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -17,7 +16,6 @@ from mmload.config.base import StrictModel
 
 DEFAULT_PASSWORD = "Loadtest-1!"
 MAX_PASSWORD_BYTES = 72  # Mattermost caps passwords at 72 bytes (bcrypt's limit, kept for PBKDF2)
-ID_SEED_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 
 class PopulationSpec(StrictModel):

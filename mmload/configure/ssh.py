@@ -107,8 +107,3 @@ def write_ssh_config(outputs: DeploymentOutputs, outputs_path: Path) -> SshAcces
         h.name for hs in outputs.hosts.values() for h in hs if not h.public_ip and jump
     )
     return SshAccess(config, known_hosts, hosts, behind, outputs.ssh_user)
-
-
-def forget_host_keys(folder: Path) -> None:
-    """Remove the deployment's known_hosts (its machines were replaced or destroyed)."""
-    (folder / KNOWN_HOSTS_FILE).unlink(missing_ok=True)

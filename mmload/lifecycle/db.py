@@ -23,14 +23,9 @@ from pathlib import Path
 from mmload.configure.secrets import read_db_password
 from mmload.errors import RunFailed, UserError
 from mmload.lifecycle.hosts import Reached, resolve_host
+from mmload.net import free_port
 
 TUNNEL_WAIT_S = 30
-
-
-def free_local_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pgpass_escape(value: str) -> str:
@@ -60,7 +55,7 @@ def tunnel(reached: Reached, via: str, target: str, target_port: int) -> Iterato
     The ssh process runs in its own session (the terminal's signals do not reach it) and is
     stopped by its pid when the block ends.
     """
-    port = free_local_port()
+    port = free_port()
     argv = reached.access.argv(
         via,
         "-N",

@@ -190,10 +190,6 @@ class TerraformDriver:
         """terraform plan to the saved plan file; returns what it will do."""
         return self._plan()
 
-    def plan_destroy(self) -> PlanSummary:
-        """A saved destroy plan (for a summary before destroying)."""
-        return self._plan("-destroy")
-
     def _plan(self, *args: str) -> PlanSummary:
         lines = self.run("plan", *args, input=False, out=PLAN_FILE, lock_timeout="60s")
         summary = summary_from_lines(lines)

@@ -14,8 +14,6 @@ from typing import Any
 from mmload.errors import UserError
 from mmload.report.model import RunSummary
 
-CEILING_KEYS = ["architecture", "label", "runs", "mean", "min", "max", "stdev"]
-
 
 def natural_key(text: str | None) -> tuple[Any, ...]:
     """Sort key that orders numbers numerically: 9.5 < 9.11 < 10.5; L < XL < 2XL < 4XL."""

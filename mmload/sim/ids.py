@@ -14,7 +14,6 @@ import secrets
 MM_ALPHABET = b"ybndrfg8ejkmcpqxot1uwisza345h769"
 _STD_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _TRANSLATE = bytes.maketrans(_STD_ALPHABET, MM_ALPHABET)
-ID_CHARS = frozenset(MM_ALPHABET.decode())
 
 
 def encode_id(raw16: bytes) -> str:

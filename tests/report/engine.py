@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -29,19 +28,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mmload import record
+from mmload.net import free_port
 from mmload.sim.launcher import running_sim
 from tests.conftest import MMLOAD
 
 # The storm's simulator limits logins per client address (2/s, burst 5), so that some of the
 # storm's logins get 429: its report has errors, failed arrivals and a FAIL verdict to show.
 RATE_LIMITED_PROFILE = "extends: fast\nlicensed: true\nlogin_rate_limit: {per_sec: 2, burst: 5}\n"
-
-
-def free_port() -> int:
-    """A free port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
