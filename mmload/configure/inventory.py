@@ -91,8 +91,11 @@ class DeploymentOutputs(_Out):
     site_url: str
 
 
-def load_outputs(path: str | Path) -> DeploymentOutputs:
-    """Read and validate outputs.json; problems are one-line UserErrors naming the field."""
+def load_outputs(path: str | Path, deployment: str | None = None) -> DeploymentOutputs:
+    """Read and validate outputs.json; problems are one-line UserErrors naming the field.
+
+    With ``deployment``, the file must belong to the deployment of that name.
+    """
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
@@ -106,7 +109,14 @@ def load_outputs(path: str | Path) -> DeploymentOutputs:
         ) from None
     if not isinstance(data, dict):
         raise UserError("expected a JSON object", source=str(p))
-    return validate_model(DeploymentOutputs, data, str(p))
+    outputs = validate_model(DeploymentOutputs, data, str(p))
+    if deployment is not None and outputs.deployment != deployment:
+        raise UserError(
+            f"belongs to deployment {outputs.deployment!r}, not {deployment!r}",
+            source=str(p),
+            field="deployment",
+        )
+    return outputs
 
 
 def resolve_key(outputs: DeploymentOutputs, outputs_path: Path) -> Path:

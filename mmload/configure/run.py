@@ -39,13 +39,7 @@ def configure(
     dep = load_deployment(config)
     work = dep.workdir
     out_path = outputs_path or work / "outputs.json"
-    outputs = load_outputs(out_path)
-    if outputs.deployment != dep.name:
-        raise UserError(
-            f"belongs to deployment {outputs.deployment!r}, not {dep.name!r}",
-            source=str(out_path),
-            field="deployment",
-        )
+    outputs = load_outputs(out_path, deployment=dep.name)
     roles = selected_roles(tags, skip_tags)
     if "seed" in roles and not seed_file:
         raise UserError(

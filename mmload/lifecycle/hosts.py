@@ -29,13 +29,7 @@ def reach(config: str | Path, outputs_path: Path | None = None) -> Reached:
     dep = load_deployment(config)
     workdir = dep.workdir
     path = outputs_path or workdir / OUTPUTS_FILE
-    outputs = load_outputs(path)
-    if outputs.deployment != dep.name:
-        raise UserError(
-            f"belongs to deployment {outputs.deployment!r}, not {dep.name!r}",
-            source=str(path),
-            field="deployment",
-        )
+    outputs = load_outputs(path, deployment=dep.name)
     return Reached(dep, workdir, path, outputs, write_ssh_config(outputs, path))
 
 
