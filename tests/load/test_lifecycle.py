@@ -134,3 +134,40 @@ def test_ceiling_stopped_while_ramping_reports_no_supported_users(tmp_path: Path
     # to log in at once, and failed offline)
     arr = record.read_table(out["result"].run_dir, record.ARRIVALS).to_pandas()
     assert (arr["outcome"] == "failed").all() and arr["scheduled"].isna().all()
+
+
+def _pending_record_of_everyone(out: dict) -> None:
+    """Interrupted with the test's reason, and one pending arrival row per scheduled user."""
+    meta, run_dir = out["result"].meta, out["result"].run_dir
+    assert meta["outcome"] == "interrupted" and meta["stop_reason"] == "test stop"
+    assert record.read_run(run_dir)["outcome"] == "interrupted"
+    arr = record.read_table(run_dir, record.ARRIVALS).to_pandas()
+    assert sorted(arr["user"]) == sorted(f"user-{i}" for i in range(1, USERS + 1))
+    assert (arr["outcome"] == "pending").all()
+    assert meta["totals"]["arrivals"]["pending"] == USERS
+
+
+@pytest.mark.parametrize(
+    ("kind", "phase", "extra"),
+    [
+        ("herd", "settle", {}),
+        ("herd", "herd", {}),
+        ("herd", "hold", {"herd": {"settle_s": 1, "outage_s": 0}}),
+        ("steady", "hold", {}),
+    ],
+)
+def test_stop_in_a_later_phase_stops_there_and_keeps_the_record(
+    tmp_path: Path, kind: str, phase: str, extra: dict
+) -> None:
+    """Ctrl-C after the arrivals (the herd's settle, outage or hold; steady's hold): the driver
+    returns within one poll, skips the phases after it, and the record is finished."""
+    scenario = _storm(kind=kind, arrival_s=2, hold_s=10**6, **extra)
+    run, out = _run(tmp_path, scenario, lambda snap: snap.phase == phase)
+    phases = [s.phase for s in out["snapshots"]]
+    assert phases[-1] == phase and phases.count(phase) == 1  # stopped at its first tick
+    later = {"settle": {"herd", "hold"}, "herd": {"hold"}, "hold": set()}[phase]
+    assert not later & set(phases)
+    assert out["clock"].elapsed < 10**5  # far from the hold's end: the stop ended the run
+    runner = run.role.runner
+    assert runner.state == "stopped" and runner.user_count == 0 and not runner.user_greenlets
+    _pending_record_of_everyone(out)
