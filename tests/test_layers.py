@@ -216,3 +216,48 @@ def test_the_architecture_doc_names_every_package_and_load_module() -> None:
     missing = [f"mmload/{n}" for n in top if n != "__init__.py" and f"mmload/{n}" not in doc]
     missing += [f"load/{n}" for n in load if Path(n).name not in doc]
     assert not missing, f"docs/architecture.md does not name: {', '.join(sorted(missing))}"
+
+
+def literal_defaults(path: Path) -> list[str]:
+    """Literal defaults in a command module: a ``default=`` that is a number or a string (other
+    than ``-``, stdin/stdout), or a module-level number; the models are their only home."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                value = kw.value
+                if (
+                    kw.arg == "default"
+                    and isinstance(value, ast.Constant)
+                    and not isinstance(value.value, bool | type(None))
+                    and value.value != "-"
+                ):
+                    found.append(f"{path.name}:{value.lineno}: default={value.value!r}")
+    for stmt in tree.body:
+        if (
+            isinstance(stmt, ast.Assign)
+            and isinstance(stmt.value, ast.Constant)
+            and isinstance(stmt.value.value, int | float)
+            and not isinstance(stmt.value.value, bool)
+        ):
+            found.append(f"{path.name}:{stmt.lineno}: a module-level number")
+    return found
+
+
+def test_commands_take_their_defaults_from_the_models() -> None:
+    found = [f for p in sorted((PACKAGE / "commands").glob("*.py")) for f in literal_defaults(p)]
+    assert not found, "\n".join(found)
+
+
+def test_the_defaults_check_sees_a_planted_literal(tmp_path: Path) -> None:
+    planted = tmp_path / "cmd.py"
+    planted.write_text(
+        "import click\nRETRIES = 3\n"
+        "@click.option('--port', default=8065)\n@click.option('--out', default='-')\n"
+        "@click.option('--yes', is_flag=True, default=False)\ndef f(port, out, yes): ...\n"
+    )
+    assert literal_defaults(planted) == [
+        "cmd.py:3: default=8065",
+        "cmd.py:2: a module-level number",
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import click
 from pydantic import BaseModel
@@ -45,6 +45,11 @@ def default_of(model: type[BaseModel], field: str) -> Any:
             raise KeyError(f"{model.__name__}.{field} has no default")
         return info.default_factory()  # type: ignore[call-arg]
     return info.default
+
+
+def choices_of(model: type[BaseModel], field: str) -> list[str]:
+    """The values a ``Literal`` field allows, for a ``click.Choice``."""
+    return [str(v) for v in get_args(model.model_fields[field].annotation)]
 
 
 def flag_name(field: str) -> str:

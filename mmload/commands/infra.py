@@ -9,7 +9,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mmload.commands.common import CONFIG_OPTION, console, default_of, err_console, interactive
+from mmload.commands.common import (
+    CONFIG_OPTION,
+    choices_of,
+    console,
+    default_of,
+    err_console,
+    interactive,
+)
 from mmload.config.catalog import load_catalog, load_prices
 from mmload.config.deployment import (
     DEPLOYMENT_FILE,
@@ -37,7 +44,7 @@ def register(group: click.Group) -> None:
 @click.command()
 @click.option(
     "--engine",
-    type=click.Choice(["aurora-postgresql", "postgres"]),
+    type=click.Choice(choices_of(DatabaseSettings, "engine")),
     default=default_of(DatabaseSettings, "engine"),
     show_default=True,
     help="Database engine the cost estimate assumes.",

@@ -19,11 +19,14 @@ from mmload.commands.common import (
     interactive,
     model_from_flags,
 )
-from mmload.config.scenario import RunOptions, WorkerOptions, apply_options, load_scenario
+from mmload.config.scenario import (
+    DemoOptions,
+    RunOptions,
+    WorkerOptions,
+    apply_options,
+    load_scenario,
+)
 from mmload.errors import UserError
-
-DEMO_SCALE = 0.1
-DEMO_HOLD_S = 20.0
 
 
 def is_loopback(url: str) -> bool:
@@ -249,20 +252,20 @@ def register(group: click.Group) -> None:
     @click.option(
         "--scale",
         type=float,
-        default=DEMO_SCALE,
+        default=default_of(DemoOptions, "scale"),
         show_default=True,
-        help="Scale of sev0-login-storm.",
+        help=f"Scale of {default_of(DemoOptions, 'scenario')}.",
     )
     @click.option(
         "--hold",
         type=float,
-        default=DEMO_HOLD_S,
+        default=default_of(DemoOptions, "hold"),
         show_default=True,
         help="Seconds everyone stays connected after the last arrival.",
     )
     @click.option(
         "--out",
-        default=default_of(RunOptions, "out"),
+        default=default_of(DemoOptions, "out"),
         show_default=True,
         help="Parent folder of the record.",
     )
@@ -270,14 +273,17 @@ def register(group: click.Group) -> None:
         """Start the simulator, run the Sev0 login storm at a small scale, print the summary."""
         from mmload.sim.launcher import running_sim
 
-        scenario, _ = load_scenario("sev0-login-storm")
-        users = max(1, int(scenario.users * scale) + 10)
+        opts = model_from_flags(DemoOptions, {"scale": scale, "hold": hold, "out": out})
+        scenario, _ = load_scenario(opts.scenario)
+        users = max(1, int(scenario.users * opts.scale) + 10)
         err_console.print(f"starting the simulator ({users:,} users)…")
         log = Path(tempfile.gettempdir()) / "mmload-demo-sim.log"
         with running_sim(users=users, log_path=log, start_timeout=120) as sim:
-            err_console.print(f"simulator at {sim.url}; running sev0-login-storm at scale {scale}")
+            err_console.print(
+                f"simulator at {sim.url}; running {opts.scenario} at scale {opts.scale}"
+            )
             execute_run(
-                "sev0-login-storm",
-                {"target": sim.url, "scale": scale, "duration": hold, "out": out},
+                opts.scenario,
+                {"target": sim.url, "scale": opts.scale, "duration": opts.hold, "out": opts.out},
                 yes=True,
             )

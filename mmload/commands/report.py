@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import click
 
 from mmload.commands.common import default_of, err_console, interactive, model_from_flags
-from mmload.config.report import ReportOptions
+from mmload.config.report import Format, ReportOptions
 from mmload.errors import RunFailed, UserError
 
 if TYPE_CHECKING:
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 # every other `mmload` command starts without paying for them.
 
 FORMAT_HELP = (
-    "comma-separated: md, html, json, junit (default: md to stdout; with --out, every format "
-    "the command has)"
+    f"comma-separated: {', '.join(get_args(Format))} (default: "
+    f"{default_of(ReportOptions, 'stdout_format')} to stdout; with --out, every format the "
+    "command has)"
 )
 
 

@@ -218,6 +218,15 @@ class RunOptions(StrictModel):
     expect_workers_timeout_s: float = Field(60.0, gt=0)
 
 
+class DemoOptions(StrictModel):
+    """Flags of ``mmload demo``: the Sev0 login storm, scaled down, against a local simulator."""
+
+    scenario: str = "sev0-login-storm"
+    scale: float = Field(0.1, gt=0, le=10, description="scale of the scenario")
+    hold: float = Field(20.0, gt=0, description="seconds connected after the last arrival")
+    out: str = RunOptions.model_fields["out"].default
+
+
 class WorkerOptions(StrictModel):
     """Flags of ``mmload worker`` (a load agent of a remote ``mmload run`` master)."""
 
