@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 
+from mmload.config.loader import parse_json, read_text
 from mmload.errors import UserError
 
 RUN_JSON = "run.json"
@@ -43,6 +44,8 @@ SCHEMA_VERSION = "mmload.run/1"
 WINDOW_S = 10
 FLUSH_INTERVAL_S = 5.0
 HEARTBEAT_STALE_S = 30.0
+MAX_RUN_JSON_BYTES = 64 << 20  # run.json is KiBs (a long ceiling log: a few MiB)
+MAX_PROMETHEUS_BYTES = 1 << 30
 
 _TS = pa.timestamp("us", tz="UTC")
 REQUEST_SCHEMA = pa.schema(
@@ -144,16 +147,9 @@ def _writer_is_dead(meta: dict[str, Any]) -> bool:
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """Read run.json; a run whose writer died is reported with ``outcome: interrupted``."""
     path = Path(run_dir) / RUN_JSON
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError("not a run record (no run.json)", source=str(run_dir)) from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON: {exc.msg}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise UserError("not UTF-8 text (is this a run record?)", source=str(path)) from None
-    except IsADirectoryError:
-        raise UserError("is a directory, not a file", source=str(path)) from None
+    if not path.exists() and not path.is_symlink():
+        raise UserError("not a run record (no run.json)", source=str(run_dir))
+    meta = parse_json(read_text(path, MAX_RUN_JSON_BYTES), str(path))
     if not isinstance(meta, dict):
         raise UserError("run.json is not a JSON object", source=str(path))
     if meta.get("outcome") == "running" and _writer_is_dead(meta):
@@ -474,10 +470,7 @@ def read_prometheus(run_dir: str | Path) -> PromSnapshot | None:
     path = Path(run_dir) / PROMETHEUS_FILE
     if not path.exists():
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"invalid JSON: {exc}", source=str(path)) from None
+    doc = parse_json(read_text(path, MAX_PROMETHEUS_BYTES), str(path))
     try:
         return PromSnapshot.model_validate(doc)
     except ValidationError as exc:

@@ -229,7 +229,8 @@ def sim_command(
     show_default=True,
     help="Bulk-import JSONL file to write ('-': stdout).",
 )
-def seed_command(out: str, **population: Any) -> None:
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+def seed_command(out: str, force: bool, **population: Any) -> None:
     """Write the deterministic population as Mattermost bulk-import JSONL.
 
     The same flags give the same population `mmload sim` serves. Load it into a real server
@@ -247,6 +248,8 @@ def seed_command(out: str, **population: Any) -> None:
     path = Path(out)
     if not path.parent.is_dir():
         raise UserError("directory does not exist", source=str(path), field="--out")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UserError("exists: pass --force to overwrite it", source=str(path), field="--out")
     with path.open("w", encoding="utf-8") as fh:
         lines = write_bulk_import(pop, fh)
     click.echo(

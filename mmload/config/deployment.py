@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from mmload.config.base import StrictModel
+from mmload.config.bounds import MAX_USERS, Count
 from mmload.config.catalog import load_catalog
 from mmload.config.loader import load_model
 from mmload.config.mattermost import MattermostSettings
@@ -91,29 +92,29 @@ class DatabaseSettings(StrictModel):
     engine_version: str = "16.6"
     name: str = Field(default="mattermost", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     username: str = Field(default="mmuser", pattern=r"^[a-z][a-z0-9_]{0,15}$")
-    allocated_storage_gb: int = Field(default=100, ge=20, le=65536)  # engine postgres only
+    allocated_storage_gb: Count(20, 65536) = 100  # engine postgres only
 
 
 class Overrides(StrictModel):
     """Explicit sizes that replace the tier's published ones."""
 
-    app_nodes: int | None = Field(default=None, ge=1, le=50)
+    app_nodes: Count(1, 50) | None = None
     app_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
-    proxy_nodes: int | None = Field(default=None, ge=1, le=10)
+    proxy_nodes: Count(1, 10) | None = None
     proxy_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
-    db_readers: int | None = Field(default=None, ge=0, le=15)
+    db_readers: Count(0, 15) | None = None
     db_instance_class: str | None = Field(default=None, pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
-    search_nodes: int | None = Field(default=None, ge=0, le=20)
+    search_nodes: Count(0, 20) | None = None
     search_instance_type: str | None = Field(default=None, pattern=r"^[a-z0-9.]+\.search$")
-    cache_nodes: int | None = Field(default=None, ge=0, le=6)
+    cache_nodes: Count(0, 6) | None = None
     cache_node_type: str | None = Field(default=None, pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
 
 
 class LoadSettings(StrictModel):
     """What the load test adds: agents sized from the target users, a coordinator, metrics."""
 
-    target_users: int | None = Field(default=None, gt=0)  # default: the tier's users
-    users_per_agent: int | None = Field(default=None, gt=0)  # default: the catalog's figure
+    target_users: Count(1, MAX_USERS) | None = None  # default: the tier's users
+    users_per_agent: Count(1, MAX_USERS) | None = None  # default: the catalog's figure
     agent_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
     coordinator_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
     metrics_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
@@ -140,10 +141,10 @@ class Deployment(StrictModel):
     name: str = Field(pattern=NAME_RE)
     region: str = Field(default="us-east-1", pattern=REGION_RE)
     availability_zones: list[str] = Field(default_factory=list)
-    tier: int
+    tier: Count(1, MAX_USERS)
     operator_cidrs: list[str] = Field(min_length=1)
     owner: str | None = Field(default=None, pattern=r"^[A-Za-z0-9@._+-]{1,64}$")
-    ttl_hours: int = Field(default=8, ge=1, le=168)
+    ttl_hours: Count(1, 168) = 8
     tags: dict[str, str] = Field(default_factory=dict)
     ami_id: str | None = Field(default=None, pattern=r"^ami-[0-9a-f]+$")  # None: Ubuntu 24.04
     working_dir: str = ".deployments"

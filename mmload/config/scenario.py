@@ -20,11 +20,12 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mmload.config.actions import load_table
 from mmload.config.base import StrictModel
-from mmload.config.loader import load_model
+from mmload.config.bounds import DAY_S, MAX_RATE, MAX_RUN_S, MAX_USERS, MIN_RATE, Count, Number
+from mmload.config.loader import field_path, load_model
 from mmload.config.sim import DEFAULT_PASSWORD
 from mmload.errors import UserError
 from mmload.resources import resource_dir
@@ -32,6 +33,9 @@ from mmload.resources import resource_dir
 SCENARIO_DIR = resource_dir("scenarios")
 
 Kind = Literal["storm", "herd", "steady", "ceiling"]
+HOUR_MS = 3_600_000
+MAX_MS = 3_600_000.0  # an SLO threshold of an hour is already meaningless
+MIN_BACKOFF_S = 0.1  # the web client never retries faster; smaller values spin
 
 
 class Population(StrictModel):
@@ -39,13 +43,25 @@ class Population(StrictModel):
 
     username_pattern: str = "user-{i}"
     password: str = Field(DEFAULT_PASSWORD, repr=False)
-    first_user: int = Field(1, ge=1)
-    size: int = Field(20_000, ge=1, description="users that exist on the server; indexes wrap")
+    first_user: Count(1, 1_000_000_000) = 1
+    size: Count(1, 100_000_000) = Field(
+        20_000, description="users that exist on the server; indexes wrap"
+    )
 
     @model_validator(mode="after")
     def _pattern_has_i(self) -> Population:
         if "{i}" not in self.username_pattern:
             raise ValueError("username_pattern must contain {i}")
+        try:  # the pattern is used mid-run: format samples now, so it cannot fail then
+            names = {
+                self.username_pattern.format(i=i) for i in (self.first_user, self.first_user + 1)
+            }
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(
+                f"username_pattern cannot be formatted with i=1: {type(exc).__name__}: {exc}"
+            ) from None
+        if len(names) != 2:
+            raise ValueError("username_pattern must give each user its own name")
         return self
 
 
@@ -55,8 +71,8 @@ class Idle(StrictModel):
     The rule and defaults of mattermost-load-test-ng's simulcontroller (expected value avg_ms).
     """
 
-    min_ms: int = Field(1000, ge=0)
-    avg_ms: int = Field(20_000, gt=0)
+    min_ms: Count(0, HOUR_MS) = 1000
+    avg_ms: Count(1, HOUR_MS) = 20_000
 
     @model_validator(mode="after")
     def _avg_above_min(self) -> Idle:
@@ -69,11 +85,13 @@ class WebSocketSpec(StrictModel):
     """The web client's WebSocket behaviour (mattermost-facts.md)."""
 
     enabled: bool = True
-    ping_interval_s: float = Field(30.0, gt=0)
-    reconnect_min_s: float = Field(3.0, gt=0)
-    reconnect_max_s: float = Field(300.0, gt=0)
-    reconnect_jitter_s: float = Field(2.0, ge=0)
-    reconnect_backoff_after: int = Field(7, ge=0, description="failures before growing the delay")
+    ping_interval_s: Number(0.1, 3600) = 30.0
+    reconnect_min_s: Number(MIN_BACKOFF_S, 3600) = 3.0
+    reconnect_max_s: Number(MIN_BACKOFF_S, DAY_S) = 300.0
+    reconnect_jitter_s: Number(0, 3600) = 2.0
+    reconnect_backoff_after: Count(0, 1000) = Field(
+        7, description="failures before growing the delay"
+    )
     auth: Literal["challenge", "header"] = "challenge"
 
 
@@ -83,12 +101,14 @@ class SLOs(StrictModel):
     Defaults are the thresholds Mattermost's load-test coordinator uses.
     """
 
-    login_p99_ms: float | None = Field(None, gt=0)
-    p99_ms: float | None = Field(2000.0, gt=0)
-    avg_ms: float | None = Field(100.0, gt=0)
-    error_rate: float | None = Field(None, ge=0, le=1, description="failed / all requests")
-    http_5xx_rate: float | None = Field(0.00025, ge=0, le=1, description="server-side, PromQL")
-    cpu_percent: float | None = Field(85.0, gt=0, description="server-side app CPU, PromQL")
+    login_p99_ms: Number(0, MAX_MS, lo_open=True) | None = None
+    p99_ms: Number(0, MAX_MS, lo_open=True) | None = 2000.0
+    avg_ms: Number(0, MAX_MS, lo_open=True) | None = 100.0
+    error_rate: Number(0, 1) | None = Field(None, description="failed / all requests")
+    http_5xx_rate: Number(0, 1) | None = Field(0.00025, description="server-side, PromQL")
+    cpu_percent: Number(0, 100_000, lo_open=True) | None = Field(
+        85.0, description="server-side app CPU, PromQL"
+    )
     exclude: list[str] = Field(
         default_factory=lambda: ["WS ping"],
         description="request names left out of the client-side latency SLOs",
@@ -108,26 +128,34 @@ class PromQueries(StrictModel):
 class Ceiling(StrictModel):
     """The feedback loop of the ceiling scenario (like Mattermost's load-test coordinator)."""
 
-    start_users: int = Field(50, ge=1)
-    step_users: int = Field(50, ge=1, description="users added after an interval where SLOs hold")
-    min_step_users: int = Field(5, ge=1)
-    remove_fraction: float = Field(0.1, gt=0, lt=1, description="share removed when an SLO breaks")
-    max_users: int = Field(20_000, ge=1)
-    interval_s: float = Field(60.0, gt=0, description="measurement interval per decision")
-    settle_s: float = Field(
-        10.0, ge=0, description="skip this long after a change before measuring"
+    start_users: Count(1, MAX_USERS) = 50
+    step_users: Count(1, MAX_USERS) = Field(
+        50, description="users added after an interval where SLOs hold"
     )
-    stable_intervals: int = Field(4, ge=2, description="the window: intervals with a stable count")
-    stable_tolerance: float = Field(0.1, ge=0, description="max spread within the window / mean")
-    spawn_rate: float = Field(20.0, gt=0, description="users per second when adding")
-    max_duration_s: float = Field(3600.0, gt=0)
+    min_step_users: Count(1, MAX_USERS) = 5
+    remove_fraction: Number(0.001, 0.999) = Field(
+        0.1, description="share removed when an SLO breaks"
+    )
+    max_users: Count(1, MAX_USERS) = 20_000
+    interval_s: Number(1, DAY_S) = Field(60.0, description="measurement interval per decision")
+    settle_s: Number(0, DAY_S) = Field(
+        10.0, description="skip this long after a change before measuring"
+    )
+    stable_intervals: Count(2, 1000) = Field(
+        4, description="the window: intervals with a stable count"
+    )
+    stable_tolerance: Number(0, 10) = Field(0.1, description="max spread within the window / mean")
+    spawn_rate: Number(MIN_RATE, 100_000) = Field(20.0, description="users per second when adding")
+    max_duration_s: Number(1, MAX_RUN_S) = 3600.0
 
 
 class Herd(StrictModel):
     """The reconnect herd: when the outage starts and how long it lasts."""
 
-    settle_s: float = Field(30.0, ge=0, description="after the last arrival, before the outage")
-    outage_s: float = Field(60.0, ge=0)
+    settle_s: Number(0, DAY_S) = Field(
+        30.0, description="after the last arrival, before the outage"
+    )
+    outage_s: Number(0, DAY_S) = 60.0
 
 
 class Scenario(StrictModel):
@@ -136,11 +164,13 @@ class Scenario(StrictModel):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     description: str = ""
     kind: Kind
-    users: int = Field(100, ge=1)
-    arrival_s: float = Field(60.0, ge=0, description="arrivals spread uniformly over this time")
-    hold_s: float = Field(60.0, ge=0, description="after the last arrival")
+    users: Count(1, MAX_USERS) = 100
+    arrival_s: Number(0, MAX_RUN_S) = Field(
+        60.0, description="arrivals spread uniformly over this time"
+    )
+    hold_s: Number(0, MAX_RUN_S) = Field(60.0, description="after the last arrival")
     actions: bool = Field(True, description="run the action mix after the initial load")
-    action_weights: dict[str, float] = Field(
+    action_weights: dict[str, Number(0, 1_000_000)] = Field(
         default_factory=dict, description="override weights of mmload/config/actions.yaml by name"
     )
     only_listed_actions: bool = Field(
@@ -153,9 +183,11 @@ class Scenario(StrictModel):
     prometheus: PromQueries = PromQueries()
     ceiling: Ceiling = Ceiling()
     herd: Herd = Herd()
-    rate_cap: float | None = Field(None, gt=0, description="requests per second, whole run")
+    rate_cap: Number(MIN_RATE, MAX_RATE) | None = Field(
+        None, description="requests per second, whole run"
+    )
     locustfile: str | None = Field(None, description="custom locustfile; relative to the scenario")
-    request_timeout_s: float = Field(60.0, gt=0)
+    request_timeout_s: Number(0.1, 3600) = 60.0
 
     @field_validator("action_weights")
     @classmethod
@@ -171,51 +203,68 @@ class Scenario(StrictModel):
         return weights
 
     def scaled(self, factor: float) -> Scenario:
-        """Users and every duration multiplied by ``factor`` (at least one user)."""
+        """Users and every duration multiplied by ``factor`` (at least one user), validated
+        again: a scaled value outside its range is an error, not a run."""
         if factor == 1:
             return self
-        users = max(1, math.ceil(self.users * factor))
+
+        def more(n: int) -> int:
+            return max(1, math.ceil(n * factor))
+
+        h, c = self.herd, self.ceiling
         upd: dict = {
-            "users": users,
+            "users": more(self.users),
             "arrival_s": self.arrival_s * factor,
             "hold_s": self.hold_s * factor,
-            "herd": self.herd.model_copy(
-                update={
-                    "settle_s": self.herd.settle_s * factor,
-                    "outage_s": self.herd.outage_s * factor,
-                }
-            ),
-            "ceiling": self.ceiling.model_copy(
-                update={
-                    "start_users": max(1, math.ceil(self.ceiling.start_users * factor)),
-                    "step_users": max(1, math.ceil(self.ceiling.step_users * factor)),
-                    "min_step_users": max(1, math.ceil(self.ceiling.min_step_users * factor)),
-                    "max_users": max(1, math.ceil(self.ceiling.max_users * factor)),
-                }
-            ),
+            "herd": {
+                **h.model_dump(),
+                "settle_s": h.settle_s * factor,
+                "outage_s": h.outage_s * factor,
+            },
+            "ceiling": {
+                **c.model_dump(),
+                "start_users": more(c.start_users),
+                "step_users": more(c.step_users),
+                "min_step_users": more(c.min_step_users),
+                "max_users": more(c.max_users),
+            },
         }
         if self.rate_cap:
             upd["rate_cap"] = self.rate_cap * factor
-        return self.model_copy(update=upd)
+        return self.revalidated(upd, "--scale")
+
+    def revalidated(self, update: dict, flag: str) -> Scenario:
+        """This scenario with ``update`` applied and checked again; an error names ``flag``."""
+        data = {**self.model_dump(), **update}
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as err:
+            e = err.errors(include_url=False)[0]
+            where = field_path(tuple(e["loc"]))
+            raise UserError(
+                f"{where} becomes out of range: {e['msg']}", source="command line", field=flag
+            ) from None
 
 
 class RunOptions(StrictModel):
     """Flags of ``mmload run`` (validated like a config file; errors name the flag)."""
 
     target: str = Field(..., pattern=r"^https?://[^\s/]+(/.*)?$")
-    scale: float = Field(1.0, gt=0, le=10)
-    users: int | None = Field(None, ge=1)
-    duration: float | None = Field(None, gt=0, description="seconds: overrides hold_s")
-    workers: int = Field(0, ge=0, le=64, description="local worker processes")
-    remote_workers: int = Field(0, ge=0, le=1000, description="`mmload worker` agents to await")
+    scale: Number(0.001, 10) = 1.0
+    users: Count(1, MAX_USERS) | None = None
+    duration: Number(0, MAX_RUN_S, lo_open=True) | None = Field(
+        None, description="seconds: overrides hold_s"
+    )
+    workers: Count(0, 64) = Field(0, description="local worker processes")
+    remote_workers: Count(0, 1000) = Field(0, description="`mmload worker` agents to await")
     label: str | None = Field(None, max_length=80)
     architecture: str | None = Field(None, max_length=80, description="e.g. a tier or ct2XL220")
     out: str = "runs"
     prometheus: str | None = Field(None, pattern=r"^https?://\S+$")
-    rate_cap: float | None = Field(None, gt=0)
+    rate_cap: Number(MIN_RATE, MAX_RATE) | None = None
     master_bind: str = "127.0.0.1"
-    master_port: int = Field(0, ge=0, le=65535, description="0: a free port")
-    expect_workers_timeout_s: float = Field(60.0, gt=0)
+    master_port: Count(0, 65535) = Field(0, description="0: a free port")
+    expect_workers_timeout_s: Number(1, DAY_S) = 60.0
 
 
 class DemoOptions(StrictModel):
@@ -265,16 +314,15 @@ def apply_options(scenario: Scenario, opts: RunOptions) -> Scenario:
     """The scenario as this run uses it: scaled, then explicit --users/--duration/--rate-cap."""
     s = scenario.scaled(opts.scale)
     upd: dict = {}
+    ceiling = s.ceiling.model_dump()
     if opts.users is not None:
         upd["users"] = opts.users
         if s.kind == "ceiling":
-            upd["ceiling"] = s.ceiling.model_copy(update={"max_users": opts.users})
+            upd["ceiling"] = ceiling = {**ceiling, "max_users": opts.users}
     if opts.duration is not None:
         upd["hold_s"] = opts.duration
         if s.kind == "ceiling":
-            upd["ceiling"] = (upd.get("ceiling") or s.ceiling).model_copy(
-                update={"max_duration_s": opts.duration}
-            )
+            upd["ceiling"] = {**ceiling, "max_duration_s": opts.duration}
     if opts.rate_cap is not None:
         upd["rate_cap"] = opts.rate_cap
-    return s.model_copy(update=upd) if upd else s
+    return s.revalidated(upd, "--users/--duration/--rate-cap") if upd else s

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from mmload.config.base import StrictModel
+from mmload.config.bounds import Count, Number
 
 DEFAULT_PASSWORD = "Loadtest-1!"
 MAX_PASSWORD_BYTES = 72  # Mattermost caps passwords at 72 bytes (bcrypt's limit, kept for PBKDF2)
@@ -56,7 +57,7 @@ class PopulationSpec(StrictModel):
 class RateLimit(StrictModel):
     """GCRA login limiter keyed by the remote address host (X-Forwarded-For ignored)."""
 
-    per_sec: float = Field(5, gt=0, le=100_000)
+    per_sec: Number(0, 100_000, lo_open=True) = 5
     burst: int = Field(10, ge=0, le=100_000)
 
 
@@ -68,7 +69,7 @@ class GlobalRateLimit(StrictModel):
     or the session token (``VaryByUser``, falling back to the address), plus the lowercased value
     of ``VaryByHeader`` when set."""
 
-    per_sec: float = Field(10, gt=0, le=100_000, description="RateLimitSettings.PerSec")
+    per_sec: Number(0, 100_000, lo_open=True) = Field(10, description="RateLimitSettings.PerSec")
     max_burst: int = Field(100, ge=0, le=100_000, description="RateLimitSettings.MaxBurst")
     memory_store_size: int = Field(10_000, ge=1, le=1_000_000)
     vary_by_remote_addr: bool = True
@@ -89,8 +90,8 @@ class WorkerPool(StrictModel):
     """
 
     size: int = Field(ge=1, le=100_000)
-    service_ms: float = Field(gt=0, le=60_000)
-    queue_max: int | None = Field(None, ge=0)
+    service_ms: Number(0, 60_000, lo_open=True)
+    queue_max: Count(0, 100_000_000) | None = None
 
 
 class Profile(StrictModel):
@@ -189,10 +190,10 @@ class SimSettings(StrictModel):
     profile: Profile = Field(default_factory=lambda: FAST.model_copy())
     profile_name: str = "fast"
     site_url: str | None = None
-    ws_auth_timeout_s: float = Field(5.0, gt=0, description="close unauthenticated sockets")
-    ws_ping_interval_s: float = Field(60.0, gt=0, description="server ping frames")
+    ws_auth_timeout_s: Number(0.01, 3600) = Field(5.0, description="close unauthenticated sockets")
+    ws_ping_interval_s: Number(0.1, 3600) = Field(60.0, description="server ping frames")
     posts_kept_per_channel: int = Field(200, ge=1, le=100_000)
-    session_length_web_hours: int = Field(720, ge=1)
+    session_length_web_hours: Count(1, 876_000) = 720
     max_payload_bytes: int = Field(
         300_000, ge=1024, le=1 << 30, description="ServiceSettings.MaximumPayloadSizeBytes"
     )

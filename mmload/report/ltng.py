@@ -10,7 +10,6 @@ run's UTC window and ``Num users:`` (the supported users the coordinator reporte
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import math
 import re
@@ -21,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from mmload.config.loader import parse_json, read_bytes
 from mmload.errors import UserError
 from mmload.report.model import TIMING_COLUMNS, RunSummary, architecture_from_name
 
@@ -30,6 +30,7 @@ SECTIONS = {
     ("api", "avg_ms"): "AvgAPITimes",
     ("api", "p99_ms"): "P99APITimes",
 }
+MAX_REPORT_BYTES = 1 << 30  # ltng reports with graphs are tens of MiB
 REPORT_SUFFIXES = (".out", ".out.gz", ".json", ".json.gz")
 _USERS = re.compile(r"^\s*Num users:\s*(\d+)\s*$", re.MULTILINE)
 _WINDOW = re.compile(r'^\s*UTC time:\s*"([^"]+)"\s*"([^"]+)"', re.MULTILINE)
@@ -38,16 +39,16 @@ _VERSION_URL = re.compile(r"/(\d+\.\d+\.\d+[0-9A-Za-z.+-]*?)/mattermost")
 
 def read_text_maybe_gz(path: Path) -> str:
     """The file's text, gunzipped when it is gzip (by magic bytes, not by name)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError("file not found", source=str(path)) from None
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    raw = read_bytes(path, MAX_REPORT_BYTES)
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
+        try:  # bounded: a small gzip bomb must not fill memory
+            unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            raw = unzip.decompress(raw, MAX_REPORT_BYTES + 1)
+            if len(raw) > MAX_REPORT_BYTES or unzip.unconsumed_tail:
+                raise UserError(
+                    f"too large: over {MAX_REPORT_BYTES:,} bytes uncompressed", source=str(path)
+                )
+        except zlib.error as exc:
             raise UserError(f"corrupt gzip: {exc}", source=str(path)) from None
     try:
         return raw.decode("utf-8")
@@ -167,12 +168,9 @@ def parse_report(text: str, path: Path, graphs: bool) -> dict[str, Any]:
         if cut > 0:
             try:
                 return json.loads(text[:cut].rstrip().rstrip(",") + "}")
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 pass
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"invalid JSON: {exc.msg} (line {exc.lineno})", source=str(path)) from None
+    return parse_json(text, str(path))
 
 
 def load_ltng(

@@ -29,7 +29,7 @@ def _json_is_ltng(path: Path) -> bool:
         return True
     try:
         return looks_like_ltng(json.loads(read_text_maybe_gz(path) or "null"))
-    except (json.JSONDecodeError, UserError):
+    except (json.JSONDecodeError, RecursionError, UserError):
         return False
 
 
@@ -56,6 +56,10 @@ def discover(path: Path) -> list[Path]:
         raise UserError("no such file or directory", source=str(path))
     if path.is_file() or is_run_record(path):
         return [path]
+    if not path.is_dir():
+        raise UserError(
+            "not a regular file or directory (a FIFO, device or socket)", source=str(path)
+        )
     found: list[Path] = []
     for child in sorted(path.iterdir()):
         if child.is_dir():

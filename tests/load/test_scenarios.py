@@ -73,7 +73,7 @@ def _one_line_exit_2(out, *needles: str) -> None:
 def test_bad_scenario_file_exits_2_naming_file_and_field(tmp_path: Path) -> None:
     f = write_scenario(tmp_path / "bad.yaml", name="bad", kind="storm", users=-5)
     out = run_mmload("run", str(f), "--target", "http://127.0.0.1:9")
-    _one_line_exit_2(out, str(f), "users", "greater than or equal to 1")
+    _one_line_exit_2(out, str(f), "users", "must be between 1 and 1,000,000")
     f = write_scenario(tmp_path / "typo.yaml", name="t", kind="storm", hold=3)
     _one_line_exit_2(run_mmload("run", str(f), "--target", "http://127.0.0.1:9"), "hold", "unknown")
     f.write_text("name: [oops\n")
@@ -89,7 +89,7 @@ def test_bad_flags_exit_2() -> None:
     _one_line_exit_2(
         run_mmload("run", "steady", "--target", "http://127.0.0.1:9", "--scale", "0"),
         "scale",
-        "greater than 0",
+        "at least 0.001",
     )
     _one_line_exit_2(run_mmload("run", "steady", "--target", "ftp://x", "--scale", "1"), "target")
     _one_line_exit_2(

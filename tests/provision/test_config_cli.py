@@ -118,7 +118,7 @@ BAD = [
     ({"terraform": {"backend": "s3"}}, "terraform", "state_bucket"),
     ({"database": {"engine": "mysql"}}, "database.engine", "aurora-postgresql"),
     ({"tags": {"mmload:owner": "x"}}, "tags", "reserved"),
-    ({"load": {"users_per_agent": 0}}, "load.users_per_agent", "greater than 0"),
+    ({"load": {"users_per_agent": 0}}, "load.users_per_agent", "must be between 1 and"),
 ]
 
 

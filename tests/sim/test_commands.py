@@ -31,7 +31,7 @@ BAD_FLAGS = [
     (["sim", "--profile", "v9"], "'--profile': 'v9' is not one of"),
     (["sim", "--port", "70000"], "--port: Input should be less than or equal to 65535"),
     (["sim", "--password", "short"], "--password: String should have at least 8 characters"),
-    (["sim", "--ws-auth-timeout", "0"], "--ws-auth-timeout: Input should be greater than 0"),
+    (["sim", "--ws-auth-timeout", "0"], "--ws-auth-timeout: must be a finite number at least 0.01"),
     (["sim", "--profile-file", "/nonexistent.yaml"], "/nonexistent.yaml: file not found"),
     (["seed", "--teams", "0"], "command line: --teams: Input should be greater than"),
     (["seed", "--out", "/no/such/dir/x.jsonl"], "--out: directory does not exist"),
@@ -68,7 +68,8 @@ def test_bad_profile_file_names_file_and_field(tmp_path) -> None:
     proc = run_cli("sim", "--profile-file", str(bad), timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"mmload: error: {bad}: login_rate_limit.per_sec: Input should be greater than 0"
+        f"mmload: error: {bad}: login_rate_limit.per_sec: "
+        "must be a finite number above 0 and at most 100,000 (got -1)"
     )
     typo = tmp_path / "typo.yaml"
     typo.write_text("pasword_hash: bcrypt\n")
