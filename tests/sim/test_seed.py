@@ -57,7 +57,7 @@ ORDER = ["version", "team", "channel", "user", "post"]
 
 def seed_lines(tmp_path: Path, *extra: str) -> list[dict[str, Any]]:
     out = tmp_path / "pop.jsonl"
-    proc = run_cli("seed", *ARGS, *extra, "--out", str(out), timeout=60)
+    proc = run_cli("seed", *ARGS, *extra, "--out", str(out), "--force", timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "wrote" in proc.stderr and proc.stdout == ""
     return [json.loads(line) for line in out.read_text().splitlines()]
