@@ -29,10 +29,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmload.config.sim import SimSettings
 from mmload.errors import RunFailed
 
 READY = re.compile(r"mmload sim ready: (\S+) \(metrics (\S+)\)")
 POLL_S = 0.05
+HOST = SimSettings.model_fields["host"].default  # loopback: the simulator's own default
 
 
 @dataclass
@@ -92,7 +94,7 @@ def sim_args(**flags: object) -> list[str]:
     return args
 
 
-def sim_command(*, host: str = "127.0.0.1", args: Sequence[str] = (), **flags: object) -> list[str]:
+def sim_command(*, host: str = HOST, args: Sequence[str] = (), **flags: object) -> list[str]:
     """``mmload sim --host HOST --port 0 --metrics-port 0 FLAGS… ARGS…`` (ports: its own)."""
     flags.setdefault("port", 0)
     if not flags.get("no_metrics"):
@@ -124,7 +126,7 @@ def wait_until_ready(process: subprocess.Popen, log_path: Path, timeout: float) 
 @contextmanager
 def running_sim(
     *,
-    host: str = "127.0.0.1",
+    host: str = HOST,
     start_timeout: float = 60.0,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
