@@ -16,6 +16,7 @@ from mmload.commands.common import (
     default_of,
     err_console,
     interactive,
+    model_from_flags,
 )
 from mmload.config.catalog import load_catalog, load_prices
 from mmload.config.deployment import (
@@ -140,18 +141,18 @@ def init(
     force: bool,
 ) -> None:
     """Write a commented deployment.yaml for a published tier."""
-    names = load_catalog().tier_names
-    if tier not in names:
-        raise UserError(
-            f"unknown tier {tier}; published tiers: {', '.join(map(str, names))}",
-            source="command line",
-            field="--tier",
-        )
+    if name is None:
+        name = f"mm-{tier // 1000}k" if tier >= 1000 else f"mm-{tier}"
+    flags = {
+        "tier": tier,
+        "name": name,
+        "region": region,
+        "operator_cidrs": list(operator_cidrs) or [PLACEHOLDER_CIDR],
+    }
+    model_from_flags(Deployment, flags, {"operator_cidrs": "--operator-cidr"})
     out = Path(output)
     if out.exists() and not force:
         raise UserError("file exists (use --force to overwrite)", source=str(out))
-    if name is None:
-        name = f"mm-{tier // 1000}k" if tier >= 1000 else f"mm-{tier}"
     text = deployment_yaml(tier=tier, name=name, region=region, cidrs=list(operator_cidrs))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
