@@ -33,6 +33,11 @@ JOB_SCRIPT = (
 )
 
 
+# A killed job whose parent never reaps it (a container's init may not) stays a zombie, which
+# `kill -0` still finds: `zombie PID` tells (Linux hosts).
+ZOMBIE_FN = "zombie() { grep -qs '^State:[[:space:]]*Z' /proc/$1/status; };"
+
+
 @dataclass(frozen=True)
 class JobState:
     """What a detached job is doing: ``running``, ``exited`` (with its code), ``lost`` (killed
@@ -94,20 +99,28 @@ class Remote:
 
     # -- detached jobs -------------------------------------------------------------------------
 
-    def start_job(self, host: str, folder: str, argv: list[str]) -> Job:
+    def start_job(
+        self, host: str, folder: str, argv: list[str], *, remove: tuple[str, ...] = ()
+    ) -> Job:
         """Start ``argv`` on ``host`` detached from this connection; its files go to ``folder``
-        (created; a job already running there is refused)."""
-        state = self.job_state(Job(host, folder))
-        if state.running:
-            raise RunFailed(f"{host}: a job is already running in {folder} (pid {state.pid})")
+        (created; ``remove`` names files of an earlier job to delete first; a job already
+        running there is refused). One SSH round trip."""
         q = shlex.quote
+        stale = " ".join(q(name) for name in ("pid", "exit", "out.log", *remove))
         script = (
-            f"set -e; mkdir -p {q(folder)}; cd {q(folder)}; rm -f pid exit out.log; "
+            f"set -e; mkdir -p {q(folder)}; cd {q(folder)}; "
+            f"{ZOMBIE_FN} "
+            'if [ -s pid ] && kill -0 "$(cat pid)" 2>/dev/null && ! zombie "$(cat pid)"; then '
+            'echo "running $(cat pid)"; exit 0; fi; '
+            f"rm -f {stale}; "
             f"setsid nohup sh -c {q(JOB_SCRIPT)} mmload-job {shlex.join(argv)} "
             "</dev/null >/dev/null 2>&1 & "
             "i=0; while [ ! -s pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; cat pid"
         )
         out = self.run(host, script).stdout.strip()
+        if out.startswith("running"):
+            pid = out.split()[-1]
+            raise RunFailed(f"{host}: a job is already running in {folder} (pid {pid})")
         if not out.isdigit():
             raise RunFailed(f"{host}: the job in {folder} did not start")
         return Job(host, folder)
@@ -118,7 +131,7 @@ class Remote:
         q = shlex.quote(job.folder)
         script = (
             f"cd {q} 2>/dev/null || {{ echo absent; exit 0; }}; "
-            "zombie() { grep -qs '^State:[[:space:]]*Z' /proc/$1/status; }; "
+            f"{ZOMBIE_FN} "
             "pid=$(cat pid 2>/dev/null || true); "
             'if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! zombie "$pid"; then '
             'echo "running $pid"; '
