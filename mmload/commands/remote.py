@@ -12,7 +12,8 @@ from typing import Any
 
 import click
 
-from mmload.commands.common import CONFIG_OPTION, interactive
+from mmload.commands.common import CONFIG_OPTION, default_of, interactive, model_from_flags
+from mmload.config.remote import REMOTE_MMLOAD, RemoteLoadOptions, StopOptions
 
 
 @click.command("ssh", context_settings={"ignore_unknown_options": True})
@@ -87,28 +88,29 @@ RUN_FLAGS = ("scale", "users", "duration", "label", "architecture", "rate_cap")
 )
 @click.option(
     "--workers-per-agent",
-    type=click.IntRange(1, 256),
+    type=int,
     help="`mmload worker` processes per agent.  [default: one per vCPU of the agent]",
 )
 @click.option(
     "--master-port",
-    type=click.IntRange(1, 65535),
-    default=5557,
-    show_default=True,
-    help="The port the master listens on (the agents' security group allows 5557).",
+    type=int,
+    help="The port the master listens on (the agents' security group allows it).  "
+    f"[default: {default_of(RemoteLoadOptions, 'master_port')}]",
 )
 @click.option(
     "--remote-mmload",
     help="mmload on the hosts.  [default: $MMLOAD_REMOTE_MMLOAD, else "
-    "/opt/mmload/venv/bin/mmload, where `mmload configure` installs it]",
+    f"{REMOTE_MMLOAD}, where `mmload configure` installs it]",
 )
 @click.option(
     "--remote-dir",
-    default="~/mmload",
-    show_default=True,
-    help="Folder for jobs and run records on the hosts.",
+    help="Folder for jobs and run records on the hosts.  "
+    f"[default: {default_of(RemoteLoadOptions, 'remote_dir')}]",
 )
-@click.option("--out", default="runs", show_default=True, help="Local parent folder of records.")
+@click.option(
+    "--out",
+    help=f"Local parent folder of records.  [default: {default_of(RemoteLoadOptions, 'out')}]",
+)
 @click.option("--detach", is_flag=True, help="Start the run and return (attach later).")
 @click.option("--yes", is_flag=True, help="Do not ask before loading a non-loopback target.")
 def load_start_cmd(config: str, scenario: str, **flags: Any) -> None:
@@ -125,6 +127,9 @@ def load_start_cmd(config: str, scenario: str, **flags: Any) -> None:
     from mmload.lifecycle.remote_load import plan_load, start_load
 
     run_flags = {k: flags[k] for k in RUN_FLAGS}
+    opts = model_from_flags(
+        RemoteLoadOptions, {k: flags[k] for k in RemoteLoadOptions.model_fields}
+    )
     spec, path = load_scenario(scenario)
     if spec.locustfile:
         raise UserError(
@@ -135,14 +140,12 @@ def load_start_cmd(config: str, scenario: str, **flags: Any) -> None:
     reached = reach(config)
     plan = plan_load(
         reached.outputs,
-        target=flags["target"],
-        prometheus=flags["prometheus"],
-        master_port=flags["master_port"],
-        remote_mmload=flags["remote_mmload"],
-        remote_dir=flags["remote_dir"],
+        target=opts.target,
+        prometheus=opts.prometheus,
+        master_port=opts.master_port,
+        remote_mmload=opts.remote_mmload,
+        remote_dir=opts.remote_dir,
     )
-    from mmload.commands.common import model_from_flags
-
     model_from_flags(
         RunOptions, {**run_flags, "target": plan.target, "prometheus": plan.prometheus}
     )
@@ -153,8 +156,8 @@ def load_start_cmd(config: str, scenario: str, **flags: Any) -> None:
         plan,
         spec.name if builtin else scenario,
         run_flags,
-        out=flags["out"],
-        workers_per_agent=flags["workers_per_agent"],
+        out=opts.out,
+        workers_per_agent=opts.workers_per_agent,
         scenario_text=None if builtin else path.read_text(encoding="utf-8"),
     )
     click.echo(
@@ -272,12 +275,11 @@ def status_line(scenario: str, host: str, s: dict[str, Any]) -> str:
 @CONFIG_OPTION
 @click.option(
     "--grace",
-    type=click.FloatRange(1, 3600),
-    default=60,
-    show_default=True,
-    help="Seconds to wait after SIGINT before SIGTERM (then SIGKILL).",
+    type=float,
+    help="Seconds to wait after SIGINT before SIGTERM (then SIGKILL).  "
+    f"[default: {default_of(StopOptions, 'grace'):g}]",
 )
-def load_stop_cmd(config: str, grace: float) -> None:
+def load_stop_cmd(config: str, grace: float | None) -> None:
     """Stop the remote run: SIGINT to the master, which ends it `interrupted` and saves the
     record (`mmload load fetch` copies it)."""
     from mmload.lifecycle.hosts import reach
@@ -285,8 +287,9 @@ def load_stop_cmd(config: str, grace: float) -> None:
     from mmload.lifecycle.remote_load import LoadState, stop_run
 
     reached = reach(config)
+    opts = model_from_flags(StopOptions, {"grace": grace})
     state = LoadState.load(reached.workdir)
-    final = stop_run(Remote(reached.access), state, grace_s=grace)
+    final = stop_run(Remote(reached.access), state, grace_s=opts.grace)
     code = "" if final.exit_code is None else f" (exit {final.exit_code})"
     click.echo(f"the run on {state.coordinator} is {final.phase}{code}")
 
@@ -310,7 +313,6 @@ def load_stop_cmd(config: str, grace: float) -> None:
 def load_master_cmd(scenario: str, status_file: str, yes: bool, **flags: Any) -> None:
     """The coordinator's side of `mmload load start`: `mmload run` as a master that also
     writes its status to --status-file and a plain status line to stdout."""
-    from mmload.commands.common import model_from_flags
     from mmload.commands.load import confirm_target, print_summary
     from mmload.config.scenario import RunOptions, apply_options, load_scenario
 

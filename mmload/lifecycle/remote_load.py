@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mmload import record
+from mmload.config.remote import REMOTE_MMLOAD, RemoteLoadOptions
 from mmload.configure.inventory import DeploymentOutputs
 from mmload.errors import RunFailed, UserError
 from mmload.lifecycle.hosts import Reached
@@ -36,11 +37,6 @@ from mmload.lifecycle.remote import ZOMBIE_FN, Job, JobState, Remote
 
 STATE_FILE = "load.json"
 STATUS_FILE = "status.json"
-# Where `mmload configure` installs mmload on the agents and the coordinator
-# (ansible/roles/agents: agents_venv); --remote-mmload or $MMLOAD_REMOTE_MMLOAD override it.
-DEFAULT_REMOTE_MMLOAD = "/opt/mmload/venv/bin/mmload"
-DEFAULT_REMOTE_DIR = "~/mmload"  # in the SSH user's home on each host
-DEFAULT_MASTER_PORT = 5557  # the Locust master port the agents' security group allows
 PROMETHEUS_PORT = 9090  # the metrics node's Prometheus (Debian's default port)
 RECONNECT_TRIES = 5
 
@@ -104,9 +100,9 @@ def plan_load(
     *,
     target: str | None = None,
     prometheus: str | None = None,
-    master_port: int = DEFAULT_MASTER_PORT,
+    master_port: int = RemoteLoadOptions.model_fields["master_port"].default,
     remote_mmload: str | None = None,
-    remote_dir: str = DEFAULT_REMOTE_DIR,
+    remote_dir: str = RemoteLoadOptions.model_fields["remote_dir"].default,
 ) -> LoadPlan:
     """The coordinator, the agents, the target (``site_url``) and Prometheus (the first metrics
     node) of a deployment; a UserError names what outputs.json lacks."""
@@ -126,9 +122,7 @@ def plan_load(
         agents=agents,
         target=target or outputs.site_url,
         prometheus=prometheus,
-        remote_mmload=remote_mmload
-        or os.environ.get("MMLOAD_REMOTE_MMLOAD")
-        or DEFAULT_REMOTE_MMLOAD,
+        remote_mmload=remote_mmload or os.environ.get("MMLOAD_REMOTE_MMLOAD") or REMOTE_MMLOAD,
         remote_dir=remote_dir,
     )
 
