@@ -261,3 +261,70 @@ def test_the_defaults_check_sees_a_planted_literal(tmp_path: Path) -> None:
         "cmd.py:3: default=8065",
         "cmd.py:2: a module-level number",
     ]
+
+
+def bound_names(tree: ast.Module) -> set[str]:
+    """The names a module binds at its top level (also under if/try/with/for there)."""
+    names: set[str] = set()
+
+    def visit(stmts: list[ast.stmt]) -> None:
+        for s in stmts:
+            if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(s.name)
+            elif isinstance(s, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                targets = s.targets if isinstance(s, ast.Assign) else [s.target]
+                names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            elif isinstance(s, ast.Import | ast.ImportFrom):
+                names.update((a.asname or a.name).split(".")[0] for a in s.names)
+            elif isinstance(s, ast.If | ast.Try | ast.With | ast.For):
+                for block in (s.body, getattr(s, "orelse", []), getattr(s, "finalbody", [])):
+                    visit(block)
+                for handler in getattr(s, "handlers", []):
+                    visit(handler.body)
+
+    visit(tree.body)
+    return names
+
+
+def unresolved_imports(importers: list[Path], modules: dict[str, Path]) -> list[str]:
+    """``from mmload.x import name`` where x has no such name or submodule (function-level
+    imports included: they fail only when the function runs)."""
+    bound = {m: bound_names(ast.parse(p.read_text(encoding="utf-8"))) for m, p in modules.items()}
+    bad = []
+    for path in importers:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module in modules:
+                bad += [
+                    f"{path}:{node.lineno}: {node.module} has no {a.name}"
+                    for a in node.names
+                    if a.name != "*"
+                    and a.name not in bound[node.module]
+                    and f"{node.module}.{a.name}" not in modules
+                ]
+            elif isinstance(node, ast.Import):
+                bad += [
+                    f"{path}:{node.lineno}: no module {a.name}"
+                    for a in node.names
+                    if a.name.split(".")[0] == "mmload" and a.name not in modules
+                ]
+    return bad
+
+
+def test_every_mmload_import_resolves(modules: dict[str, Path]) -> None:
+    root = PACKAGE.parent
+    importers = [p for d in ("mmload", "tests", "bench") for p in sorted((root / d).rglob("*.py"))]
+    bad = unresolved_imports(importers, modules)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_resolver_sees_a_removed_name(tmp_path: Path, modules: dict[str, Path]) -> None:
+    planted = tmp_path / "late.py"
+    planted.write_text(
+        "def f():\n    from mmload.provision.render import no_such_function\n"
+        "    from mmload.config import loader\n    import mmload.no_such_module\n"
+    )
+    assert unresolved_imports([planted], modules) == [
+        f"{planted}:2: mmload.provision.render has no no_such_function",
+        f"{planted}:4: no module mmload.no_such_module",
+    ]
