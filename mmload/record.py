@@ -240,6 +240,7 @@ class SloVerdict(_Model):
     value: float | None = None
     passed: StrictBool | None = None
     optional: StrictBool = False  # an optional SLO that could not be measured does not fail a run
+    detail: str | None = None  # what the value is made of, e.g. "failed logins: 134 429 …"
 
     @property
     def status(self) -> VerdictStatus:
@@ -261,7 +262,8 @@ class SloVerdict(_Model):
             opt = " (optional)" if self.optional else ""
             return f"{self.name}{what} could not be measured{opt}: {limit}"
         verb = "passed" if self.status == "pass" else "failed"
-        return f"{self.name} {verb}: measured {number(self.value)}, {limit}{what}"
+        detail = f"; {self.detail}" if self.detail else ""
+        return f"{self.name} {verb}: measured {number(self.value)}, {limit}{what}{detail}"
 
 
 def number(value: float | None) -> str:

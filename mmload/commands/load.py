@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import socket
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from mmload import record
 from mmload.commands.common import (
     console,
     default_of,
@@ -20,13 +22,15 @@ from mmload.commands.common import (
     model_from_flags,
 )
 from mmload.config.scenario import (
+    SCENARIO_DIR,
     DemoOptions,
     RunOptions,
     WorkerOptions,
     apply_options,
     load_scenario,
 )
-from mmload.errors import UserError
+from mmload.errors import RunFailed, UserError
+from mmload.record import RunVerdict
 
 
 def is_loopback(url: str) -> bool:
@@ -120,11 +124,38 @@ def print_summary(result: Any) -> None:
             _fmt_ms(row["p99_ms"]),
         )
     out.print(table)
+    classes = totals.get("errors_by_class") or {}
+    if classes:
+        out.print("errors by class: " + ", ".join(f"{c} {n:,}" for c, n in sorted(classes.items())))
     for v in summary["slos"]:
-        mark = {True: "PASS", False: "FAIL", None: "n/a"}[v["passed"]]
+        mark = {True: "PASS", False: "FAIL", None: "UNMEASURED"}[v["passed"]]
+        if v["passed"] is None and v.get("optional"):
+            mark += " (optional)"
         val = "-" if v["value"] is None else f"{v['value']:.4g}"
-        out.print(f"SLO {v['name']} ({v['source']}): {val} {v['op']} {v['threshold']}: {mark}")
+        detail = f" [{v['detail']}]" if v.get("detail") else ""
+        out.print(
+            f"SLO {v['name']} ({v['source']}): {val} {v['op']} {v['threshold']}: {mark}{detail}"
+        )
+    verdict = run_verdict(result.meta)
+    out.print(
+        f"verdict: [bold]{verdict.status}[/bold]" + "".join(f"\n  - {r}" for r in verdict.reasons)
+    )
     click.echo(f"run record: {result.run_dir}")
+
+
+def run_verdict(meta: dict[str, Any]) -> RunVerdict:
+    """The run's verdict by the record's one rule (``mmload.record.run_verdict``)."""
+    return record.run_verdict(record.parse_meta(meta, "run.json"))
+
+
+def exit_for(result: Any, fail_on_slo: bool) -> None:
+    """The exit code of a finished run: 130 interrupted, 1 when an SLO failed or could not be
+    measured (unless ``fail_on_slo`` is off), else 0. A failed run raised RunFailed already."""
+    if result.meta["outcome"] == "interrupted":
+        sys.exit(130)
+    verdict = run_verdict(result.meta)
+    if fail_on_slo and verdict.status == "FAIL":
+        raise RunFailed("FAIL: " + "; ".join(verdict.reasons))
 
 
 def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
@@ -132,11 +163,15 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
     opts = model_from_flags(RunOptions, flags)
     scenario, path = load_scenario(scenario_ref)
     scenario = apply_options(scenario, opts)
+    if opts.duration is not None:
+        from mmload.load.phases import with_total_duration
+
+        scenario = with_total_duration(scenario, opts.duration)
     confirm_target(opts.target, yes)
     from mmload.load.runner import ScenarioRun  # imports Locust (gevent monkey-patching)
 
     live_ctx = None
-    tick = None
+    tick: Any = None
     if interactive():
         from rich.live import Live
 
@@ -146,6 +181,10 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
 
         def tick(snapshot: Any) -> None:
             live_ctx.update(render(snapshot))
+    else:
+        from mmload.load.live import PlainProgress
+
+        tick = PlainProgress(lambda line: click.echo(line))
 
     def announce(run_dir: Path) -> None:
         click.echo(f"run record: {run_dir}")
@@ -177,6 +216,21 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
     return result
 
 
+def builtin_scenarios() -> str:
+    """The built-in scenarios' names, for --help."""
+    return ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))) or "none"
+
+
+def fail_on_slo_option(f: Any) -> Any:
+    """--fail-on-slo/--no-fail-on-slo, shared by run and demo."""
+    return click.option(
+        "--fail-on-slo/--no-fail-on-slo",
+        default=True,
+        show_default=True,
+        help="Exit 1 when an SLO failed or could not be measured (the record is kept either way).",
+    )(f)
+
+
 def register(group: click.Group) -> None:
     """Add this stage's commands to group."""
 
@@ -193,7 +247,17 @@ def register(group: click.Group) -> None:
         type=int,
         help="Users (overrides the scenario, after --scale; ceiling: the most to try).",
     )
-    @click.option("--duration", type=float, help="Hold time in seconds (ceiling: the time limit).")
+    @click.option(
+        "--duration",
+        type=float,
+        help="The WHOLE run in seconds: arrivals (and herd phases) plus the hold, which gets "
+        "the rest (ceiling: the time limit).",
+    )
+    @click.option(
+        "--hold",
+        type=float,
+        help="Seconds everyone stays connected after the last arrival (overrides hold_s).",
+    )
     @click.option("--workers", type=int, help="Local Locust worker processes (0: one process).")
     @click.option(
         "--remote-workers",
@@ -213,15 +277,21 @@ def register(group: click.Group) -> None:
     @click.option("--master-bind", help="Address the master listens on for remote workers.")
     @click.option("--master-port", type=int, help="Port the master listens on (0: free port).")
     @click.option("--yes", is_flag=True, help="Do not ask before loading a non-loopback target.")
-    def run_cmd(scenario: str, yes: bool, **flags: Any) -> None:
-        """Run SCENARIO (a built-in name like sev0-login-storm, or a YAML file) against a target.
+    @fail_on_slo_option
+    def run_cmd(scenario: str, yes: bool, fail_on_slo: bool, **flags: Any) -> None:
+        """Run SCENARIO (a built-in name, or a YAML file) against a target.
 
         Writes a new run record under --out and prints its path. Ctrl-C stops cleanly and keeps
-        what was measured (outcome: interrupted).
+        what was measured (outcome: interrupted). Exit codes: 0 every SLO passed, 1 an SLO
+        failed or could not be measured (see --no-fail-on-slo) or the run failed, 2 bad input,
+        130 interrupted.
         """
         result = execute_run(scenario, flags, yes)
-        if result.meta["outcome"] == "interrupted":
-            sys.exit(130)
+        exit_for(result, fail_on_slo)
+
+    run_cmd.help = inspect.cleandoc(run_cmd.help or "") + (
+        f"\n\nBuilt-in scenarios: {builtin_scenarios()}."
+    )
 
     @group.command("worker")
     @click.option("--master", "master_host", required=True, help="Host of the `mmload run` master.")
@@ -269,8 +339,10 @@ def register(group: click.Group) -> None:
         show_default=True,
         help="Parent folder of the record.",
     )
-    def demo_cmd(scale: float, hold: float, out: str) -> None:
-        """Start the simulator, run the Sev0 login storm at a small scale, print the summary."""
+    @fail_on_slo_option
+    def demo_cmd(scale: float, hold: float, out: str, fail_on_slo: bool) -> None:
+        """Start the simulator, run the Sev0 login storm at a small scale, print the summary
+        (exit codes as `mmload run`)."""
         from mmload.sim.launcher import running_sim
 
         opts = model_from_flags(DemoOptions, {"scale": scale, "hold": hold, "out": out})
@@ -282,8 +354,9 @@ def register(group: click.Group) -> None:
             err_console.print(
                 f"simulator at {sim.url}; running {opts.scenario} at scale {opts.scale}"
             )
-            execute_run(
+            result = execute_run(
                 opts.scenario,
-                {"target": sim.url, "scale": opts.scale, "duration": opts.hold, "out": opts.out},
+                {"target": sim.url, "scale": opts.scale, "hold": opts.hold, "out": opts.out},
                 yes=True,
             )
+        exit_for(result, fail_on_slo)

@@ -5,7 +5,8 @@ broke most recently; if one broke, remove ``remove_fraction`` of them (at least 
 halve the step (never below ``min_step``). Stop when the user count has been stable over the last
 ``stable_intervals`` intervals (spread / mean <= ``stable_tolerance``) after at least one break,
 or when ``max_users`` held for that long. The supported users are the highest count at which
-every SLO held within that final window.
+every SLO held within that final window. An interval in which a required SLO could not be
+measured cannot be judged: the loop stops there and the run fails, saying which SLO.
 
 :class:`CeilingController` is the pure decision; :class:`CeilingLoop` runs it against a run
 (spawning, waiting for logins and data, measuring each interval) on the phase drivers' clock.
@@ -163,8 +164,9 @@ class CeilingLoop:
 
     def _decide(self, measure_from: float, measure_to: float) -> Step:
         verdicts = self.measure(measure_from, measure_to)
+        slo.stop_if_unmeasured(verdicts, self.controller.users)
         held = slo.all_held(verdicts)
-        failing = [v["name"] for v in verdicts if v["passed"] is False]
+        failing = slo.failing(verdicts)
         step = self.controller.decide(held, failing)
         self.log.append(
             {

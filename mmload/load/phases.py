@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mmload.config.scenario import Scenario
+from mmload.errors import UserError
 from mmload.load.clock import WALL, Clock
 from mmload.load.context import StopFlag
-from mmload.load.schedule import ArrivalSchedule, Backoff, herd_offsets
+from mmload.load.schedule import ArrivalSchedule, Backoff, arrival_schedule, herd_offsets
 from mmload.load.status import RunStatus
 
 SetUsers = Callable[[int, float], None]
@@ -101,6 +102,40 @@ def drive_herd(p: Phases, scenario: Scenario, t0: float, schedule: ArrivalSchedu
         return
     p.enter("hold")
     p.wait_until(p.now() + scenario.hold_s)
+
+
+def before_hold_s(scenario: Scenario) -> float:
+    """How long the phases before the hold last, from the first scheduled arrival."""
+    end = arrival_schedule(scenario).duration_s
+    if scenario.kind == "herd":
+        backoff = Backoff.from_spec(scenario.websocket)
+        last = max(herd_offsets(HERD_SAMPLE, scenario.herd.outage_s, backoff))
+        end += scenario.herd.settle_s + last + HERD_MARGIN_S
+    return end
+
+
+def expected_s(scenario: Scenario) -> float:
+    """The planned length of a run of ``scenario`` (a ceiling: its time limit)."""
+    if scenario.kind == "ceiling":
+        return scenario.ceiling.max_duration_s
+    return before_hold_s(scenario) + scenario.hold_s
+
+
+def with_total_duration(scenario: Scenario, total_s: float) -> Scenario:
+    """``--duration``: the whole run lasts ``total_s``; the hold gets what the phases before it
+    leave (a ceiling: its time limit). Too short for those phases is a UserError."""
+    if scenario.kind == "ceiling":
+        spec = scenario.ceiling.model_copy(update={"max_duration_s": total_s})
+        return scenario.model_copy(update={"ceiling": spec})
+    before = before_hold_s(scenario)
+    if total_s < before:
+        raise UserError(
+            f"{total_s:g} s is shorter than the {scenario.kind}'s phases before the hold "
+            f"({before:,.0f} s): give a longer --duration, or --hold for the hold alone",
+            source="command line",
+            field="--duration",
+        )
+    return scenario.model_copy(update={"hold_s": total_s - before})
 
 
 Driver = Callable[[Phases, Scenario, float, ArrivalSchedule], None]

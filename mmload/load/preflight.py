@@ -11,9 +11,10 @@ from mmload.errors import RunFailed, UserError
 USERS_PER_PROCESS_WARN = 3000
 FILES_PER_USER = 2  # HTTP + WebSocket
 SPARE_FILES = 100
+PROBE_TIMEOUT_S = 10.0
 
 
-def probe_target(target: str, timeout_s: float = 10.0) -> str | None:
+def probe_target(target: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     """The server version the target reports (``Version`` of config/client), or raise."""
     url = target.rstrip("/") + "/api/v4/config/client?format=old"
     try:
@@ -26,6 +27,19 @@ def probe_target(target: str, timeout_s: float = 10.0) -> str | None:
     version = cfg.get("Version")
     build = cfg.get("BuildNumber")
     return f"{version} (build {build})" if version and build else version
+
+
+def probe_license(target: str, timeout_s: float = 5.0) -> bool | None:
+    """Whether the target reports a license (``IsLicensed`` of license/client); None when it
+    does not say."""
+    url = target.rstrip("/") + "/api/v4/license/client?format=old"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            lic = json.loads(resp.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = lic.get("IsLicensed") if isinstance(lic, dict) else None
+    return {"true": True, "false": False}.get(str(value).lower())
 
 
 def raise_open_files_limit(needed: int) -> str | None:

@@ -5,8 +5,9 @@ the Ctrl-C / SIGTERM handlers, starts Locust through its role (:mod:`mmload.load
 process, or a master and workers), fixes the start time and hands out the plans, runs the
 scenario's phase driver (:mod:`mmload.load.phases`) or the ceiling loop
 (:mod:`mmload.load.ceiling`), then stops everything, records the arrivals that never came
-(``pending``), and writes the final run.json with the summary. A stopped run ends
-``interrupted`` with its data kept.
+(``pending``), and writes the final run.json with the summary (and, with ``--prometheus``,
+prometheus.json). A stopped run ends ``interrupted`` with its data kept; a target that does not
+answer the probe, or answers no request of the run, ends ``failed`` with the first error.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +33,20 @@ from mmload.load.ceiling import CeilingLoop
 from mmload.load.clock import WALL, Clock
 from mmload.load.context import StopFlag
 from mmload.load.csvstats import LocustCSV
-from mmload.load.phases import DRIVERS, Phases
+from mmload.load.phases import DRIVERS, Phases, expected_s
 from mmload.load.plan import Plan
-from mmload.load.preflight import capacity_warnings, load_user_classes, probe_target
+from mmload.load.preflight import (
+    PROBE_TIMEOUT_S,
+    capacity_warnings,
+    load_user_classes,
+    probe_license,
+    probe_target,
+)
 from mmload.load.recorder import RecordWriter
 from mmload.load.roles import role_for
 from mmload.load.schedule import arrival_schedule
 from mmload.load.status import RunStatus, Snapshot
-from mmload.load.summary import summarize
+from mmload.load.summary import first_error, summarize
 
 
 @dataclass
@@ -54,8 +62,9 @@ class ScenarioRun:
     """One run of a scenario against a target (see the module docstring).
 
     ``on_tick`` gets a :class:`Snapshot` while the run waits (the live view); ``clock``,
-    ``user_classes`` and ``probe`` replace the wall clock, the scenario's user classes and the
-    target probe (tests drive the lifecycle with them).
+    ``user_classes``, ``probe``, ``licensed`` and ``prom_check`` replace the wall clock, the
+    scenario's user classes, the target probes and the Prometheus check (tests drive the
+    lifecycle with them).
     """
 
     def __init__(
@@ -70,7 +79,9 @@ class ScenarioRun:
         warn: Callable[[str], None] | None = None,
         clock: Clock = WALL,
         user_classes: list[type] | None = None,
-        probe: Callable[[str], str | None] = probe_target,
+        probe: Callable[[str], str | None] | None = None,
+        licensed: Callable[[str], bool | None] = probe_license,
+        prom_check: Callable[[str], None] = slo.check_prometheus,
     ):
         self.scenario = scenario
         self.opts = opts
@@ -80,7 +91,11 @@ class ScenarioRun:
         self.warn = warn
         self.clock = clock
         self.user_classes = user_classes
-        self.probe = probe
+        # the probe waits no longer than a request may (a target that never answers fails fast)
+        timeout = min(PROBE_TIMEOUT_S, scenario.request_timeout_s)
+        self.probe = probe or partial(probe_target, timeout_s=timeout)
+        self.licensed = licensed
+        self.prom_check = prom_check
         self.stop = StopFlag()
         self.role = role_for(opts, scenario.locustfile, announce_master)
         self.t0: float | None = None  # the first scheduled arrival, once the plans are out
@@ -90,17 +105,22 @@ class ScenarioRun:
     # ---- the whole run -------------------------------------------------------------------
     def execute(self) -> RunResult:
         """Run the scenario; always leaves a finished run record (or an interrupted one)."""
-        server_version = self.probe(self.opts.target)
+        self._check_prometheus()
         warnings = capacity_warnings(self.peak_users(), self.role.processes)
         classes = self.user_classes or load_user_classes(self.scenario.locustfile)
         self.run_dir = record.new_run_dir(self.opts.out, self.scenario.name, self.opts.label)
-        meta = self._initial_meta(server_version)
+        meta = self._initial_meta()
         meta["warnings"] = warnings
         self.writer = RecordWriter(self.run_dir, meta)
         if self.announce:
             self.announce(self.run_dir)
         for w in warnings if self.warn else []:
             self.warn(w)
+        try:
+            meta["server_version"] = self.probe(self.opts.target)
+        except RunFailed as exc:
+            return self._finish("failed", str(exc))
+        meta["licensed"] = self.licensed(self.opts.target)
         s = self.scenario
         self.status = RunStatus(
             s.name,
@@ -110,6 +130,7 @@ class ScenarioRun:
             self.clock.time(),
             self.writer.live,
             exclude=tuple(s.slos.exclude),
+            expected_s=expected_s(s),
         )
         env = Environment(user_classes=classes, host=self.opts.target, events=events)
         env.stop_timeout = 0.0  # users idle inside their task: stop them at once
@@ -121,19 +142,49 @@ class ScenarioRun:
                 self._drive()
             if self.stop:
                 outcome = self.stop.outcome
+                if outcome == "failed":
+                    error = self.stop.reason
         except RunFailed as exc:
             outcome, error = "failed", str(exc)
         finally:
             self._shutdown()
             restore_signal_handlers(handlers)
+        return self._finish(outcome, error)
+
+    def _check_prometheus(self) -> None:
+        """Server-side SLOs that are required need a Prometheus, and it must be one (exit 2)."""
+        slo.require_prometheus(self.scenario.slos, self.opts.prometheus)
+        if self.opts.prometheus:
+            self.prom_check(self.opts.prometheus)
+
+    def _finish(self, outcome: str, error: str | None) -> RunResult:
+        """Compact the record, judge it, write the final run.json; a failed run raises."""
         meta = self.writer.finish(outcome, self._final_meta(error))
         summary = summarize(self.run_dir, meta)
+        if outcome == "completed" and not summary["totals"]["answered"]:
+            first = first_error(self.run_dir) or "no request was sent"
+            outcome, error = "failed", f"no request was answered by the target (first: {first})"
+            meta.update(outcome=outcome, error=error)
+            summary = summarize(self.run_dir, meta)
         meta["totals"] = summary["totals"]
         meta["slos"] = summary["slos"]
         record.write_run_json(self.run_dir, meta)
+        if self.opts.prometheus and self.t0 is not None:
+            self._snapshot_prometheus(meta)
         if outcome == "failed":
             raise RunFailed(f"{error} (record: {self.run_dir})")
         return RunResult(self.run_dir, meta, summary)
+
+    def _snapshot_prometheus(self, meta: dict[str, Any]) -> None:
+        """Store the run window's server panels in prometheus.json (the report stays offline)."""
+        try:
+            snap = slo.prometheus_snapshot(
+                self.opts.prometheus or "", meta["started_at"], meta["ended_at"]
+            )
+            record.write_prometheus(self.run_dir, snap)
+        except (OSError, ValueError) as exc:  # the record is complete without it
+            if self.warn:
+                self.warn(f"prometheus.json not written: {exc}")
 
     def peak_users(self) -> int:
         """The most users this run may have at once."""
@@ -205,7 +256,7 @@ class ScenarioRun:
             self.writer.add_arrivals("master", missing)
 
     # ---- run.json ------------------------------------------------------------------------
-    def _initial_meta(self, server_version: str | None) -> dict[str, Any]:
+    def _initial_meta(self) -> dict[str, Any]:
         s, o = self.scenario, self.opts
         return {
             "schema": record.SCHEMA_VERSION,
@@ -221,13 +272,15 @@ class ScenarioRun:
                 "users": s.users,
                 "arrival_s": s.arrival_s,
                 "hold_s": s.hold_s,
+                "expected_s": expected_s(s),
                 "workers": o.workers,
                 "remote_workers": o.remote_workers,
                 "rate_cap": s.rate_cap,
                 "prometheus": o.prometheus,
             },
             "target": o.target,
-            "server_version": server_version,
+            "server_version": None,
+            "licensed": None,
             "label": o.label,
             "architecture": o.architecture,
             "tool_version": __version__,

@@ -22,10 +22,11 @@ class ArrivalProgress:
 
     due: int
     total: int
-    arrived: int
+    arrived: int  # finished their login flow (loaded or failed)
     loaded: int
     failed: int
     lag_p99_ms: float | None
+    started: int = 0  # sent their login
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Snapshot:
     run_dir: Path
     phase: str
     elapsed_s: float
+    expected_s: float | None  # the run's planned length (None: not known)
     users_spawned: int
     arrivals: ArrivalProgress | None
     ceiling: CeilingProgress | None
@@ -56,6 +58,15 @@ class Snapshot:
     recent_p99_ms: float | None
     requests: int
     errors: int
+    recent_error_rate: float | None = None
+    websockets: int = 0  # arrivals whose WebSocket said hello
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left by the plan (None: not known)."""
+        if self.expected_s is None:
+            return None
+        return max(0.0, self.expected_s - self.elapsed_s)
 
 
 @dataclass
@@ -74,6 +85,7 @@ class RunStatus:
     schedule: ArrivalSchedule | None = None
     ceiling: CeilingProgress | None = None
     users_spawned: Callable[[], int] = field(default=lambda: 0)
+    expected_s: float | None = None  # planned length from the start of the schedule
 
     def snapshot(self, now: float) -> Snapshot:
         """The status at epoch ``now``."""
@@ -86,6 +98,7 @@ class RunStatus:
             run_dir=self.run_dir,
             phase=self.phase,
             elapsed_s=now - self.started,
+            expected_s=self._expected(),
             users_spawned=self.users_spawned(),
             arrivals=self._arrivals(now),
             ceiling=self.ceiling,
@@ -94,18 +107,26 @@ class RunStatus:
             recent_p99_ms=recent["p99_ms"],
             requests=live.total,
             errors=live.failed,
+            recent_error_rate=recent["error_rate"],
+            websockets=live.ws_connected,
         )
+
+    def _expected(self) -> float | None:
+        if self.expected_s is None:
+            return None
+        lead = (self.t0 - self.started) if self.t0 is not None else 0.0
+        return lead + self.expected_s
 
     def _arrivals(self, now: float) -> ArrivalProgress | None:
         if self.schedule is None or self.t0 is None or not self.schedule.users:
             return None
         live = self.live
-        lag = sorted(live.lag_ms)
         return ArrivalProgress(
             due=self.schedule.due(now - self.t0),
             total=self.schedule.users,
             arrived=live.arrived,
             loaded=live.loaded,
             failed=live.arrivals_failed,
-            lag_p99_ms=lag[int(0.99 * (len(lag) - 1))] if lag else None,
+            lag_p99_ms=live.lag_p99_ms(),
+            started=len(live.login_started),
         )

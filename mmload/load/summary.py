@@ -6,6 +6,7 @@ HDR histograms (``mmload.hdr.run_percentiles``), the same numbers ``mmload repor
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mmload import hdr, record
-from mmload.config.scenario import SLOs
+from mmload.config.scenario import PromQueries, SLOs
 from mmload.load import slo
+from mmload.load.livestats import error_class
 from mmload.load.slo import LOGIN
 
 
@@ -68,22 +70,55 @@ def arrival_stats(run_dir: Path, phase: str = "login") -> dict[str, Any]:
     }
 
 
-def client_measures(run_dir: Path, slos: SLOs, pcts: hdr.RunPercentiles) -> dict[str, Any]:
-    """The client-side SLO measures over the whole run (percentiles from ``pcts``)."""
-    t = record.read_table(run_dir, record.REQUESTS, ["name", "latency_ms", "error"])
-    if t.num_rows == 0:
-        return {}
+def request_measures(run_dir: Path, slos: SLOs) -> tuple[dict[str, Any], dict[str, Any]]:
+    """From the request rows: error classes, login success, the successful logins' latency
+    (through ``mmload.hdr``); (measures, details)."""
+    t = record.read_table(run_dir, record.REQUESTS, ["name", "status", "latency_ms", "error"])
     keep = pc.invert(pc.is_in(t["name"], value_set=pa_strings(slos.exclude)))
     kept = t.filter(keep)
-    lat = kept["latency_ms"].to_numpy(zero_copy_only=False)
     n = kept.num_rows
-    failed = n - kept["error"].null_count
-    return {
-        "p99_ms": pcts.overall["p99_ms"],
+    classes = error_classes(kept)
+    login = t.filter(pc.equal(t["name"], LOGIN))
+    ok = login.filter(pc.and_(pc.equal(login["status"], 200), pc.is_null(login["error"])))
+    lat = kept["latency_ms"].to_numpy(zero_copy_only=False)
+    ok_lat = ok["latency_ms"].to_numpy(zero_copy_only=False)
+    measures = {
+        "requests": n,
         "avg_ms": float(lat.mean()) if n else None,
-        "error_rate": failed / n if n else None,
-        "login_p99_ms": pcts.endpoints.get(LOGIN, {}).get("p99_ms"),
+        "error_rate": sum(classes.values()) / n if n else None,
+        "login_success_rate": ok.num_rows / login.num_rows if login.num_rows else None,
+        "login_p99_ms": hdr.percentiles_ms(hdr.of_values_ms(ok_lat), (99.0,))["p99_ms"],
+        **slo.class_rates(classes, n),
     }
+    details = {
+        "error_rate": slo.class_detail(classes),
+        "login_success_rate": slo.class_detail(error_classes(login))
+        and f"failed logins: {slo.class_detail(error_classes(login))}",
+        "login_p99_ms": f"{ok.num_rows:,} successful of {login.num_rows:,}"
+        if ok.num_rows != login.num_rows
+        else None,
+    }
+    return {**measures, "classes": classes}, details
+
+
+def error_classes(t: pa.Table) -> dict[str, int]:
+    """Failed requests per error class (``mmload.load.livestats.error_class``)."""
+    failed = t.filter(pc.is_valid(t["error"])).select(["status", "error"]).to_pylist()
+    counts: dict[str, int] = {}
+    for row in failed:
+        c = error_class(int(row["status"] or 0), row["error"]) or "other"
+        counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def first_error(run_dir: Path) -> str | None:
+    """The earliest failed request, in words (for a run where nothing was answered)."""
+    t = record.read_table(run_dir, record.REQUESTS, ["timestamp", "name", "error"])
+    failed = t.filter(pc.is_valid(t["error"]))
+    if failed.num_rows == 0:
+        return None
+    row = failed.take([pc.index(failed["timestamp"], pc.min(failed["timestamp"])).as_py()])
+    return f"{row['name'][0].as_py()}: {row['error'][0].as_py()}"
 
 
 def pa_strings(values: list[str]) -> pa.Array:
@@ -99,31 +134,53 @@ def summarize(run_dir: Path, meta: dict[str, Any]) -> dict[str, Any]:
     endpoints = endpoint_table(run_dir, pcts)
     requests = sum(r["count"] for r in endpoints)
     failures = sum(r["failures"] for r in endpoints)
+    measures, details = request_measures(run_dir, slos)
+    arrivals = arrival_stats(run_dir, "login")
     totals = {
         "requests": requests,
         "failures": failures,
         "error_rate": failures / requests if requests else None,
-        "arrivals": arrival_stats(run_dir, "login"),
+        "errors_by_class": measures.pop("classes"),
+        "answered": answered(run_dir),
+        "arrivals": arrivals,
         "reconnects": arrival_stats(run_dir, "reconnect"),
     }
-    if meta.get("scenario", {}).get("kind") == "ceiling" and meta.get("ceiling", {}).get(
-        "intervals"
-    ):
-        verdicts = meta["ceiling"]["intervals"][-1]["verdicts"]
+    intervals = (meta.get("ceiling") or {}).get("intervals")
+    if meta.get("scenario", {}).get("kind") == "ceiling" and intervals:
+        verdicts = ceiling_verdicts(intervals, meta.get("supported_users"))
     else:
-        server = None
-        if (meta.get("parameters") or {}).get("prometheus"):
-            from mmload.config.scenario import PromQueries
-
-            started = record.read_run(run_dir).get("started_at")
-            window = 60.0
-            if started and meta.get("ended_at"):
-                from datetime import datetime
-
-                a = datetime.fromisoformat(started.replace("Z", "+00:00"))
-                b = datetime.fromisoformat(meta["ended_at"].replace("Z", "+00:00"))
-                window = max(10.0, (b - a).total_seconds())
-            queries = PromQueries.model_validate(spec.get("prometheus") or {})
-            server = slo.server_measures(meta["parameters"]["prometheus"], queries, window)
-        verdicts = slo.evaluate(slos, client_measures(run_dir, slos, pcts), server)
+        client = {
+            **measures,
+            "p99_ms": pcts.overall["p99_ms"],
+            "time_to_loaded_p99_ms": arrivals.get("time_to_loaded_p99_ms"),
+        }
+        verdicts = slo.evaluate(slos, client, server_side(meta, spec), details)
     return {"totals": totals, "endpoints": endpoints, "slos": verdicts}
+
+
+def ceiling_verdicts(intervals: list[dict[str, Any]], supported: int | None) -> list[dict]:
+    """A ceiling run is judged at its result: the last interval that held at the supported
+    users (it passes), or, when no count held, the last interval measured (it fails)."""
+    held = [i for i in intervals if i.get("held") and i.get("users") == supported]
+    return (held or intervals)[-1]["verdicts"]
+
+
+def answered(run_dir: Path) -> int:
+    """Requests that got an HTTP answer (any status)."""
+    t = record.read_table(run_dir, record.REQUESTS, ["status"])
+    return int(pc.sum(pc.greater(t["status"], 0)).as_py() or 0) if t.num_rows else 0
+
+
+def server_side(meta: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The server-side measures over the run's window (None without a Prometheus URL)."""
+    url = (meta.get("parameters") or {}).get("prometheus")
+    if not url:
+        return None
+    window = 60.0
+    started, ended = meta.get("started_at"), meta.get("ended_at")
+    if started and ended:
+        a = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        b = datetime.fromisoformat(ended.replace("Z", "+00:00"))
+        window = max(10.0, (b - a).total_seconds())
+    queries = PromQueries.model_validate(spec.get("prometheus") or {})
+    return slo.server_measures(url, queries, window)

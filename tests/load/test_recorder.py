@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gevent
+import pytest
 
 from mmload import hdr, record
 from mmload.load.collector import Collector, histogram_of, lowest_equivalent
@@ -132,23 +133,32 @@ def test_collector_flushes_every_flush_s_of_its_clock() -> None:
 def test_live_windows_use_whole_seconds_inside_the_range() -> None:
     live = LiveStats(keep_s=1e12)
     base = 1_800_000_000
-    cols = {"timestamp": [], "name": [], "latency_ms": [], "error": []}
-    for sec, lat, err in [
-        (0, 1.0, None),
-        (1, 10.0, None),
-        (1, 30.0, "x"),
-        (2, 20.0, None),
-        (3, 99.0, None),
+    cols: dict[str, list] = {"timestamp": [], "name": [], "latency_ms": [], "error": []}
+    cols["status"] = []
+    for sec, lat, err, status in [
+        (0, 1.0, None, 200),
+        (1, 10.0, None, 200),
+        (1, 30.0, "x", 429),
+        (2, 20.0, None, 200),
+        (3, 99.0, None, 200),
     ]:
         cols["timestamp"].append((base + sec) * 1_000_000 + 500_000)
         cols["name"].append("WS ping" if lat == 99.0 else "GET /x")
         cols["latency_ms"].append(lat)
         cols["error"].append(err)
+        cols["status"].append(status)
     live.add_requests(cols)
     w = live.window(base + 0.5, base + 3.0)  # seconds 1 and 2 only
-    assert (w["count"], w["errors"], w["avg_ms"], w["p99_ms"]) == (3, 1, 20.0, 30.0)
+    assert (w["count"], w["errors"], w["avg_ms"]) == (3, 1, 20.0)
+    assert w["classes"] == {"rate_limited": 1}
+    # percentiles by the HDR rule (mmload.hdr): the highest value equivalent to 30 ms
+    assert w["p99_ms"] == hdr.percentiles_ms(hdr.of_values_ms([10.0, 30.0, 20.0]))["p99_ms"]
+    assert w["p99_ms"] == pytest.approx(30.0, rel=1e-3)
+    ok = live.window(base + 0.5, base + 3.0, ok_only=True)  # the failed 30 ms left out
+    assert (ok["count"], ok["errors"]) == (2, 0) and ok["p99_ms"] == pytest.approx(20.0, rel=1e-3)
     assert live.window(base, base + 4, exclude=("WS ping",))["count"] == 4
-    assert live.window(base, base + 4, only="WS ping")["p50_ms"] == 99.0
+    assert live.window(base, base + 4, only="WS ping")["p50_ms"] == pytest.approx(99.0, rel=1e-3)
+    assert live.answered == 5 and live.first_error == "GET /x: x"
 
 
 def test_batch_histograms_count_exactly_what_per_value_recording_counts() -> None:

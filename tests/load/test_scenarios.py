@@ -8,6 +8,7 @@ import pytest
 
 from mmload.config.scenario import RunOptions, Scenario, apply_options, load_scenario
 from mmload.errors import UserError
+from mmload.load.phases import expected_s, with_total_duration
 from tests.load.conftest import run_mmload, write_scenario
 
 BUILTINS = ["sev0-login-storm", "sev0-reconnect-herd", "ceiling", "steady"]
@@ -26,9 +27,60 @@ def test_sev0_storm_is_15000_users_in_15_minutes_and_scale_shrinks_both() -> Non
     assert (scaled.users, scaled.arrival_s) == (1_500, 90)
     assert scaled.hold_s == pytest.approx(storm.hold_s * 0.1)
     explicit = apply_options(
-        storm, RunOptions(target="http://127.0.0.1:1", scale=0.1, users=7, duration=3)
+        storm, RunOptions(target="http://127.0.0.1:1", scale=0.1, users=7, hold=3)
     )
     assert (explicit.users, explicit.arrival_s, explicit.hold_s) == (7, 90, 3)
+
+
+def test_duration_is_the_whole_run_and_hold_gets_the_rest() -> None:
+    storm = apply_options(
+        load_scenario("sev0-login-storm")[0], RunOptions(target="http://127.0.0.1:1", scale=0.1)
+    )
+    timed = with_total_duration(storm, 120)
+    assert (timed.arrival_s, timed.hold_s) == (90, 30) and expected_s(timed) == 120
+    herd = load_scenario("sev0-reconnect-herd")[0].scaled(0.01)
+    timed = with_total_duration(herd, 100)
+    assert expected_s(timed) == pytest.approx(100) and timed.hold_s < 100 - herd.arrival_s
+    with pytest.raises(UserError, match=r"--duration: 20 s is shorter than the storm's phases"):
+        with_total_duration(storm, 20)
+    ceiling = with_total_duration(load_scenario("ceiling")[0], 300)
+    assert ceiling.ceiling.max_duration_s == 300
+    with pytest.raises(ValueError, match="not both"):
+        RunOptions(target="http://127.0.0.1:1", duration=10, hold=3)
+
+
+@pytest.mark.parametrize(
+    ("given", "normal"),
+    [
+        ("http://127.0.0.1:8065/", "http://127.0.0.1:8065"),
+        ("http://127.0.0.1:8065//", "http://127.0.0.1:8065"),
+        ("https://mm.example.com/mattermost/", "https://mm.example.com/mattermost"),
+        ("https://mm.example.com//mattermost", "https://mm.example.com/mattermost"),
+        ("http://[::1]:8065", "http://[::1]:8065"),
+    ],
+)
+def test_target_is_normalised(given: str, normal: str) -> None:
+    assert RunOptions(target=given).target == normal
+
+
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("http://u:secret@127.0.0.1", "credentials"),
+        ("http://127.0.0.1/?x=1", "query or fragment"),
+        ("http://127.0.0.1/#top", "query or fragment"),
+        ("http://127.0.0.1:99999", "invalid port"),
+        ("http://127.0.0.1:8065/api/v4/", "leave out /api/v4"),
+        ("ftp://127.0.0.1", "pattern"),
+    ],
+)
+def test_bad_target_is_refused_naming_the_flag(given: str, why: str) -> None:
+    res = run_mmload("run", "steady", "--target", given) if why == "credentials" else None
+    if res is not None:  # one end-to-end: exit 2, one line, no secret echoed
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "--target" in res.stderr and "secret" not in res.stderr
+    with pytest.raises(ValueError, match=why):
+        RunOptions(target=given)
 
 
 def test_slo_defaults_are_mattermosts() -> None:
@@ -103,7 +155,9 @@ def test_non_loopback_target_needs_yes_when_not_interactive() -> None:
     _one_line_exit_2(out, "--target", "not a loopback", "--yes")
 
 
-def test_unreachable_target_fails_with_exit_1() -> None:
-    out = run_mmload("run", "steady", "--target", "http://127.0.0.1:9", "--users", "1")
+def test_unreachable_target_fails_with_exit_1(tmp_path: Path) -> None:
+    out = run_mmload(
+        "run", "steady", "--target", "http://127.0.0.1:9", "--users", "1", "--out", str(tmp_path)
+    )
     assert out.returncode == 1, out.stderr
     assert "did not answer" in out.stderr and "Traceback" not in out.stderr
