@@ -230,3 +230,23 @@ def test_ceiling_ends_at_its_time_limit() -> None:
     loop.run()
     assert not loop.summary()["ceiling"]["converged"]
     assert 30.0 <= clock.elapsed <= 30.0 + spec.settle_s + spec.interval_s + 1
+
+
+def test_ceiling_stops_with_an_error_when_an_slo_is_unmeasured() -> None:
+    """An interval whose required SLO has no value is not counted as held: the loop stops."""
+    clock = FakeClock()
+    p, users, _ = _phases(clock, "ceiling")
+    calls: list[int] = []
+
+    def measure(t_from: float, t_to: float) -> list[dict]:
+        calls.append(users.current)
+        return [
+            {"name": "p99_ms", "passed": True},
+            {"name": "http_5xx_rate", "passed": None, "optional": True},  # skipped
+            {"name": "cpu_percent", "passed": None, "optional": False},
+        ]
+
+    loop = CeilingLoop(SPEC, p, measure, lambda: users.current, lambda t: True)
+    with pytest.raises(RunFailed, match="at 10 users could not measure cpu_percent"):
+        loop.run()
+    assert calls == [10] and loop.log == []  # no interval was judged
