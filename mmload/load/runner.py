@@ -12,15 +12,12 @@ answer the probe, or answers no request of the run, ends ``failed`` with the fir
 
 from __future__ import annotations
 
-import contextlib
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import gevent
 from locust import events
 from locust.env import Environment
 
@@ -45,6 +42,7 @@ from mmload.load.preflight import (
 from mmload.load.recorder import RecordWriter
 from mmload.load.roles import role_for
 from mmload.load.schedule import arrival_schedule
+from mmload.load.signals import install_signal_handlers, restore_signal_handlers
 from mmload.load.status import RunStatus, Snapshot
 from mmload.load.summary import first_error, summarize
 
@@ -298,21 +296,3 @@ class ScenarioRun:
         if self.scenario.kind == "ceiling" and self.ceiling is not None:
             extra.update(self.ceiling.summary())
         return extra
-
-
-def install_signal_handlers(stop: StopFlag) -> list[Any]:
-    """Ctrl-C and SIGTERM set ``stop`` (the run then ends ``interrupted``, data kept)."""
-    handlers = []
-    for sig, why in ((signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")):
-        with contextlib.suppress(ValueError):  # not the main thread
-            handlers.append(gevent.signal_handler(sig, stop.set, why))
-    return handlers
-
-
-def restore_signal_handlers(handlers: list[Any]) -> None:
-    """Undo :func:`install_signal_handlers`."""
-    for h in handlers:
-        h.cancel()
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
