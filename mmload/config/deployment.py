@@ -28,6 +28,29 @@ NAME_RE = r"^[a-z][a-z0-9-]{2,24}$"
 REGION_RE = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 INSTANCE_RE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
 DEPLOYMENT_FILE = "deployment.yaml"  # what `-c/--config` reads and `mmload init` writes
+# Operator CIDRs may together open at most this much public address space (a /16) unless
+# allow_wide_operator_cidrs says so.
+MAX_PUBLIC_OPERATOR_ADDRESSES = 2**16
+# IPv4 space that is not public (RFC 6890 special-purpose blocks: private, shared, loopback,
+# link-local, documentation, benchmarking, multicast, reserved).
+NON_PUBLIC_V4 = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/3",
+    )
+)
 
 
 class AwsSettings(StrictModel):
@@ -142,6 +165,8 @@ class Deployment(StrictModel):
     region: str = Field(default="us-east-1", pattern=REGION_RE)
     availability_zones: list[str] = Field(default_factory=list)
     tier: Count(1, MAX_USERS)
+    # Declared before operator_cidrs, whose check reads it.
+    allow_wide_operator_cidrs: bool = False
     operator_cidrs: list[str] = Field(min_length=1)
     owner: str | None = Field(default=None, pattern=r"^[A-Za-z0-9@._+-]{1,64}$")
     ttl_hours: Count(1, 168) = 8
@@ -168,7 +193,7 @@ class Deployment(StrictModel):
 
     @field_validator("operator_cidrs")
     @classmethod
-    def _operator_cidrs(cls, v: list[str]) -> list[str]:
+    def _operator_cidrs(cls, v: list[str], info: ValidationInfo) -> list[str]:
         for cidr in v:
             try:
                 net = ipaddress.ip_network(cidr, strict=False)
@@ -178,7 +203,16 @@ class Deployment(StrictModel):
                 raise ValueError(f"{cidr} opens SSH and Grafana to the whole internet; refused")
             if net.version != 4:
                 raise ValueError(f"{cidr}: only IPv4 operator CIDRs are supported")
-        return [str(ipaddress.ip_network(c, strict=False)) for c in v]
+        nets = [ipaddress.ip_network(c, strict=False) for c in v]
+        public = public_addresses(nets)
+        if public > MAX_PUBLIC_OPERATOR_ADDRESSES and not info.data.get(
+            "allow_wide_operator_cidrs"
+        ):
+            raise ValueError(
+                f"together open {public:,} public addresses (more than a /16) to SSH and "
+                "Grafana; narrow them, or set allow_wide_operator_cidrs: true"
+            )
+        return [str(n) for n in nets]
 
     @field_validator("availability_zones")
     @classmethod
@@ -216,3 +250,14 @@ class Deployment(StrictModel):
 def load_deployment(path: str | Path) -> Deployment:
     """Read and validate deployment.yaml (a mistake is a one-line UserError)."""
     return load_model(Deployment, path)
+
+
+def public_addresses(nets: list[ipaddress.IPv4Network]) -> int:
+    """How many public IPv4 addresses ``nets`` cover together (overlaps counted once)."""
+    total = 0
+    for net in ipaddress.collapse_addresses(nets):
+        hidden = sum(
+            min(net.num_addresses, np.num_addresses) for np in NON_PUBLIC_V4 if net.overlaps(np)
+        )
+        total += net.num_addresses - hidden
+    return total

@@ -39,7 +39,8 @@ x {t.database.instance_class},
 # `mmload architectures` lists every tier with its cost per hour.
 tier: {tier}
 
-# Who may reach SSH, Grafana and the Locust UI. Required; 0.0.0.0/0 is refused.
+# Who may reach SSH and Grafana. Required; together at most a /16 of public addresses
+# (0.0.0.0/0 is refused; a wider set needs allow_wide_operator_cidrs: true).
 {cidr_note}operator_cidrs:
 {cidr_lines}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, pass_environment
+from markupsafe import Markup
 
 from mmload.config.components import SecurityRule, load_rules, registry, resolve_rules
 from mmload.config.deployment import Deployment
@@ -38,7 +40,7 @@ ENDPOINT_SERVICES = (
     "secretsmanager",
     "sts",
 )
-WORLD = '["0.0.0.0/0"]'  # egress rules "to: anywhere"
+WORLD = Markup('["0.0.0.0/0"]')  # egress rules "to: anywhere"
 KEY_FILE = "id_ed25519"
 META_FILE = "mmload-meta.json"
 
@@ -53,9 +55,57 @@ class Rendered:
     expires_at: str
 
 
-def hcl_string(value: str) -> str:
-    """A quoted HCL string literal with template sequences escaped."""
-    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+# Escaping. The Jinja environment autoescapes with ``finalize``: every ``{{ value }}`` a template
+# writes passes ``hcl_finalize``. Text is escaped for the inside of an HCL quoted string (so a
+# value can end neither the string, nor the line, nor start an interpolation); numbers are
+# written as numbers. Only ``Markup`` (HCL the renderer built itself, e.g. ``hcl_string``'s
+# quoted literals and the rules' expressions) goes through unchanged, so a new template variable
+# cannot skip the escaping.
+
+
+def hcl_escape(value: str) -> str:
+    """``value`` as the inside of an HCL quoted string: quotes, backslashes and control
+    characters escaped, every ``$`` and ``%`` written ``\\u0024``/``\\u0025`` so that no
+    template sequence (``${``, ``%{``) can start, whatever text follows the value."""
+    out = []
+    for ch in value:
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ch in "$%" or _unprintable(code):
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _unprintable(code: int) -> bool:
+    """Control characters, line/paragraph separators and surrogates."""
+    return code < 0x20 or 0x7F <= code < 0xA0 or code in (0x2028, 0x2029) or 0xD800 <= code < 0xE000
+
+
+def hcl_string(value: str) -> Markup:
+    """A quoted HCL string literal of ``value`` (escaped by ``hcl_escape``)."""
+    return Markup(f'"{hcl_escape(value)}"')
+
+
+@pass_environment
+def hcl_finalize(_env: Environment, value: object) -> Markup:
+    """What every ``{{ }}`` writes: trusted HCL as is, numbers as numbers, text escaped."""
+    if isinstance(value, Markup):
+        return value
+    if isinstance(value, Undefined):  # `{{ x if c }}` with c false: "" (a strict one raises)
+        return Markup(str(value))
+    if isinstance(value, bool):
+        raise TypeError("a template wrote a bool: write true/false explicitly")
+    if isinstance(value, int | float) and math.isfinite(value):
+        return Markup(str(value))
+    if isinstance(value, str):
+        return Markup(hcl_escape(value))
+    raise TypeError(f"a template wrote a {type(value).__name__}; only text and numbers")
 
 
 def ensure_ssh_key(dep: Deployment, workdir: Path, source: str) -> tuple[str, str, str]:
@@ -70,6 +120,12 @@ def ensure_ssh_key(dep: Deployment, workdir: Path, source: str) -> tuple[str, st
             ) from None
         if not public.startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")):
             raise UserError("not an OpenSSH public key", source=source, field="ssh.public_key_file")
+        if not public.isprintable():
+            raise UserError(
+                "not an OpenSSH public key (one line of printable text)",
+                source=source,
+                field="ssh.public_key_file",
+            )
         return public, f"given: {path.name}", str(path.with_suffix(""))
     private = workdir / KEY_FILE
     if not private.exists():
@@ -126,23 +182,24 @@ def tags_for(dep: Deployment, expires_at: str) -> dict[str, str]:
     }
 
 
-def hcl_rule(rule: SecurityRule, operator_cidrs: str) -> dict[str, Any]:
+def hcl_rule(rule: SecurityRule, operator_cidrs: Markup) -> dict[str, Any]:
     """One aws_security_group_rule as ordered (key, HCL value) pairs, aligned like terraform fmt."""
-    attrs: list[tuple[str, str]] = [
-        ("security_group_id", f"aws_security_group.{rule.security_group}.id"),
+    attrs: list[tuple[str, Markup]] = [
+        ("security_group_id", Markup(f"aws_security_group.{rule.security_group}.id")),
         ("type", hcl_string(rule.direction)),
         ("description", hcl_string(rule.description)),
         ("protocol", hcl_string("-1" if rule.protocol == "all" else rule.protocol)),
-        ("from_port", str(rule.from_port)),
-        ("to_port", str(rule.to_port)),
+        ("from_port", Markup(int(rule.from_port))),
+        ("to_port", Markup(int(rule.to_port))),
     ]
     peer = rule.peer.kind
     if peer == "component":
-        attrs.append(("source_security_group_id", f"aws_security_group.{rule.peer_group}.id"))
+        group = Markup(f"aws_security_group.{rule.peer_group}.id")
+        attrs.append(("source_security_group_id", group))
     elif peer == "self":
-        attrs.append(("self", "true"))
+        attrs.append(("self", Markup("true")))
     else:
-        cidrs = {"operators": operator_cidrs, "vpc": "[local.vpc_cidr]", "anywhere": WORLD}
+        cidrs = {"operators": operator_cidrs, "vpc": Markup("[local.vpc_cidr]"), "anywhere": WORLD}
         attrs.append(("cidr_blocks", cidrs[peer]))
     return {"id": rule.name, "attrs": attrs, "width": max(len(k) for k, _ in attrs)}
 
@@ -152,7 +209,7 @@ def security_rules(present: set[str], operator_cidrs: list[str]) -> tuple[list[s
     reg = registry()
     groups = [c.security_group for c in reg.components if c.security_group and c.name in present]
     rules = resolve_rules(reg, load_rules(TEMPLATE_DIR, reg), present)
-    ops = "[" + ", ".join(hcl_string(c) for c in operator_cidrs) + "]"
+    ops = Markup("[" + ", ".join(hcl_string(c) for c in operator_cidrs) + "]")
     return groups, [hcl_rule(r, ops) for r in rules]
 
 
@@ -174,7 +231,7 @@ def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
         "net": dep.network,
         "sizing": sizing,
         "meta": meta,
-        "tag_lines": [(k.ljust(width), v) for k, v in quoted.items()],
+        "tag_lines": [(Markup(k.ljust(width)), v) for k, v in quoted.items()],
         "endpoint_services": ENDPOINT_SERVICES,
         "endpoint_width": max(len(s) for s in ENDPOINT_SERVICES),
         "state_key": dep.terraform.state_key or f"mmload/{dep.name}/terraform.tfstate",
@@ -191,7 +248,9 @@ def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
 
 
 def environment() -> Environment:
-    """The Jinja environment over terraform/ (strict: a missing variable is an error)."""
+    """The Jinja environment over terraform/: strict (a missing variable is an error) and every
+    written value escaped by ``hcl_finalize`` (autoescape keeps macro output, already escaped,
+    as it is)."""
     if not (TEMPLATE_DIR / "providers.tf.j2").is_file():
         raise UserError(
             f"Terraform templates not found in {TEMPLATE_DIR} (set MMLOAD_TEMPLATE_DIR to the "
@@ -203,7 +262,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=True,
+        finalize=hcl_finalize,
     )
 
 
