@@ -108,6 +108,15 @@ def hcl_finalize(_env: Environment, value: object) -> Markup:
     raise TypeError(f"a template wrote a {type(value).__name__}; only text and numbers")
 
 
+def private_dir(workdir: Path) -> None:
+    """``workdir`` (and a working_dir mmload creates for it) exists and is 0700: it holds the
+    SSH key, the Terraform state and plan."""
+    if not workdir.parent.exists():
+        workdir.parent.mkdir(mode=0o700, parents=True)
+    workdir.mkdir(mode=0o700, exist_ok=True)
+    workdir.chmod(0o700)
+
+
 def ensure_ssh_key(dep: Deployment, workdir: Path, source: str) -> tuple[str, str, str]:
     """(public key, where it came from, private key path) — generated once, or the user's own."""
     if dep.ssh.public_key_file:
@@ -269,7 +278,7 @@ def environment() -> Environment:
 
 def render(dep: Deployment, workdir: Path, source: str = "deployment.yaml") -> Rendered:
     """Render every template of the component registry into ``workdir``; remove stale ``*.tf``."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_dir(workdir)
     ctx = context(dep, workdir, source)
     env = environment()
     written = []

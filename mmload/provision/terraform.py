@@ -4,6 +4,10 @@ python-terraform builds every command line (its option conventions); the process
 own ``Popen`` so Terraform's output streams line by line (python-terraform's ``cmd`` only returns
 output when the command ends). Every run is logged to ``<workdir>/logs/``. A failure raises
 ``RunFailed`` carrying Terraform's own error text.
+
+The working directory is private: 0700, and Terraform runs under umask 077 so the state, its
+backup, the saved plan and ``.terraform/`` are 0600/0700 (a state written by an older mmload is
+tightened on the next run); mmload's own files there (logs, outputs.json) are 0600 too.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from python_terraform import IsFlagged, Terraform
 
@@ -30,6 +35,9 @@ OUTPUTS_FILE = "outputs.json"
 OUTPUT_NAME = "mmload"
 PLUGIN_DIR_ENV = "MMLOAD_TF_PLUGIN_DIR"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PRIVATE_UMASK = 0o077
+# What Terraform leaves in the working directory that must be readable by the owner only.
+PRIVATE_FILES = ("terraform.tfstate", "terraform.tfstate.backup", PLAN_FILE)
 
 LineSink = Callable[[str], None]
 
@@ -84,6 +92,13 @@ def error_text(lines: list[str]) -> str:
     return "\n".join(tail) or "(no output)"
 
 
+def private_open(path: Path) -> TextIO:
+    """``path`` opened for writing (truncated), created 0600 and made 0600 if it was not."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
 class TerraformDriver:
     """One deployment's working directory and the terraform binary that acts on it."""
 
@@ -103,7 +118,17 @@ class TerraformDriver:
         self.env = {"CHECKPOINT_DISABLE": "1", **os.environ, **(env or {})}
         self.env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0"})
         self.tf = Terraform(working_dir=str(workdir), terraform_bin_path=binary)
-        (workdir / "logs").mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        workdir.chmod(0o700)
+        (workdir / "logs").mkdir(mode=0o700, exist_ok=True)
+        self.tighten()
+
+    def tighten(self) -> None:
+        """State, backup and plan 0600 (also those written before mmload kept them private)."""
+        for name in PRIVATE_FILES:
+            path = self.workdir / name
+            if path.is_file():
+                path.chmod(0o600)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -122,7 +147,7 @@ class TerraformDriver:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         log_path = self.workdir / "logs" / f"{stamp}-{cmd.replace(' ', '-')}.log"
         lines: list[str] = []
-        with log_path.open("w", encoding="utf-8") as log:
+        with private_open(log_path) as log:
             log.write("$ " + " ".join(argv) + "\n")
             proc = subprocess.Popen(
                 argv,
@@ -132,6 +157,7 @@ class TerraformDriver:
                 stderr=subprocess.STDOUT,
                 text=True,
                 bufsize=1,
+                umask=PRIVATE_UMASK,
             )
             assert proc.stdout is not None
             try:
@@ -149,6 +175,7 @@ class TerraformDriver:
                 raise
             code = proc.wait()
             log.write(f"# exit {code}\n")
+        self.tighten()
         if check and code != 0:
             raise RunFailed(f"terraform {cmd} failed (log: {log_path}):\n{error_text(lines)}")
         return lines
@@ -157,12 +184,19 @@ class TerraformDriver:
         """Run a read-only terraform command quietly; return its stdout (stderr is logged)."""
         argv = self.argv(cmd, *args, no_color=IsFlagged)
         proc = subprocess.run(
-            argv, cwd=self.workdir, env=self.env, capture_output=True, text=True, check=False
+            argv,
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            umask=PRIVATE_UMASK,
         )
         log_path = (
             self.workdir / "logs" / f"{time.strftime('%Y%m%dT%H%M%S')}-{cmd.replace(' ', '-')}.log"
         )
-        log_path.write_text(f"$ {' '.join(argv)}\n{proc.stderr}# exit {proc.returncode}\n")
+        with private_open(log_path) as log:
+            log.write(f"$ {' '.join(argv)}\n{proc.stderr}# exit {proc.returncode}\n")
         if proc.returncode != 0:
             text = error_text(proc.stderr.splitlines())
             raise RunFailed(f"terraform {cmd} failed (log: {log_path}):\n{text}")
@@ -193,7 +227,8 @@ class TerraformDriver:
     def _plan(self, *args: str) -> PlanSummary:
         lines = self.run("plan", *args, input=False, out=PLAN_FILE, lock_timeout="60s")
         summary = summary_from_lines(lines)
-        (self.workdir / SUMMARY_FILE).write_text(json.dumps(summary.__dict__), encoding="utf-8")
+        with private_open(self.workdir / SUMMARY_FILE) as fh:
+            fh.write(json.dumps(summary.__dict__))
         return summary
 
     def saved_summary(self) -> PlanSummary | None:
@@ -219,7 +254,8 @@ class TerraformDriver:
         """Read the `mmload` output as JSON and write it to outputs.json."""
         data = json.loads(self.capture("output", "-json", OUTPUT_NAME))
         path = self.workdir / OUTPUTS_FILE
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        with private_open(path) as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         return data
 
     def destroy(self) -> None:
