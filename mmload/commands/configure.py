@@ -60,6 +60,7 @@ def configure_cmd(
         seed_file=Path(seed_file) if seed_file else None,
         check=check,
         reporter=reporter,
+        notice=click.echo,
     )
     changed = result.total("changed")
     click.echo(

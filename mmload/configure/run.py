@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
+from mmload.config.components import registry
 from mmload.configure.driver import PlaybookResult, run_playbook
-from mmload.configure.inventory import build_inventory, load_outputs, resolve_key
+from mmload.configure.inventory import (
+    DeploymentOutputs,
+    build_inventory,
+    load_outputs,
+    resolve_key,
+)
 from mmload.configure.plan import (
     MattermostInputs,
     agents_extravars,
@@ -16,9 +25,17 @@ from mmload.configure.plan import (
     users_for,
 )
 from mmload.configure.progress import Reporter
-from mmload.configure.secrets import read_db_password
+from mmload.configure.secrets import (
+    GRAFANA_PASSWORD_FILE,
+    ensure_grafana_password,
+    read_db_password,
+)
+from mmload.configure.tls import ProxyTls, generated_tls, own_tls
 from mmload.configure.wheel import build_wheel
 from mmload.errors import RunFailed, UserError
+
+if TYPE_CHECKING:
+    from mmload.config.deployment import Deployment
 
 
 def configure(
@@ -31,8 +48,10 @@ def configure(
     limit: str | None = None,
     seed_file: Path | None = None,
     check: bool = False,
+    notice: Callable[[str], None] | None = None,
 ) -> PlaybookResult:
-    """Configure a provisioned deployment; raise RunFailed naming host, task and message."""
+    """Configure a provisioned deployment; raise RunFailed naming host, task and message.
+    ``notice`` shows the operator what they see once (a newly generated Grafana password)."""
     from mmload.config.deployment import load_deployment
 
     check_tags(tags, skip_tags)
@@ -62,6 +81,20 @@ def configure(
         )
     if installs_mmload(roles):
         extravars |= agents_extravars(build_wheel(work / "configure" / "wheels"))
+    if roles & {"proxy", *registry().mmload_tags} and has_hosts(outputs, "proxy"):
+        tls = proxy_tls(dep, outputs, work, str(config))
+        extravars["proxy_tls_cert"] = tls.cert_pem
+        extravars["mmload_ca_cert"] = tls.ca_pem
+        if "proxy" in roles:
+            secrets["proxy_tls_key"] = tls.key_pem
+    if "metrics" in roles and has_hosts(outputs, "metrics"):
+        password, created = ensure_grafana_password(work)
+        secrets["metrics_grafana_admin_password"] = password
+        if created and notice:
+            notice(
+                f"Grafana: {outputs.site_url.rstrip('/')}/grafana/ user admin, password "
+                f"{password} (shown once; kept in {work / GRAFANA_PASSWORD_FILE}, mode 0600)"
+            )
     inventory = build_inventory(outputs, users=users, key=resolve_key(outputs, out_path))
     result = run_playbook(
         inventory=inventory,
@@ -76,6 +109,19 @@ def configure(
     )
     raise_on_failure(result)
     return result
+
+
+def proxy_tls(dep: Deployment, outputs: DeploymentOutputs, work: Path, source: str) -> ProxyTls:
+    """The operator's own certificate (tls: in deployment.yaml), else mmload's for every
+    address the proxy is reached at (site URL, public and private IPs)."""
+    if dep.tls.cert_file and dep.tls.key_file:
+        return own_tls(dep.tls.cert_file, dep.tls.key_file, dep.tls.ca_file, source=source)
+    names = [urlsplit(outputs.site_url).hostname or ""]
+    if outputs.proxy_address:
+        names.append(outputs.proxy_address)
+    for host in outputs.hosts.get("proxy", []):
+        names += [ip for ip in (host.public_ip, host.private_ip) if ip]
+    return generated_tls(work, dep.name, [n for n in names if n])
 
 
 def raise_on_failure(result: PlaybookResult) -> None:

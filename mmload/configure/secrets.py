@@ -1,13 +1,36 @@
-"""The database password, read at run time: MMLOAD_DB_PASSWORD, else the RDS-managed secret."""
+"""Secrets of a configure run: the database password, read at run time (MMLOAD_DB_PASSWORD,
+else the RDS-managed secret), and Grafana's admin password, generated once and kept 0600 in the
+working directory. Neither is ever written to a rendered file, a log or a Terraform output."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+from pathlib import Path
 
 from mmload.errors import RunFailed, UserError
 
 PASSWORD_ENV = "MMLOAD_DB_PASSWORD"
+GRAFANA_PASSWORD_FILE = "grafana-admin-password"
+
+
+def ensure_grafana_password(workdir: Path) -> tuple[str, bool]:
+    """Grafana's admin password from ``workdir`` (0600), made there if missing; and whether it
+    was made now (then the caller shows it, once)."""
+    path = workdir / GRAFANA_PASSWORD_FILE
+    if path.is_file():
+        path.chmod(0o600)
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value, False
+    value = secrets.token_urlsafe(24)
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value + "\n")
+    return value, True
 
 
 def read_db_password(

@@ -19,6 +19,7 @@ import websocket
 
 from mmload.config.scenario import WebSocketSpec
 from mmload.load.schedule import Backoff
+from mmload.load.tls import websocket_sslopt
 
 CONNECT_NAME = "WS /api/v4/websocket"
 PING_NAME = "WS ping"
@@ -80,7 +81,11 @@ class MMWebSocket:
         try:
             headers = [f"Authorization: Bearer {self.token}"] if self.auth == "header" else []
             ws = websocket.create_connection(
-                self.url, timeout=self.timeout_s, header=headers, cookie=self.cookie
+                self.url,
+                timeout=self.timeout_s,
+                header=headers,
+                cookie=self.cookie,
+                sslopt=websocket_sslopt(),
             )
             if self.auth == "challenge":
                 ws.send(

@@ -31,12 +31,14 @@ from mmload.configure.driver import PlaybookResult, run_playbook
 from mmload.configure.inventory import local_inventory
 from mmload.configure.plan import MattermostInputs, agents_extravars
 from mmload.configure.progress import PlainReporter
+from mmload.configure.tls import generated_tls
 from mmload.configure.wheel import build_wheel
 from tests.configure.fakesite import FakeSite
 
 pytestmark = pytest.mark.slow
 
 SECRET = "Zq7-s3cr3t/P@ss:w0rd!"
+GRAFANA_PASSWORD = "Gr4fana-" + SECRET[::-1]
 USERS = 15000
 
 
@@ -49,6 +51,7 @@ class Converge:
     output: str
     site: FakeSite
     extravars: dict[str, Any]
+    tls_key: str
 
 
 def deployment_vars() -> dict[str, Any]:
@@ -91,12 +94,15 @@ def converge(tmp_path_factory: pytest.TempPathFactory, emulator_apply: Any) -> C
     license_file = tmp / "enterprise.mattermost-license"
     license_file.write_text("LICENSE-" + SECRET[::-1])
     try:
+        tls = generated_tls(tmp / "operator", "mm-local", ["127.0.0.1", "203.0.113.5"])
         settings = MattermostSettings(license_file=str(license_file), sha256="0" * 64)
         mm = MattermostInputs(settings, users=USERS, source="deployment.yaml")
         extravars = {
             **mm.extravars(need_checksum=True),
             **agents_extravars(build_wheel(tmp / "wheels")),
             **site.role_vars(),  # the emulated download site and its real checksums
+            "proxy_tls_cert": tls.cert_pem,
+            "mmload_ca_cert": tls.ca_pem,
             "mmload_root": str(tmp / "root"),
             "agents_python": "/usr/bin/python3",
             "agents_pip_extra_args": "--no-deps --no-index",
@@ -119,14 +125,25 @@ def converge(tmp_path_factory: pytest.TempPathFactory, emulator_apply: Any) -> C
                     work_dir=tmp / "runner",
                     reporter=PlainReporter(out),
                     extravars=extravars,
-                    secrets={"mattermost_db_password": SECRET},
+                    secrets={
+                        "mattermost_db_password": SECRET,
+                        "proxy_tls_key": tls.key_pem,
+                        "metrics_grafana_admin_password": GRAFANA_PASSWORD,
+                    },
                     # everything, plus the seed import (tagged `never`: only when asked)
                     tags=["all", "seed"],
                     timeout=480,
                 )
             )
         yield Converge(
-            tmp / "root", tmp / "runner", runs[0], runs[1], out.getvalue(), site, extravars
+            tmp / "root",
+            tmp / "runner",
+            runs[0],
+            runs[1],
+            out.getvalue(),
+            site,
+            extravars,
+            tls.key_pem,
         )
     finally:
         site.stop()
@@ -152,6 +169,8 @@ def test_progress_is_streamed(converge: Converge) -> None:
 def test_secret_never_in_output_or_runner_artifacts(converge: Converge) -> None:
     forms = [SECRET, quote(SECRET, safe="")]  # as typed, and URL-encoded in the DataSource
     forms.append("LICENSE-" + SECRET[::-1])
+    key_body = converge.tls_key.splitlines()[1]  # the TLS private key's base64
+    forms += [GRAFANA_PASSWORD, key_body]
     assert all(f not in converge.output for f in forms)
     files = [p for p in converge.work.rglob("*") if p.is_file()]
     assert any(p.name == "command" for p in files)  # the artifacts are really there
@@ -165,6 +184,26 @@ def test_secret_never_in_output_or_runner_artifacts(converge: Converge) -> None:
     assert cfg.stat().st_mode & 0o777 == 0o600
     lic = converge.root / "etc/mattermost/mattermost.mattermost-license"
     assert lic.read_text() == forms[2] and lic.stat().st_mode & 0o777 == 0o600
+    key = converge.root / "etc/nginx/tls/mattermost.key"
+    assert key.read_text() == converge.tls_key and key.stat().st_mode & 0o777 == 0o600
+    pw = converge.root / "etc/grafana/admin-password"
+    assert pw.read_text() == GRAFANA_PASSWORD and pw.stat().st_mode & 0o777 == 0o640
+    # Rendered files hold no secret: Grafana reads its password from that file.
+    rendered = [p for p in converge.root.rglob("*") if p.is_file() and p not in (key, pw, cfg)]
+    rendered = [p for p in rendered if p.suffix in (".ini", ".conf", ".yml", ".service", ".env")]
+    assert len(rendered) > 5
+    for path in rendered:
+        text = path.read_text(errors="replace")
+        assert not any(f in text for f in forms), f"secret found in {path}"
+
+
+def test_grafana_requires_login_behind_the_proxy(converge: Converge) -> None:
+    ini = (converge.root / "etc/grafana/grafana.ini").read_text()
+    anonymous = ini.split("[auth.anonymous]", 1)[1].split("[", 1)[0]
+    assert "enabled = false" in anonymous
+    assert "cookie_secure = true" in ini
+    assert f"admin_password = $__file{{{converge.root}/etc/grafana/admin-password}}" in ini
+    assert "root_url = http://203.0.113.5/grafana/" in ini and "serve_from_sub_path = true" in ini
 
 
 def test_rendered_nginx_passes_nginx_t(converge: Converge) -> None:

@@ -11,6 +11,7 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from mmload.load.actions import ActionPicker, idle_seconds
 from mmload.load.context import run_context
+from mmload.load.tls import client_context
 from mmload.load.user.client import ApiClient, json_or_none
 from mmload.load.user.flows import ArrivalFlow
 from mmload.load.user.handlers import ActionHandlers
@@ -38,6 +39,8 @@ class MattermostUser(ArrivalFlow, ActionHandlers, FastHttpUser):
     wait_time = constant(0)  # idle time is the action mix's own rule, slept inside the task
     max_retries = 0
     concurrency = 6  # the browser's parallel connections per host
+    insecure = False  # TLS verified: $MMLOAD_CA_FILE (the proxy's CA) or the system's store
+    ssl_context_factory = staticmethod(client_context)
 
     logged_in = _SessionField()
     user_id = _SessionField()
