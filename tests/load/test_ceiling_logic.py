@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from mmload import record
 from mmload.config.scenario import Ceiling, SLOs
-from mmload.errors import RunFailed
+from mmload.errors import RunFailed, UserError
 from mmload.load.ceiling import CeilingController
 from mmload.load.slo import all_held, evaluate, stop_if_unmeasured, unmeasured_required
 
@@ -89,3 +92,52 @@ def test_ceiling_stops_on_an_unmeasured_interval() -> None:
     with pytest.raises(RunFailed, match="could not measure http_5xx_rate, cpu_percent"):
         stop_if_unmeasured(v, 120)
     stop_if_unmeasured(evaluate(SLOs(), {"p99_ms": 10.0, "avg_ms": 5.0}, None), 120)
+
+
+def test_a_non_boolean_passed_is_not_a_pass() -> None:
+    """The verdict rule shared by `mmload run` and `mmload report --fail-on-slo`."""
+    slo = {"name": "p99_ms", "threshold": 2000, "value": 100.0}
+    for damaged in ("yes", "true", 1):
+        with pytest.raises(UserError, match=r"run.json: slos\[0\]\.passed: .*valid boolean"):
+            record.parse_meta(
+                {"outcome": "completed", "slos": [{**slo, "passed": damaged}]}, "run.json"
+            )
+    meta = record.parse_meta({"outcome": "completed", "slos": [{**slo, "passed": None}]}, "x")
+    assert record.run_verdict(meta).status == "FAIL"  # unmeasured, not optional
+
+
+@pytest.mark.parametrize(
+    ("outcome", "passed", "fail_on_slo", "expect"),
+    [
+        ("completed", True, True, 0),
+        ("completed", False, True, 1),
+        ("completed", None, True, 1),  # unmeasured
+        ("completed", False, False, 0),  # --no-fail-on-slo
+        ("interrupted", True, True, 130),
+    ],
+)
+def test_run_exit_codes(outcome: str, passed: bool | None, fail_on_slo: bool, expect: int) -> None:
+    from mmload.commands.load import exit_for
+
+    value = None if passed is None else 100.0
+    slos = [{"name": "p99_ms", "threshold": 2000, "value": value, "passed": passed}]
+    result = SimpleNamespace(meta={"outcome": outcome, "slos": slos})
+    if expect == 0:
+        exit_for(result, fail_on_slo)
+    elif expect == 1:
+        with pytest.raises(RunFailed, match=r"^FAIL: p99_ms"):
+            exit_for(result, fail_on_slo)
+    else:
+        with pytest.raises(SystemExit) as stop:
+            exit_for(result, fail_on_slo)
+        assert stop.value.code == 130
+
+
+def test_run_help_lists_the_builtin_scenarios_and_says_what_duration_is() -> None:
+    from click.testing import CliRunner
+
+    from mmload.cli import cli
+
+    out = CliRunner().invoke(cli, ["run", "--help"], terminal_width=100).output
+    assert "Built-in scenarios: ceiling, sev0-login-storm, sev0-reconnect-herd, steady." in out
+    assert "The WHOLE run in seconds" in out and "--hold" in out and "--no-fail-on-slo" in out

@@ -121,7 +121,7 @@ def test_wrong_password_storm_fails_naming_login_success_rate(sim: str, tmp_path
 
 def test_rate_limited_storm_fails_naming_the_429s(tmp_path: Path) -> None:
     with running_sim(users=100, profile="v10.11-ratelimit", log_path=tmp_path / "sim.log") as s:
-        res = _run(tmp_path, _storm(tmp_path, users=30, arrival_s=1), s.url)
+        res = _run(tmp_path, _storm(tmp_path, users=20, arrival_s=1), s.url)
     assert res.returncode == 1, res.stdout + res.stderr
     (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("mmload: error: FAIL")]
     assert "login_success_rate failed" in line and "429 rate-limited" in line, line
