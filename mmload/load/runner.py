@@ -24,7 +24,7 @@ from locust.env import Environment
 from mmload import __version__, record
 from mmload.config.scenario import RunOptions, Scenario
 from mmload.errors import RunFailed
-from mmload.load import slo
+from mmload.load import prom, slo
 from mmload.load.arrivals import Arrival
 from mmload.load.ceiling import CeilingLoop
 from mmload.load.clock import WALL, Clock
@@ -79,7 +79,7 @@ class ScenarioRun:
         user_classes: list[type] | None = None,
         probe: Callable[[str], str | None] | None = None,
         licensed: Callable[[str], bool | None] = probe_license,
-        prom_check: Callable[[str], None] = slo.check_prometheus,
+        prom_check: Callable[[str], None] = prom.check_prometheus,
     ):
         self.scenario = scenario
         self.opts = opts
@@ -150,7 +150,9 @@ class ScenarioRun:
         return self._finish(outcome, error)
 
     def _check_prometheus(self) -> None:
-        """Server-side SLOs that are required need a Prometheus, and it must be one (exit 2)."""
+        """Required SLOs must be measurable: by the scenario's kind, and server-side ones by a
+        Prometheus, which must be one (exit 2 before anything starts)."""
+        slo.require_measurable(self.scenario.kind, self.scenario.slos, self.scenario_file)
         slo.require_prometheus(self.scenario.slos, self.opts.prometheus)
         if self.opts.prometheus:
             self.prom_check(self.opts.prometheus)
@@ -176,7 +178,7 @@ class ScenarioRun:
     def _snapshot_prometheus(self, meta: dict[str, Any]) -> None:
         """Store the run window's server panels in prometheus.json (the report stays offline)."""
         try:
-            snap = slo.prometheus_snapshot(
+            snap = prom.prometheus_snapshot(
                 self.opts.prometheus or "", meta["started_at"], meta["ended_at"]
             )
             record.write_prometheus(self.run_dir, snap)

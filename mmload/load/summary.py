@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from mmload import hdr, record
 from mmload.config.scenario import PromQueries, SLOs
-from mmload.load import slo
+from mmload.load import prom, slo
 from mmload.load.livestats import error_class
 from mmload.load.slo import LOGIN
 
@@ -183,4 +183,4 @@ def server_side(meta: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | 
         b = datetime.fromisoformat(ended.replace("Z", "+00:00"))
         window = max(10.0, (b - a).total_seconds())
     queries = PromQueries.model_validate(spec.get("prometheus") or {})
-    return slo.server_measures(url, queries, window)
+    return prom.server_measures(url, queries, window)

@@ -10,7 +10,13 @@ from mmload import record
 from mmload.config.scenario import Ceiling, SLOs
 from mmload.errors import RunFailed, UserError
 from mmload.load.ceiling import CeilingController
-from mmload.load.slo import all_held, evaluate, stop_if_unmeasured, unmeasured_required
+from mmload.load.slo import (
+    all_held,
+    evaluate,
+    require_measurable,
+    stop_if_unmeasured,
+    unmeasured_required,
+)
 
 
 def _converge(spec: Ceiling, capacity: int, limit: int = 200) -> CeilingController:
@@ -141,3 +147,12 @@ def test_run_help_lists_the_builtin_scenarios_and_says_what_duration_is() -> Non
     out = CliRunner().invoke(cli, ["run", "--help"], terminal_width=100).output
     assert "Built-in scenarios: ceiling, sev0-login-storm, sev0-reconnect-herd, steady." in out
     assert "The WHOLE run in seconds" in out and "--hold" in out and "--no-fail-on-slo" in out
+
+
+def test_a_ceiling_refuses_slos_its_intervals_cannot_measure() -> None:
+    with pytest.raises(UserError, match=r"^c.yaml: slos.login_success_rate: a ceiling interval"):
+        require_measurable("ceiling", SLOs(login_success_rate=0.99), "c.yaml")
+    require_measurable(
+        "ceiling", SLOs(login_success_rate=0.99, optional=["login_success_rate"]), "c"
+    )
+    require_measurable("storm", SLOs(login_success_rate=0.99, time_to_loaded_p99_ms=1), "s")

@@ -21,7 +21,7 @@ import pytest
 
 from mmload import record
 from mmload.errors import UserError
-from mmload.load.slo import check_prometheus
+from mmload.load.prom import check_prometheus
 from mmload.net import free_port
 from mmload.sim.launcher import running_sim
 from tests.load.conftest import run_dir_from, run_mmload, write_scenario
