@@ -7,6 +7,7 @@ import json
 import urllib.request
 
 from mmload.errors import RunFailed, UserError
+from mmload.load.tls import stdlib_context
 
 USERS_PER_PROCESS_WARN = 3000
 FILES_PER_USER = 2  # HTTP + WebSocket
@@ -18,7 +19,7 @@ def probe_target(target: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     """The server version the target reports (``Version`` of config/client), or raise."""
     url = target.rstrip("/") + "/api/v4/config/client?format=old"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        with urllib.request.urlopen(url, timeout=timeout_s, context=stdlib_context()) as resp:
             cfg = json.loads(resp.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise RunFailed(
@@ -34,7 +35,7 @@ def probe_license(target: str, timeout_s: float = 5.0) -> bool | None:
     does not say."""
     url = target.rstrip("/") + "/api/v4/license/client?format=old"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        with urllib.request.urlopen(url, timeout=timeout_s, context=stdlib_context()) as resp:
             lic = json.loads(resp.read().decode("utf-8"))
     except (OSError, ValueError):
         return None

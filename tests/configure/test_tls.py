@@ -37,6 +37,8 @@ import json, os, ssl, sys
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 import websocket
+from mmload.errors import RunFailed
+from mmload.load.preflight import probe_target
 from mmload.load.tls import websocket_sslopt
 from mmload.load.user.mattermost import MattermostUser as U
 
@@ -54,7 +56,12 @@ def probe():
         ws = "tls-refused"
     except Exception as exc:  # past the TLS handshake (the simulator wants a login)
         ws = "tls-ok:" + type(exc).__name__
-    return {"http": http, "ws": ws}
+    try:
+        probe_target(sys.argv[1])
+        pre = "ok"
+    except RunFailed:
+        pre = "refused"
+    return {"http": http, "ws": ws, "preflight": pre}
 
 os.environ.pop("MMLOAD_CA_FILE", None)
 without = probe()
@@ -290,8 +297,11 @@ def test_nginx_serves_mattermost_over_tls_and_redirects_http(tmp_path: Path) -> 
             )
             assert probe.returncode == 0, probe.stderr[-2000:]
             seen = json.loads(probe.stdout.strip().splitlines()[-1])
-            assert seen["without"] == {"http": 0, "ws": "tls-refused"}  # verification is on
-            assert seen["with"]["http"] == 200 and seen["with"]["ws"].startswith(("open", "tls-ok"))
+            # Verification is on (the system's store does not know mmload's CA) ...
+            assert seen["without"] == {"http": 0, "ws": "tls-refused", "preflight": "refused"}
+            # ... and uses the CA file: the same clients get through.
+            assert seen["with"]["http"] == 200 and seen["with"]["preflight"] == "ok"
+            assert seen["with"]["ws"].startswith(("open", "tls-ok"))
             plain = requests.get(
                 f"http://127.0.0.1:{http_port}/api/v4/system/ping?x=1",
                 allow_redirects=False,

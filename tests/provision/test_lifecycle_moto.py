@@ -99,7 +99,7 @@ def check_outputs(out: dict, name: str) -> None:
     assert out["database"]["master_secret_arn"].startswith("arn:aws:secretsmanager:")
     assert out["search"] is None and out["cache"] is None  # search switched off for moto
     assert out["bucket"]["name"].startswith(f"{name}-files-")
-    assert out["site_url"] == f"http://{out['proxy_address']}"
+    assert out["site_url"] == f"https://{out['proxy_address']}"
     assert Path(out["ssh_private_key_path"]).name == "id_ed25519"
 
 
