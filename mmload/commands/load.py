@@ -70,6 +70,7 @@ def _fmt_ms(v: Any) -> str:
 def print_summary(result: Any) -> None:
     """The end-of-run summary: outcome, arrivals, endpoints, SLOs, where the record is."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     out = console if interactive() else Console(width=160, highlight=False)
@@ -132,14 +133,13 @@ def print_summary(result: Any) -> None:
         if v["passed"] is None and v.get("optional"):
             mark += " (optional)"
         val = "-" if v["value"] is None else f"{v['value']:.4g}"
-        detail = f" [{v['detail']}]" if v.get("detail") else ""
+        detail = escape(f" [{v['detail']}]") if v.get("detail") else ""
         out.print(
             f"SLO {v['name']} ({v['source']}): {val} {v['op']} {v['threshold']}: {mark}{detail}"
         )
     verdict = run_verdict(result.meta)
-    out.print(
-        f"verdict: [bold]{verdict.status}[/bold]" + "".join(f"\n  - {r}" for r in verdict.reasons)
-    )
+    reasons = "".join(f"\n  - {escape(r)}" for r in verdict.reasons)
+    out.print(f"verdict: [bold]{verdict.status}[/bold]{reasons}")
     click.echo(f"run record: {result.run_dir}")
 
 

@@ -114,6 +114,7 @@ def test_wrong_password_storm_fails_naming_login_success_rate(sim: str, tmp_path
     assert by["login_p99_ms"].status == "unmeasured"
     assert meta.totals["errors_by_class"] == {"auth": 12}
     assert "verdict: FAIL" in res.stdout
+    assert "login_success_rate (client): 0 >= 0.99: FAIL [failed logins: 12 401/403]" in res.stdout
     # the same record gates `report --fail-on-slo` the same way (and --no-fail-on-slo opts out)
     rep = run_mmload("report", str(run_dir_from(res.stdout)), "--fail-on-slo")
     assert rep.returncode == 1 and "login_success_rate" in rep.stderr, rep.stderr
