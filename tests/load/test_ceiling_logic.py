@@ -156,3 +156,32 @@ def test_a_ceiling_refuses_slos_its_intervals_cannot_measure() -> None:
         "ceiling", SLOs(login_success_rate=0.99, optional=["login_success_rate"]), "c"
     )
     require_measurable("storm", SLOs(login_success_rate=0.99, time_to_loaded_p99_ms=1), "s")
+
+
+def test_error_classes_agree_between_the_record_and_the_live_stats() -> None:
+    """The summary counts classes column-wise over the record, the live statistics per row: the
+    same classes either way (401/403 auth, 429, 5xx, no answer, the rest other)."""
+    import pyarrow as pa
+
+    from mmload.load.livestats import LiveStats
+    from mmload.load.summary import error_classes
+
+    rows = [(200, None), (401, "x"), (403, "x"), (429, "x"), (500, "x"), (503, "x"), (0, "x")]
+    rows += [(0, "timeout"), (404, "x"), (200, "bad body")]
+    t = pa.table(
+        {"status": pa.array([r[0] for r in rows], pa.int32()), "error": [r[1] for r in rows]}
+    )
+    expected = {"auth": 2, "rate_limited": 1, "server": 2, "transport": 2, "other": 2}
+    assert error_classes(t) == expected
+    live = LiveStats(keep_s=1e12)
+    ts = 1_800_000_000 * 1_000_000
+    live.add_requests(
+        {
+            "timestamp": [ts] * len(rows),
+            "name": ["GET /x"] * len(rows),
+            "latency_ms": [1.0] * len(rows),
+            "error": [r[1] for r in rows],
+            "status": [r[0] for r in rows],
+        }
+    )
+    assert live.window(1_800_000_000, 1_800_000_001)["classes"] == expected
