@@ -21,6 +21,7 @@ import pytest
 
 from mmload import record
 from mmload.errors import UserError
+from mmload.load.preflight import probe_license
 from mmload.load.prom import check_prometheus
 from mmload.net import free_port
 from mmload.sim.launcher import running_sim
@@ -127,6 +128,7 @@ def test_rate_limited_storm_fails_naming_the_429s(tmp_path: Path) -> None:
     (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("mmload: error: FAIL")]
     assert "login_success_rate failed" in line and "429 rate-limited" in line, line
     meta = record.read_meta(run_dir_from(res.stdout))
+    assert meta.licensed is False  # the profile has no licence (license/client says so)
     by = {v.name: v for v in meta.slos}
     assert 0 < (by["login_success_rate"].value or 0) < 0.99
     assert meta.totals["errors_by_class"]["rate_limited"] > 0
@@ -143,6 +145,7 @@ def test_trailing_slash_target_runs_like_without(sim: str, tmp_path: Path) -> No
     assert res.returncode == 0, res.stdout + res.stderr
     meta = record.read_meta(run_dir_from(res.stdout))
     assert meta.target == sim and meta.outcome == "completed"
+    assert meta.licensed is False  # the simulator's default profile has no licence
     assert meta.totals["arrivals"]["loaded"] == 5 and meta.totals["failures"] == 0
     assert record.run_verdict(meta).status == "PASS" and "verdict: PASS" in res.stdout
 
@@ -197,3 +200,16 @@ def test_prometheus_check_accepts_prometheus_and_refuses_other_servers(sim: str)
             check_prometheus(url + "/sub")
     with pytest.raises(UserError, match=r"--prometheus: .* not with Prometheus' query API|404"):
         check_prometheus(sim)  # Mattermost (the simulator) is not a Prometheus
+
+
+class Licensed(_Quiet):
+    """license/client of a licensed Mattermost (``IsLicensed`` is a string, as the server's)."""
+
+    def do_GET(self) -> None:
+        self._json({"IsLicensed": "true", "SkuShortName": "enterprise"})
+
+
+def test_the_license_probe_reads_is_licensed() -> None:
+    with http_server(Licensed) as url:
+        assert probe_license(url) is True
+    assert probe_license(f"http://127.0.0.1:{free_port()}", timeout_s=1) is None
