@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from mmload.commands.common import CONFIG_OPTION, default_of, interactive, model_from_flags
-from mmload.config.remote import REMOTE_MMLOAD, RemoteLoadOptions, StopOptions
+from mmload.config.remote import REMOTE_MMLOAD, CollectOptions, RemoteLoadOptions, StopOptions
 
 
 @click.command("ssh", context_settings={"ignore_unknown_options": True})
@@ -398,8 +398,69 @@ class StatusWriter:
         tmp.replace(self.path)
 
 
+@click.command("collect")
+@CONFIG_OPTION
+@click.option(
+    "--run",
+    type=click.Path(file_okay=False),
+    help="The run record to collect for.  [default: the last one `mmload load` fetched]",
+)
+@click.option(
+    "--prometheus",
+    help="Prometheus as the metrics node sees it.  "
+    f"[default: {default_of(CollectOptions, 'prometheus')}]",
+)
+@click.option(
+    "--max-log-mb",
+    type=float,
+    help="Keep the last N MB of each log.  "
+    f"[default: {default_of(CollectOptions, 'max_log_mb'):g}]",
+)
+@click.option("--remote-root", hidden=True, help="Prefix of the hosts' paths (test hosts).")
+def collect_cmd(config: str, **flags: Any) -> None:
+    """Collect logs (Mattermost, nginx, the master and workers), each app node's config.json
+    with its secrets masked on the node, and a Prometheus window of the run into one archive
+    beside the run record: <run dir>.collect.tar.gz."""
+    from mmload.errors import UserError
+    from mmload.lifecycle.collect import collect_run
+    from mmload.lifecycle.hosts import reach
+    from mmload.lifecycle.remote_load import LoadState
+
+    opts = model_from_flags(CollectOptions, flags)
+    reached = reach(config)
+    run = opts.run
+    if run is None:
+        state = LoadState.load(reached.workdir)
+        if not state.fetched:
+            raise UserError(
+                "the last remote run was not fetched yet: `mmload load fetch` first, or --run",
+                source=str(reached.workdir / "load.json"),
+            )
+        run = state.fetched
+    run_dir = Path(run)
+    if not (run_dir / "run.json").is_file():
+        raise UserError("not a run record (no run.json)", source=str(run_dir), field="--run")
+    archive, reports = collect_run(
+        reached,
+        run_dir,
+        root=opts.remote_root,
+        prometheus=opts.prometheus,
+        max_bytes=int(opts.max_log_mb * (1 << 20)),
+    )
+    for host, report in reports.items():
+        missing = report.get("missing") or []
+        line = f"{host}: {len(report.get('files') or [])} file(s)"
+        if "prometheus" in report:
+            line += f", Prometheus {report['prometheus'].get('series', 0)} metric(s)"
+        if missing:
+            line += "; not found: " + ", ".join(f"{m['path']} ({m['why']})" for m in missing)
+        click.echo(line)
+    click.echo(f"archive: {archive}")
+
+
 def register(group: click.Group) -> None:
     """Add these commands to group."""
     group.add_command(ssh_cmd)
     group.add_command(db_cmd)
     group.add_command(load_group)
+    group.add_command(collect_cmd)

@@ -69,7 +69,7 @@ class Remote:
         if shutil.which("ssh") is None:
             raise UserError("ssh not found: install the OpenSSH client")
 
-    def _check_host(self, host: str) -> None:
+    def check_host(self, host: str) -> None:
         if host not in self.access.hosts:
             known = ", ".join(sorted(self.access.hosts)) or "none"
             raise UserError(f"unknown host {host!r}; outputs.json names: {known}")
@@ -78,7 +78,7 @@ class Remote:
         self, host: str, command: str, *, check: bool = True, timeout: float | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run the shell ``command`` on ``host`` and wait for it."""
-        self._check_host(host)
+        self.check_host(host)
         argv = [*self.access.argv(host, "-T"), command]
         try:
             proc = subprocess.run(
@@ -195,7 +195,7 @@ class Remote:
         arrived with the same content; returns the manifest."""
         if shutil.which("rsync") is None:
             raise UserError("rsync not found: install rsync (apt install rsync)")
-        self._check_host(host)
+        self.check_host(host)
         local.mkdir(parents=True, exist_ok=True)
         argv = [
             "rsync",

@@ -23,10 +23,11 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mmload import record
 from mmload.config.remote import REMOTE_MMLOAD, RemoteLoadOptions
@@ -35,10 +36,23 @@ from mmload.errors import RunFailed, UserError
 from mmload.lifecycle.hosts import Reached
 from mmload.lifecycle.remote import ZOMBIE_FN, Job, JobState, Remote
 
+T = TypeVar("T")
 STATE_FILE = "load.json"
 STATUS_FILE = "status.json"
 PROMETHEUS_PORT = 9090  # the metrics node's Prometheus (Debian's default port)
 RECONNECT_TRIES = 5
+
+
+def parallel(fn: Callable[[Any], T], items: Iterable[Any], limit: int = 16) -> list[T]:
+    """``fn`` over ``items`` in threads (each call is mostly an SSH round trip), in order; the
+    first exception is raised once all are done."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(limit, len(items))) as pool:
+        futures = [pool.submit(fn, i) for i in items]
+        wait(futures)
+        return [f.result() for f in futures]
 
 
 @dataclass
@@ -194,9 +208,10 @@ def absolute(folder: str, facts: HostFacts, host: str) -> str:
 
 def probe_hosts(remote: Remote, plan: LoadPlan) -> dict[str, HostFacts]:
     """Probe the coordinator and every agent; RunFailed when mmload is missing on one."""
-    facts = {}
-    for host in (plan.coordinator, *plan.agents):
-        facts[host] = probe_host(remote, host, plan.remote_mmload)
+    hosts = (plan.coordinator, *plan.agents)
+    found = parallel(lambda host: probe_host(remote, host, plan.remote_mmload), hosts)
+    facts = dict(zip(hosts, found, strict=True))
+    for host in hosts:
         if not facts[host].has_mmload:
             raise RunFailed(
                 f"{host}: {plan.remote_mmload} is not there: run `mmload configure` (it "
@@ -238,13 +253,12 @@ def start_load(
         put_text(remote, plan.coordinator, remote_scenario, scenario_text)
     argv = master_argv(plan, remote_scenario, run_flags, total, f"{root}/runs")
     remote.start_job(plan.coordinator, master, argv, remove=(STATUS_FILE,))
-    workers: list[tuple[str, str]] = []
-    for agent, count in counts.items():
-        agent_root = absolute(plan.remote_dir, facts[agent], agent)
-        for k in range(count):
-            folder = f"{agent_root}/jobs/worker-{agent}-{k}"
-            remote.start_job(agent, folder, worker_argv(plan))
-            workers.append((agent, folder))
+    workers = [
+        (agent, f"{absolute(plan.remote_dir, facts[agent], agent)}/jobs/worker-{agent}-{k}")
+        for agent, count in counts.items()
+        for k in range(count)
+    ]
+    parallel(lambda w: remote.start_job(w[0], w[1], worker_argv(plan)), workers)
     state = LoadState(
         coordinator=plan.coordinator,
         remote_dir=root,
@@ -376,17 +390,19 @@ def stop_run(remote: Remote, state: LoadState, *, grace_s: float = 60) -> JobSta
     """SIGINT the master (it stops the workers and saves the record), then make sure every
     worker job has ended too."""
     final = remote.stop_job(state.master_job, grace_s=grace_s)
-    for host, folder in state.workers:
-        remote.stop_job(Job(host, folder), grace_s=10)
+    parallel(lambda w: remote.stop_job(Job(*w), grace_s=10), state.workers)
     return final
 
 
 def stop_workers(remote: Remote, state: LoadState) -> None:
     """After the master ended: the workers quit by themselves; stop any that did not."""
-    for host, folder in state.workers:
-        job = Job(host, folder)
+
+    def finish(worker: tuple[str, str]) -> None:
+        job = Job(*worker)
         if remote.wait_job(job, timeout_s=15, poll_s=0.5).running:
             remote.stop_job(job, grace_s=5)
+
+    parallel(finish, state.workers)
 
 
 def remote_run_dir(remote: Remote, state: LoadState) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -29,6 +31,7 @@ from tests.sshhosts import SshHosts
 
 NAME = "mm-rl"
 COORD, AGENTS = f"{NAME}-coordinator-0", (f"{NAME}-agents-0", f"{NAME}-agents-1")
+APP, PROXY, METRICS = f"{NAME}-app-0", f"{NAME}-proxy-0", f"{NAME}-metrics-0"
 SCENARIO = {
     "name": "remote-steady",
     "kind": "steady",
@@ -51,16 +54,16 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 class Deployment:
     """deployment.yaml, outputs.json naming the sshd's, and the `mmload load start` flags."""
 
-    def __init__(self, tmp: Path, hosts: SshHosts, sim: SimProcess):
-        hosts.start("jump", COORD, *AGENTS)
+    def __init__(self, tmp: Path, hosts: SshHosts, sim: SimProcess, *, stack: bool = False):
+        """``stack``: app, proxy and metrics hosts too (for `mmload collect`)."""
+        roles = {"coordinator": [COORD], "agents": list(AGENTS)}
+        if stack:
+            roles.update(app=[APP], proxy=[PROXY], metrics=[METRICS])
+        hosts.start("jump", *(name for names in roles.values() for name in names))
         self.hosts = hosts
         self.workdir = tmp / ".deployments" / NAME
         hosts.outputs(
-            self.workdir,
-            deployment=NAME,
-            jump="jump",
-            roles={"coordinator": [COORD], "agents": list(AGENTS)},
-            extra={"site_url": sim.url},
+            self.workdir, deployment=NAME, jump="jump", roles=roles, extra={"site_url": sim.url}
         )
         self.config = tmp / "deployment.yaml"
         self.config.write_text(
@@ -117,6 +120,55 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return int(exit_.value.code or 0), out.out, out.err
 
 
+SECRET = "s3cr3t-" + "x" * 8
+CONFIG_JSON = {
+    "ServiceSettings": {"SiteURL": "http://mm.example", "GiphySdkKey": SECRET},
+    "SqlSettings": {
+        "DriverName": "postgres",
+        "DataSource": f"postgres://mmuser:{SECRET}@db:5432/mattermost?sslmode=require",
+        "DataSourceReplicas": [f"postgres://mmuser:{SECRET}@ro:5432/mattermost"],
+        "AtRestEncryptKey": SECRET,
+        "MaxOpenConns": 300,
+    },
+    "FileSettings": {"PublicLinkSalt": SECRET, "AmazonS3SecretAccessKey": SECRET},
+    "EmailSettings": {"SMTPPassword": SECRET, "SMTPServer": "smtp.example"},
+    "LogSettings": {"FileLocation": f"http://ops:{SECRET}@logs.example/x"},
+}
+
+
+def host_files(root: Path) -> None:
+    """What the app and proxy roles leave on their nodes (under ansible's mmload_root): stand-ins
+    for Mattermost's and nginx's logs, and a config.json full of secrets."""
+    (root / "var/log/mattermost").mkdir(parents=True)
+    (root / "var/log/mattermost/mattermost.log").write_text('{"msg":"Server is listening"}\n')
+    (root / "etc/mattermost").mkdir(parents=True)
+    (root / "etc/mattermost/config.json").write_text(json.dumps(CONFIG_JSON))
+    (root / "var/log/nginx").mkdir(parents=True)
+    (root / "var/log/nginx/access.log").write_text("x" * 5000 + "\nGET /api/v4/users/me 200\n")
+
+
+def start_prometheus(tmp: Path, sim: SimProcess) -> tuple[subprocess.Popen[bytes], int]:
+    """Debian's Prometheus scraping the simulator's metrics every second."""
+    target = (sim.metrics_url or "").split("//", 1)[1].split("/", 1)[0]
+    cfg = tmp / "prometheus.yml"
+    cfg.write_text(
+        "global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: mattermost\n"
+        f"    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "prom.log").open("wb"),
+    )
+    return proc, port
+
+
 def wait_for_line(proc: subprocess.Popen[str], prefix: str, seen: list[str]) -> None:
     """Read proc's stdout until a line starts with ``prefix`` (the lines go into ``seen``)."""
     assert proc.stdout is not None
@@ -138,18 +190,34 @@ def finish(proc: subprocess.Popen[str], seen: list[str]) -> tuple[int, str, str]
 
 @pytest.mark.slow
 def test_remote_run_survives_a_drop_and_records_what_a_local_run_records(
-    tmp_path: Path, ssh_hosts: SshHosts, sim: SimProcess
+    tmp_path: Path, ssh_hosts: SshHosts, sim: SimProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dep = Deployment(tmp_path, ssh_hosts, sim)
+    dep = Deployment(tmp_path, ssh_hosts, sim, stack=True)
+    host_files(tmp_path / "hostroot")
+    prometheus, prom_port = start_prometheus(tmp_path, sim)
+    prom_url = f"http://127.0.0.1:{prom_port}"  # as the coordinator (this machine) sees it
     # the same scenario run locally, at the same time, for comparison
     local_run = subprocess.Popen(
-        [MMLOAD, "run", str(dep.scenario), "--target", sim.url, "--out", str(tmp_path / "local")],
+        [
+            MMLOAD,
+            "run",
+            str(dep.scenario),
+            "--target",
+            sim.url,
+            "--prometheus",
+            prom_url,
+            "--out",
+            str(tmp_path / "local"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     proc = subprocess.Popen(
-        dep.start_args(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        dep.start_args("--prometheus", prom_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     seen: list[str] = []
     try:
@@ -163,8 +231,10 @@ def test_remote_run_survives_a_drop_and_records_what_a_local_run_records(
         assert ssh_hosts.hosts["jump"].drop_sessions() + ssh_hosts.hosts[COORD].drop_sessions()
         code, out, err = finish(proc, seen)
         local_out, _ = local_run.communicate(timeout=120)
+        assert code == 0, out + err
+        collected = collect(dep, prom_port, capsys)
     finally:
-        for p in (proc, local_run):
+        for p in (proc, local_run, prometheus):
             if p.poll() is None:
                 p.kill()
                 p.wait()
@@ -199,6 +269,54 @@ def test_remote_run_survives_a_drop_and_records_what_a_local_run_records(
     remote_names = {json.loads(ln)["name"] for ln in (local / "hdr.jsonl").open()}
     local_names = {json.loads(ln)["name"] for ln in (here / "hdr.jsonl").open()}
     assert remote_names == local_names  # the same endpoints
+
+    # `mmload collect`: one archive beside the fetched record
+    archive, members = collected
+    assert archive == local.with_name(local.name + ".collect.tar.gz")
+    assert f"{APP}{tmp_path}/hostroot/var/log/mattermost/mattermost.log" in members
+    assert f"{PROXY}{tmp_path}/hostroot/var/log/nginx/access.log" in members
+    master_log = members[f"{COORD}{state.master}/out.log"].decode()
+    assert "record copied back" not in master_log and "run record:" in master_log
+    for host, folder in state.workers:
+        assert f"{host}{folder}/out.log" in members
+    config = members[f"{APP}{tmp_path}/hostroot/etc/mattermost/config.json"].decode()
+    assert SECRET not in config  # masked on the node: never sent
+    masked = json.loads(config)
+    assert masked["SqlSettings"]["DataSource"] == "********"
+    assert masked["SqlSettings"]["MaxOpenConns"] == 300
+    assert masked["LogSettings"]["FileLocation"] == "http://ops:********@logs.example/x"
+    window = json.loads(members[f"{METRICS}/prometheus-window.json"])
+    assert window["start"] <= datetime.fromisoformat(meta["started_at"]).timestamp()
+    assert any(
+        series["values"] for name, result in window["series"].items() for series in result
+    ), window["errors"]
+    assert all(SECRET.encode() not in blob for blob in members.values())
+
+
+@pytest.mark.slow
+def collect(
+    dep: Deployment, prom_port: int, capsys: pytest.CaptureFixture[str]
+) -> tuple[Path, dict[str, bytes]]:
+    """`mmload collect` after the run; the archive and its members' contents."""
+    code, out, err = cli(
+        capsys,
+        "collect",
+        "-c",
+        str(dep.config),
+        "--remote-root",
+        str(dep.out.parent / "hostroot"),
+        "--prometheus",
+        f"http://127.0.0.1:{prom_port}",
+    )
+    assert code == 0, out + err
+    archive = Path(out.split("archive: ")[1].split()[0])
+    with tarfile.open(archive) as tar:
+        members = {
+            m.name: tar.extractfile(m).read()  # type: ignore[union-attr]
+            for m in tar
+            if m.isfile()
+        }
+    return archive, members
 
 
 @pytest.mark.slow
@@ -271,6 +389,28 @@ def test_bad_input_is_one_line(
     (dep.workdir / "outputs.json").write_text(json.dumps(outputs))
     code, _, err = cli(capsys, *dep.start_args()[1:])
     assert code == 2 and "coordinator" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = cli(capsys, "collect", "-c", str(dep.config))
+    assert code == 2 and "load start" in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = cli(capsys, "collect", "-c", str(dep.config), "--run", str(tmp_path))
+    assert code == 2 and "--run" in err and "run.json" in err, err
+    code, _, err = cli(capsys, "collect", "-c", str(dep.config), "--max-log-mb", "-1")
+    assert code == 2 and "--max-log-mb" in err, err
+    assert cli(capsys, "collect", "--help")[0] == 0
     # the real console script, once: no traceback reaches the user
     out = run_cli("load", "status", "-c", str(dep.config))
     assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_masking_keeps_settings_and_hides_secrets() -> None:
+    from mmload.lifecycle.collect_host import MASK, mask
+
+    masked = mask(CONFIG_JSON)
+    assert SECRET not in json.dumps(masked)
+    assert masked["SqlSettings"]["DataSourceReplicas"] == [MASK]
+    assert masked["FileSettings"] == {"PublicLinkSalt": MASK, "AmazonS3SecretAccessKey": MASK}
+    assert masked["EmailSettings"]["SMTPServer"] == "smtp.example"
+    assert masked["ServiceSettings"]["SiteURL"] == "http://mm.example"
+    assert mask({"EnableSignUpWithEmail": True, "LicenseFileLocation": ""}) == {
+        "EnableSignUpWithEmail": True,
+        "LicenseFileLocation": "",
+    }
