@@ -89,10 +89,10 @@ def request_measures(run_dir: Path, slos: SLOs) -> tuple[dict[str, Any], dict[st
         "login_p99_ms": hdr.percentiles_ms(hdr.of_values_ms(ok_lat), (99.0,))["p99_ms"],
         **slo.class_rates(classes, n),
     }
+    failed_logins = slo.class_detail(error_classes(login))
     details = {
         "error_rate": slo.class_detail(classes),
-        "login_success_rate": slo.class_detail(error_classes(login))
-        and f"failed logins: {slo.class_detail(error_classes(login))}",
+        "login_success_rate": failed_logins and f"failed logins: {failed_logins}",
         "login_p99_ms": f"{ok.num_rows:,} successful of {login.num_rows:,}"
         if ok.num_rows != login.num_rows
         else None,
