@@ -30,14 +30,19 @@ OPERATOR = "203.0.113.7/32"
 class MotoServer:
     """A moto_server process on a free port; stopped by its own pid."""
 
-    def __init__(self, log: Path, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        log: Path,
+        extra_env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true"}
         env.update(extra_env or {})
         self.log = log.open("w")
         self.proc = subprocess.Popen(
-            [MOTO, "-H", "127.0.0.1", "-p", str(self.port)],
+            [*(command or [MOTO]), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
