@@ -77,7 +77,7 @@ def up_cmd(config: str, yes: bool, only: tuple[str, ...]) -> None:
         with aws_calls("preflight"):
             ran = run.run(steps, again)
     except Interrupted as exc:
-        err_console.print(f"mmload: {exc.message()}", highlight=False)
+        click.echo(f"mmload: {exc.message()}", err=True)
         raise click.exceptions.Exit(130) from None
     if ran:
         console.print(f"up: {', '.join(ran)} finished; state in {workdir}", highlight=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mmload.config.deployment import Deployment
 from mmload.errors import RunFailed, UserError
+from mmload.provision.terraform import PLAN_FILE
 
 STEPS = ("preflight", "provision", "configure", "seed")
 STATE_FILE = "up-state.json"
@@ -115,6 +117,13 @@ class StepLines:
     def _plain(self, text: str) -> None:
         self.console.print(f"{now_utc()} {text}", markup=False, highlight=False, soft_wrap=True)
 
+    def info(self, text: str) -> None:
+        """A line outside any step (resuming, what was stopped)."""
+        if self.live:
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self._plain(text)
+
     def start(self, step: str) -> None:
         self.step = step
         if self.progress is not None:
@@ -170,6 +179,7 @@ class Up:
     yes: bool = False
     confirm: Confirm | None = None
     aws_overrides: dict[str, Any] = field(default_factory=dict)
+    resuming_provision: bool = False  # the last run stopped inside provision
 
     def step_functions(self) -> dict[str, Callable[[], str]]:
         return {
@@ -231,7 +241,20 @@ class Up:
                 if not self.confirm(f"Apply this plan ({hourly}) to AWS?"):
                     raise RunFailed("not applied: the plan was declined")
         self.lines.note("terraform apply")
-        outputs = prepared.driver.apply()
+        try:
+            outputs = prepared.driver.apply()
+        except RunFailed as exc:
+            if not self.resuming_provision:
+                raise
+            adopted = adopt_orphans(prepared.driver, str(exc))
+            if not adopted:
+                raise
+            self.lines.say(
+                "adopted into the state what the interrupted apply had created outside it: "
+                + ", ".join(adopted)
+            )
+            prepared.driver.plan()
+            outputs = prepared.driver.apply()
         nodes = sum(len(v) for v in outputs.get("hosts", {}).values())
         return f"applied; {nodes} hosts, site {outputs.get('site_url')}, {hourly}"
 
@@ -280,16 +303,16 @@ class Up:
         todo = [s for s in steps if s not in state.finished]
         if state.stopped and state.stopped.get("step") in todo:
             s = state.stopped
-            self.lines.console.print(
-                f"the last `up` stopped in {s['step']} at {s['at']} ({s.get('why', '?')})",
-                highlight=False,
+            self.lines.info(
+                f"the last `up` stopped in {s['step']} at {s['at']} ({s.get('why', '?')})"
             )
         if done:
             when = ", ".join(f"{s} (finished {state.finished[s]})" for s in done)
             rest = f"continuing with {todo[0]}" if todo else "nothing left to do"
-            self.lines.console.print(f"resuming: already done: {when}; {rest}", highlight=False)
+            self.lines.info(f"resuming: already done: {when}; {rest}")
         if not todo:
             return []
+        self.resuming_provision = bool(state.stopped and state.stopped.get("step") == "provision")
         if "provision" in todo and not self.yes and self.confirm is None:
             raise UserError(
                 "up applies a plan: give --yes when not run from a terminal", field="--yes"
@@ -318,6 +341,46 @@ class Up:
                 state.finish(step)
                 self.lines.end(f"done in {time.monotonic() - started:.0f} s: {closing}")
         return todo
+
+
+# Resources with a name of their own: an apply interrupted while creating one can leave it in
+# AWS but not in the state (the provider's create was cancelled after AWS's create call); the
+# next apply then fails with "already exists". Type -> how its import ID reads from the plan.
+IMPORT_IDS: dict[str, Callable[[dict], str]] = {
+    "aws_iam_role": lambda v: v["name"],
+    "aws_iam_instance_profile": lambda v: v["name"],
+    "aws_iam_role_policy": lambda v: f"{v['role']}:{v['name']}",
+    "aws_key_pair": lambda v: v["key_name"],
+    "aws_db_subnet_group": lambda v: v["name"],
+    "aws_rds_cluster": lambda v: v["cluster_identifier"],
+    "aws_rds_cluster_instance": lambda v: v["identifier"],
+    "aws_db_instance": lambda v: v["identifier"],
+    "aws_elasticache_subnet_group": lambda v: v["name"],
+    "aws_elasticache_replication_group": lambda v: v["replication_group_id"],
+    "aws_opensearch_domain": lambda v: v["domain_name"],
+}
+EXISTS = re.compile(r"(?:already exists|AlreadyExists)[^\n]*? with ([\w.\[\]\"-]+),")
+
+
+def adopt_orphans(driver: Any, error: str) -> list[str]:
+    """``terraform import`` each named resource the failed apply found already existing;
+    return their addresses (empty: nothing of that kind, the failure stands)."""
+    addresses = list(dict.fromkeys(EXISTS.findall(error)))
+    wanted = [a for a in addresses if a.split(".")[0] in IMPORT_IDS]
+    if not wanted or len(wanted) != len(addresses):
+        return []
+    driver.plan()
+    planned = json.loads(driver.capture("show", "-json", PLAN_FILE))
+    after = {c["address"]: (c["change"].get("after") or {}) for c in planned["resource_changes"]}
+    adopted = []
+    for address in wanted:
+        kind = address.split(".")[0]
+        values = after.get(address)
+        if not values:
+            return adopted
+        driver.run("import", address, IMPORT_IDS[kind](values), input=False, lock_timeout="60s")
+        adopted.append(address)
+    return adopted
 
 
 class Interrupted(Exception):
