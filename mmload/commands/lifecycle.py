@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,7 @@ def up_cmd(config: str, yes: bool, only: tuple[str, ...]) -> None:
         again += " --yes"
     confirm = (lambda text: click.confirm(text, default=False)) if live else None
     run = Up(Path(config), dep, workdir, StepLines(console, live), yes=yes, confirm=confirm)
+    signal.signal(signal.SIGTERM, _terminated)  # a TERM stops as cleanly as Ctrl-C
     try:
         with aws_calls("preflight"):
             ran = run.run(steps, again)
@@ -81,6 +83,10 @@ def up_cmd(config: str, yes: bool, only: tuple[str, ...]) -> None:
         raise click.exceptions.Exit(130) from None
     if ran:
         console.print(f"up: {', '.join(ran)} finished; state in {workdir}", highlight=False)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 # -- preflight ---------------------------------------------------------------------------------
