@@ -30,14 +30,13 @@ def aws_calls(what: str) -> Iterator[None]:
 
 def _deployment(config: str):
     from mmload.provision.deploy import load_deployment
-    from mmload.provision.render import workdir_for
 
     dep = load_deployment(config)
-    return dep, workdir_for(dep)
+    return dep, dep.workdir
 
 
 def _hourly(dep) -> float:
-    from mmload.catalog import load_prices
+    from mmload.config.catalog import load_prices
     from mmload.provision.sizing import cost_lines, hourly_total, resolve
 
     new_vpc = dep.network.existing_vpc_id is None

@@ -342,21 +342,30 @@ def check_checksum(dep: Deployment, source: str) -> Check:
 
 def check_cidrs(dep: Deployment, source: str) -> Check:
     wide = [
-        c for c in dep.operator_cidrs if ipaddress.ip_network(c).prefixlen < WIDEST_OPERATOR_PREFIX
+        c
+        for c in dep.operator_cidrs
+        if ipaddress.ip_network(c).prefixlen < WIDEST_OPERATOR_PREFIX
     ]
-    if wide:
-        return Check(
-            "operator CIDR",
-            False,
-            f"{', '.join(wide)} opens SSH and Grafana to more than a /{WIDEST_OPERATOR_PREFIX}",
-            f"put your own address (e.g. your IP /32) in operator_cidrs in {source}",
-        )
     if PLACEHOLDER_CIDR in dep.operator_cidrs:
         return Check(
             "operator CIDR",
             False,
             f"{PLACEHOLDER_CIDR} is the placeholder `mmload init` writes",
             f"put your own IP /32 in operator_cidrs in {source}",
+        )
+    if wide and dep.allow_wide_operator_cidrs:
+        return Check(
+            "operator CIDR",
+            True,
+            f"{', '.join(dep.operator_cidrs)} (wider than a /{WIDEST_OPERATOR_PREFIX}: "
+            "allowed by allow_wide_operator_cidrs)",
+        )
+    if wide:
+        return Check(
+            "operator CIDR",
+            False,
+            f"{', '.join(wide)} opens SSH and Grafana to more than a /{WIDEST_OPERATOR_PREFIX}",
+            f"put your own address (e.g. your IP /32) in operator_cidrs in {source}",
         )
     return Check("operator CIDR", True, ", ".join(dep.operator_cidrs))
 

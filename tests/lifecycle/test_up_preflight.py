@@ -196,10 +196,13 @@ def test_license_checksum_and_cidr(server, tmp_path) -> None:
     assert check_checksum(right, "d.yaml").ok
 
     assert check_cidrs(small, "d.yaml").ok
-    for cidr in ("10.0.0.0/8", "0.0.0.0/1", "192.0.2.10/32"):
+    for cidr in ("10.0.0.0/8", "192.0.2.10/32"):  # private but wide; init's placeholder
         wide = deployment(moto, operator_cidrs=["203.0.113.7/32", cidr])
         bad = check_cidrs(wide, "d.yaml")
         assert not bad.ok and cidr in bad.detail and "operator_cidrs" in bad.fix, cidr
+    allowed = deployment(moto, operator_cidrs=["0.0.0.0/1"], allow_wide_operator_cidrs=True)
+    ok = check_cidrs(allowed, "d.yaml")
+    assert ok.ok and "allowed by allow_wide_operator_cidrs" in ok.detail
 
 
 def test_terraform_and_its_provider(server, tmp_path, monkeypatch) -> None:
