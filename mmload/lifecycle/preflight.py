@@ -342,9 +342,7 @@ def check_checksum(dep: Deployment, source: str) -> Check:
 
 def check_cidrs(dep: Deployment, source: str) -> Check:
     wide = [
-        c
-        for c in dep.operator_cidrs
-        if ipaddress.ip_network(c).prefixlen < WIDEST_OPERATOR_PREFIX
+        c for c in dep.operator_cidrs if ipaddress.ip_network(c).prefixlen < WIDEST_OPERATOR_PREFIX
     ]
     if PLACEHOLDER_CIDR in dep.operator_cidrs:
         return Check(
