@@ -109,6 +109,16 @@ def hcl_finalize(_env: Environment, value: object) -> Markup:
     raise TypeError(f"a template wrote a {type(value).__name__}; only text and numbers")
 
 
+def hcl_list(values: list[str]) -> Markup:
+    """``["a", "b"]``: a list of HCL string literals (the ``hcl_list`` filter)."""
+    return Markup("[" + ", ".join(hcl_string(v) for v in values) + "]")
+
+
+def _no_join(*_args: object, **_kwargs: object) -> None:
+    """Jinja's ``join`` HTML-escapes under autoescape: refused, ``hcl_list`` instead."""
+    raise TypeError("the join filter is not for HCL: use hcl_list (a list of quoted strings)")
+
+
 def private_dir(workdir: Path) -> None:
     """``workdir`` (and a working_dir mmload creates for it) exists and is 0700: it holds the
     SSH key, the Terraform state and plan."""
@@ -242,7 +252,7 @@ def security_rules(present: set[str], operator_cidrs: list[str]) -> tuple[list[s
     reg = registry()
     groups = [c.security_group for c in reg.components if c.security_group and c.name in present]
     rules = resolve_rules(reg, load_rules(TEMPLATE_DIR, reg), present)
-    ops = Markup("[" + ", ".join(hcl_string(c) for c in operator_cidrs) + "]")
+    ops = hcl_list(operator_cidrs)
     return groups, [hcl_rule(r, ops) for r in rules]
 
 
@@ -289,7 +299,7 @@ def environment() -> Environment:
             f"Terraform templates not found in {TEMPLATE_DIR} (set MMLOAD_TEMPLATE_DIR to the "
             "repository's terraform/ folder)"
         )
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -298,6 +308,8 @@ def environment() -> Environment:
         autoescape=True,
         finalize=hcl_finalize,
     )
+    env.filters.update(hcl_list=hcl_list, join=_no_join)
+    return env
 
 
 def render(dep: Deployment, workdir: Path, source: str = "deployment.yaml") -> Rendered:

@@ -230,6 +230,11 @@ def test_every_template_value_is_escaped_unless_marked() -> None:
     with pytest.raises(TypeError):
         env.from_string("{{ v }}").render(v=True)
     assert hcl_escape("plain-1.2_x") == "plain-1.2_x"
+    assert env.from_string("{{ v | hcl_list }}").render(v=['a"', "${b}"]) == (
+        '["a\\"", "\\u0024{b}"]'
+    )
+    with pytest.raises(TypeError, match="hcl_list"):
+        env.from_string('{{ v | join(", ") }}').render(v=["a"])
 
 
 @pytest.mark.parametrize(
