@@ -9,6 +9,7 @@ tested too. A component added to a copy of the registry appears in every seam.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 import shutil
@@ -216,7 +217,7 @@ def edit_rules(directory: Path, template: str, edit) -> Path:
         ("cache", lambda d: d["ingress"][0].update(proto="tcp"), "ingress[0].proto", "unknown"),
         (
             "database",
-            lambda d: d["ingress"].append(dict(d["ingress"][0])),
+            lambda d: d["ingress"].append(copy.deepcopy(d["ingress"][0])),  # no YAML alias
             "(top level)",
             "unique: postgres_app",
         ),
