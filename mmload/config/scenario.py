@@ -94,7 +94,12 @@ class WebSocketSpec(StrictModel):
     reconnect_backoff_after: Count(0, 1000) = Field(
         7, description="failures before growing the delay"
     )
-    auth: Literal["challenge", "header"] = "challenge"
+    auth: Literal["cookie", "challenge", "header"] | None = Field(
+        None,
+        description="cookie (session cookie on the upgrade), challenge (authentication_challenge)"
+        " or header (Authorization on the upgrade); null: the client profile's"
+        " (webapp-11: cookie, webapp-legacy: challenge)",
+    )
 
 
 SERVER_SIDE_SLOS = ("http_5xx_rate", "cpu_percent")  # measured through --prometheus only
@@ -248,6 +253,11 @@ class Scenario(StrictModel):
         False, description="use only the actions named in action_weights (others weigh 0)"
     )
     idle: Idle = Idle()
+    client: Literal["webapp-11", "webapp-legacy"] = Field(
+        "webapp-11",
+        description="which web app the users behave like: the 11.x web app (parallel loads,"
+        " WebSocket resume) or the older one (sequential per-team loads), for ESR comparisons",
+    )
     websocket: WebSocketSpec = WebSocketSpec()
     population: Population = Population()
     slos: SLOs = SLOs()

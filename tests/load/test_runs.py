@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 STORM_USERS = 200
 STORM_ARRIVAL_S = 10.0
-INITIAL_LOAD = [
+INITIAL_LOAD = [  # the 11.x web app's (the default client profile)
     "GET /api/v4/config/client",
     "GET /api/v4/license/client",
     "POST /api/v4/users/login",
@@ -33,10 +33,14 @@ INITIAL_LOAD = [
     "GET /api/v4/users/me/teams",
     "GET /api/v4/users/me/teams/members",
     "GET /api/v4/users/me/teams/unread",
+    "GET /api/v4/limits/server",
+    "GET /api/v4/plugins/webapp",
     "POST /api/v4/roles/names",
-    "GET /api/v4/users/{user_id}/teams/{team_id}/channels",
-    "GET /api/v4/users/{user_id}/teams/{team_id}/channels/members",
-    "GET /api/v4/channels/{channel_id}/posts",
+    "GET /api/v4/users/{user_id}/channel_members",
+    "GET /api/v4/users/me/channels",
+    "GET /api/v4/users/{user_id}/teams/{team_id}/channels/categories",
+    "GET /api/v4/users/{user_id}/channels/{channel_id}/posts/unread",
+    "GET /api/v4/channels/{channel_id}/stats",
     "POST /api/v4/channels/members/{user_id}/view",
     "WS /api/v4/websocket",
 ]

@@ -85,7 +85,7 @@ def test_picker_follows_the_weights() -> None:
     ratio = counts["SwitchChannel"] / counts["CreatePost"]
     assert ratio == pytest.approx(6.5219, rel=0.1)
     assert counts["SwitchChannel"] / n == pytest.approx(picker.share("SwitchChannel"), rel=0.03)
-    assert "EditPost" not in counts  # not implemented: never picked
+    assert "JoinChannel" not in counts  # not implemented: never picked
 
 
 def test_only_listed_actions() -> None:

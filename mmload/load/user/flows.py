@@ -1,12 +1,17 @@
 """How a user arrives: its scheduled login, the web app's initial load, its WebSocket, and the
 reconnect after an outage (the herd) with the reload the web app does then.
 
+Two profiles (scenario ``client``): ``webapp-11`` (default; the 11.x web app's phases in
+:mod:`mmload.load.user.webapp11`) and ``webapp-legacy`` (the older web app's sequential
+per-team loads, kept here so ESR runs against older servers stay comparable).
+
 Written as a mixin of :class:`~mmload.load.user.MattermostUser`: the attributes declared below
 are the user's parts this behaviour uses.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -21,16 +26,24 @@ from mmload.load.context import RunContext
 from mmload.load.plan import Plan
 from mmload.load.user.client import ApiClient, error_message, json_or_none
 from mmload.load.user.session import SessionStore
+from mmload.load.user.webapp11 import LoginFailed, Webapp11Flow
 from mmload.load.ws import MMWebSocket, ws_url
 
 log = logging.getLogger(__name__)
 
 
-class LoginFailed(Exception):
-    """The login flow could not finish (the arrival is recorded as failed)."""
+def json_or_none_text(raw: object) -> object:
+    """A JSON-encoded event field decoded, else None."""
+    try:
+        return json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
 
 
-class ArrivalFlow:
+__all__ = ["ArrivalFlow", "LoginFailed"]
+
+
+class ArrivalFlow(Webapp11Flow):
     """Login, initial load, WebSocket, reconnect and reload, like the web app."""
 
     ctx: RunContext
@@ -45,7 +58,13 @@ class ArrivalFlow:
     scheduled_at: float | None
     lag_s: float | None
     ws: MMWebSocket | None
+    _ws_job: gevent.Greenlet | None  # the WebSocket opened while the REST loads run (11.x)
     fire_ws: Callable[..., None]  # reports a WebSocket sample as a request of this user
+
+    @property
+    def legacy(self) -> bool:
+        """True when the scenario asks for the older web app (``client: webapp-legacy``)."""
+        return self.scenario.client == "webapp-legacy"
 
     # ---- the arrival --------------------------------------------------------------------
     def arrive(self) -> None:
@@ -55,15 +74,19 @@ class ArrivalFlow:
         arrival = Arrival.begin(self.username, self.scheduled_at, time.time())
         self.lag_s = arrival.lag_s
         try:
+            self._ws_job = None
             with self.http.page_load("page_load"):  # as the web app labels its first load
                 self.login(arrival)
                 self.initial_load()
             arrival.loaded = time.time()
             arrival.outcome = "loaded"
             if self.scenario.websocket.enabled:
-                self.connect_websocket()
+                if self._ws_job is None:  # the older web app: after the load
+                    self.connect_websocket()
+                else:
+                    self._ws_job.join()
                 if self.ws and self.ws.connected:
-                    arrival.ws_connected = time.time()
+                    arrival.ws_connected = self.ws.connected_at or time.time()
         except LoginFailed as exc:
             arrival.fail(str(exc))
         except Exception as exc:  # a bug or an unexpected answer: record it, keep the user alive
@@ -91,9 +114,13 @@ class ArrivalFlow:
 
     # ---- login and initial load -----------------------------------------------------------
     def login(self, arrival: Arrival) -> None:
-        """config/client, license/client, then POST /users/login (cookies + Token header)."""
-        self.http.request("GET", "/config/client?format=old", "/config/client")
-        self.http.request("GET", "/license/client?format=old", "/license/client")
+        """config/client, license/client (together in 11.x), then POST /users/login (cookies +
+        Token header)."""
+        if self.legacy:
+            self.http.request("GET", "/config/client?format=old", "/config/client")
+            self.http.request("GET", "/license/client?format=old", "/license/client")
+        else:
+            self.config_and_license()
         login_id, password = self.plan.credentials(self.index)
         resp = self.http.request(
             "POST",
@@ -110,7 +137,16 @@ class ArrivalFlow:
         arrival.logged_in = time.time()
 
     def initial_load(self) -> None:
-        """The web app's first page load after login."""
+        """The web app's first page load after login (11.x: ``loadMe``, then the logged-in
+        root and team controller with the WebSocket opening meanwhile, then the channel)."""
+        if self.legacy:
+            self.legacy_initial_load()
+        else:
+            self.load_me()
+            self.load_team()
+
+    def legacy_initial_load(self) -> None:
+        """The older web app's first page load: one call after the other, per team."""
         http, s = self.http, self.session
         me = http.get_json("/users/me", "/users/me")
         if not isinstance(me, dict):
@@ -129,11 +165,11 @@ class ArrivalFlow:
         if not teams:
             raise LoginFailed("the user is in no team")
         s.team_id = teams[0]["id"]
-        self.load_team()
+        self.legacy_load_team()
         if s.channels:
             self.view_channel(s.pick_channel(self.rng, default_first=True))
 
-    def load_team(self) -> None:
+    def legacy_load_team(self) -> None:
         """The current team's channels and channel members."""
         team = self.session.team_id
         chans = self.http.get_json(
@@ -160,6 +196,13 @@ class ArrivalFlow:
         return self.session.remember_posts(channel_id, body)
 
     def view_channel(self, channel_id: str) -> None:
+        """View a channel as the profile's web app does."""
+        if self.legacy:
+            self.legacy_view_channel(channel_id)
+        else:
+            self.view_channel_11(channel_id)
+
+    def legacy_view_channel(self, channel_id: str) -> None:
         """Posts (since the last view), the posters' statuses, channel stats, mark viewed."""
         http, s = self.http, self.session
         before = set(s.known_users)
@@ -189,10 +232,19 @@ class ArrivalFlow:
 
     # ---- WebSocket, reconnect and reload ---------------------------------------------------
     def connect_websocket(self) -> None:
-        """Open the WebSocket like the web client (failures are retried with its backoff)."""
+        """Open the WebSocket like the web client (failures are retried with its backoff).
+
+        11.x: the browser's session cookie on the upgrade, the resume parameters, and the
+        reloads of ``websocket_actions.jsx`` on reconnect (``reconnect()``) and on a new
+        connection id (``restart()``), each in its own greenlet."""
         spec = self.scenario.websocket
         s = self.session
-        cookie = f"MMAUTHTOKEN={s.token}" if spec.auth == "header" and s.csrf else None
+        if self.legacy:
+            auth = spec.auth or "challenge"
+            cookie = f"MMAUTHTOKEN={s.token}" if auth == "header" and s.csrf else None
+        else:
+            auth = spec.auth or ("cookie" if s.cookie_header else "header")
+            cookie = s.cookie_header
         self.ws = MMWebSocket(
             ws_url(self.host),
             s.token or "",
@@ -200,9 +252,23 @@ class ArrivalFlow:
             spec,
             timeout_s=self.scenario.request_timeout_s,
             cookie=cookie,
+            resume=not self.legacy,
+            auth=auth,
         )
+        if not self.legacy:
+            self.ws.on_reconnect = lambda: gevent.spawn(self.reconnect_reload)
+            self.ws.on_missed = lambda: gevent.spawn(self.reconnect_reload, True)
+            self.ws.on_event = self.on_ws_event
         if not self.ws.connect():
             self.ws.lost(ConnectionError("first connect failed"))
+
+    def on_ws_event(self, msg: dict) -> None:
+        """What the web app's store takes from events that matters to later actions: a deleted
+        post disappears (no thread view or reaction of it afterwards)."""
+        if msg.get("event") == "post_deleted":
+            post = json_or_none_text((msg.get("data") or {}).get("post"))
+            if isinstance(post, dict) and post.get("id"):
+                self.session.forget_post(post["id"])
 
     def reconnect_herd(self) -> None:
         """The reconnect herd: the socket drops with the outage; reconnect by the backoff rule."""
@@ -231,10 +297,37 @@ class ArrivalFlow:
             self.lag_s = None
             self.ctx.record_arrival(arrival)
 
-    def reconnect_reload(self) -> None:
-        """What the web app fetches after its socket reconnects (page-load context reconnect)."""
+    def reconnect_reload(self, restart: bool = False) -> None:
+        """What the web app fetches after its socket reconnects (page-load context reconnect);
+        ``restart``: the server gave a new connection id (11.x adds the client config)."""
+        if not self.legacy:
+            return self.reconnect_11(restart)
         with self.http.page_load("reconnect"):
             self.http.request("GET", "/users/me/teams/unread", "/users/me/teams/unread")
-            self.load_team()
+            self.legacy_load_team()
             if self.session.channel_id:
                 self.posts_since(self.session.channel_id)
+
+    def page_reload(self) -> None:
+        """A browser reload: the socket closes, then the login page's config and license, the
+        initial load and a new WebSocket (opened during the load in 11.x)."""
+        if self.ws is not None:
+            self.ws.close()
+        self._ws_job = None
+        self.session.viewed.clear()  # the browser's store starts empty
+        self.session.loaded_roles.clear()
+        with self.http.page_load("page_load"):
+            if self.legacy:
+                self.http.request("GET", "/config/client?format=old", "/config/client")
+                self.http.request("GET", "/license/client?format=old", "/license/client")
+            else:
+                self.config_and_license()
+            try:
+                self.initial_load()
+            except LoginFailed:
+                return
+        if self.scenario.websocket.enabled:
+            if self._ws_job is None:
+                self.connect_websocket()
+            else:
+                self._ws_job.join()

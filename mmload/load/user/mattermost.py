@@ -15,6 +15,7 @@ from mmload.load.tls import client_context
 from mmload.load.user.client import ApiClient, json_or_none
 from mmload.load.user.flows import ArrivalFlow
 from mmload.load.user.handlers import ActionHandlers
+from mmload.load.user.more_handlers import MoreHandlers
 from mmload.load.user.session import SessionStore
 from mmload.load.ws import MMWebSocket
 
@@ -33,7 +34,7 @@ class _SessionField:
         setattr(user.session, self.name, value)
 
 
-class MattermostUser(ArrivalFlow, ActionHandlers, FastHttpUser):
+class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, FastHttpUser):
     """One simulated web-app user (see :mod:`mmload.load.user`)."""
 
     wait_time = constant(0)  # idle time is the action mix's own rule, slept inside the task
@@ -65,7 +66,9 @@ class MattermostUser(ArrivalFlow, ActionHandlers, FastHttpUser):
         self.session = SessionStore()
         self.http = ApiClient(self.client, self.session, self.plan.limiter)
         self.ws: MMWebSocket | None = None
+        self._ws_job: gevent.Greenlet | None = None
         self._herd: gevent.Greenlet | None = None
+        self._polls: gevent.Greenlet | None = None
 
     # ---- for locustfiles ------------------------------------------------------------------
     def api(self, method: str, path: str, name: str, json: Any = None) -> Any:
@@ -100,11 +103,14 @@ class MattermostUser(ArrivalFlow, ActionHandlers, FastHttpUser):
         self.arrive()
         if self.plan.herd_drop_at and self.ws is not None:
             self._herd = gevent.spawn(self.reconnect_herd)
+        if self.session.logged_in and not self.legacy:
+            self._polls = gevent.spawn(self.periodic_polls)
 
     def on_stop(self) -> None:
-        """Close the WebSocket (no reconnect) and stop the herd greenlet."""
-        if self._herd is not None:
-            self._herd.kill(block=False)
+        """Close the WebSocket (no reconnect) and stop the herd and poll greenlets."""
+        for g in (self._herd, self._polls):
+            if g is not None:
+                g.kill(block=False)
         if self.ws is not None:
             self.ws.close()
 

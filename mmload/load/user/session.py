@@ -13,6 +13,8 @@ from typing import Any
 RECENT_POSTS = 200  # post ids kept (threads, reactions, permalinks pick from them)
 KNOWN_USERS = 100  # other users seen as post authors
 ROOTS_PER_CHANNEL = 50  # root posts kept per channel (replies go to them)
+OWN_POSTS = 20  # the user's own recent posts (edits and deletes pick from them)
+THREADS_KEPT = 50  # root ids of threads (posts with replies) seen
 
 
 @dataclass
@@ -33,6 +35,17 @@ class SessionStore:
     oldest_post: dict[str, str] = field(default_factory=dict)  # channel -> oldest post loaded
     known_users: list[str] = field(default_factory=list)
     roots: dict[str, list[str]] = field(default_factory=dict)  # root post ids per channel
+    roles: set[str] = field(default_factory=set)  # of me and my team memberships
+    loaded_roles: set[str] = field(default_factory=set)  # roles fetched (loadRolesIfNeeded)
+    licensed: bool = False  # license/client said IsLicensed (bookmarks need it)
+    own_posts: list[tuple[str, str]] = field(default_factory=list)  # (post id, channel id)
+    drafts: list[tuple[str, str]] = field(default_factory=list)  # (channel id, root id)
+    threads: list[str] = field(default_factory=list)  # root ids of threads with replies seen
+    scheduled: list[str] = field(default_factory=list)  # scheduled post ids
+    bookmarks: dict[str, list[str]] = field(default_factory=dict)  # channel -> bookmark ids
+    categories: list[dict[str, Any]] = field(default_factory=list)  # the team's sidebar
+    perf_client_id: str | None = None  # the performance reporter's id for this page load
+    root_of: dict[str, str] = field(default_factory=dict)  # reply -> root, for recent posts
 
     def remember_posts(self, channel_id: str, body: Any) -> list[str]:
         """Take in a posts list (``order`` + ``posts``); returns the posts' authors."""
@@ -44,6 +57,13 @@ class SessionStore:
             self.oldest_post[channel_id] = order[-1]
             self.post_ids = (order[:20] + self.post_ids)[:RECENT_POSTS]
             roots = [p for p in order if not (posts.get(p) or {}).get("root_id")]
+            replied = {(posts.get(p) or {}).get("root_id") for p in order} - {None, ""}
+            for p in order[:20]:
+                root = (posts.get(p) or {}).get("root_id")
+                if root:
+                    self.root_of[p] = root
+            self._prune_roots()
+            self.threads = list(dict.fromkeys([*self.threads, *replied]))[-THREADS_KEPT:]
             self.roots[channel_id] = (roots[:20] + self.roots.get(channel_id, []))[
                 :ROOTS_PER_CHANNEL
             ]
@@ -56,8 +76,37 @@ class SessionStore:
         """A post this user created (in the channel on screen)."""
         self.post_ids.insert(0, post["id"])
         del self.post_ids[RECENT_POSTS:]
+        self.own_posts.insert(0, (post["id"], post.get("channel_id") or ""))
+        del self.own_posts[OWN_POSTS:]
+        root = post.get("root_id")
+        if root:  # replying follows the thread
+            self.root_of[post["id"]] = root
+            self.threads = [*(t for t in self.threads if t != root), root][-THREADS_KEPT:]
         if not post.get("root_id") and self.channel_id:
             self.roots.setdefault(self.channel_id, []).insert(0, post["id"])
+
+    def remember_categories(self, body: Any) -> None:
+        """Take in ``getCategoriesForTeamForUser``'s ``{categories, order}``."""
+        cats = body.get("categories") if isinstance(body, dict) else None
+        if isinstance(cats, list):
+            self.categories = [c for c in cats if isinstance(c, dict) and c.get("id")]
+
+    def forget_post(self, post_id: str) -> None:
+        """A deleted post (by this user, or a ``post_deleted`` event); a root takes its replies
+        with it, as on the server."""
+        gone = {post_id, *(p for p, r in self.root_of.items() if r == post_id)}
+        self.own_posts = [p for p in self.own_posts if p[0] not in gone]
+        self.post_ids = [p for p in self.post_ids if p not in gone]
+        self.threads = [t for t in self.threads if t not in gone]
+        for roots in self.roots.values():
+            roots[:] = [r for r in roots if r not in gone]
+        for p in gone:
+            self.root_of.pop(p, None)
+
+    def _prune_roots(self) -> None:
+        if len(self.root_of) > 2 * RECENT_POSTS:
+            keep = set(self.post_ids) | {p for p, _ in self.own_posts}
+            self.root_of = {p: r for p, r in self.root_of.items() if p in keep}
 
     def pick_channel(self, rng: random.Random, default_first: bool = False) -> str:
         """The channel to view next: town-square (or the first) on the first load, else another

@@ -1,0 +1,54 @@
+"""The 11.x user's 60 s polls, on virtual time with a recording HTTP client: the status of the
+user and the authors on screen, and the client performance report, a period after the load."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+from typing import Any
+
+import gevent
+import pytest
+
+from mmload.load.user import webapp11
+from mmload.load.user.session import SessionStore
+
+
+class RecordingHttp:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, str, str, Any]] = []
+        self.now = 0.0
+
+    def request(self, method: str, path: str, name: str, json: Any = None) -> Any:
+        self.calls.append((self.now, method, name, json))
+        return SimpleNamespace(status_code=200)
+
+
+class Polling(webapp11.Webapp11Flow):
+    def __init__(self) -> None:
+        self.http = RecordingHttp()  # type: ignore[assignment]
+        self.session = SessionStore(user_id="me0000000000000000000000aa", logged_in=True)
+        self.session.known_users = ["a" * 26, "b" * 26]
+        self.rng = random.Random(1)
+
+
+def test_polls_every_60s_from_the_load_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    user = Polling()
+
+    def sleep(seconds: float) -> None:
+        user.http.now += seconds
+        if user.http.now > 200:
+            user.session.logged_in = False  # logged out: the poll loop ends
+
+    monkeypatch.setattr(
+        webapp11, "gevent", SimpleNamespace(sleep=sleep, spawn=gevent.spawn, joinall=gevent.joinall)
+    )
+    user.periodic_polls()
+    at = sorted({t for t, *_ in user.http.calls})
+    assert at == [60.0, 120.0, 180.0]
+    names = sorted(name for _, _, name, _ in user.http.calls)
+    assert names == ["/client_perf"] * 3 + ["/users/status/ids"] * 3
+    statuses = [body for _, _, name, body in user.http.calls if name == "/users/status/ids"]
+    assert statuses[0] == [user.session.user_id, "a" * 26, "b" * 26]
+    report = next(body for _, _, name, body in user.http.calls if name == "/client_perf")
+    assert report["version"] == "0.1.0" and report["end"] - report["start"] == 60_000
