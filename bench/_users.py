@@ -105,9 +105,18 @@ def generator_setup(kind: str, host: str, first_user: int, users: int, workdir: 
     return mattermost_me_class(host), setup
 
 
-def bench_plan(name: str, users: int, ping_s: float, first_user: int = 0, worker: str = "bench"):
-    """An mmload plan: no schedule (users log in as they spawn), no action mix, WebSocket on."""
-    from mmload.config.scenario import Population, Scenario, WebSocketSpec
+def bench_plan(
+    name: str,
+    users: int,
+    ping_s: float,
+    first_user: int = 0,
+    worker: str = "bench",
+    actions: bool = False,
+    idle_ms: tuple[int, int] = (1000, 20_000),
+):
+    """An mmload plan: no schedule (users log in as they spawn), WebSocket on; the action mix
+    (with idle ``(min_ms, avg_ms)``) only when asked."""
+    from mmload.config.scenario import Idle, Population, Scenario, WebSocketSpec
     from mmload.load.plan import Plan
 
     scenario = Scenario(
@@ -115,7 +124,8 @@ def bench_plan(name: str, users: int, ping_s: float, first_user: int = 0, worker
         kind="steady",
         users=users,
         arrival_s=0,
-        actions=False,
+        actions=actions,
+        idle=Idle(min_ms=idle_ms[0], avg_ms=idle_ms[1]),
         websocket=WebSocketSpec(ping_interval_s=ping_s),
         population=Population(first_user=first_user + 1),
     )
@@ -229,12 +239,15 @@ class CapacityCounters:
         self.pings_failed = 0
         self.login_failures = 0
         self.other_failures = 0
+        self.http_ok = 0
+        self.http_failed_in_hold = 0
         self.failure_kinds: dict[str, int] = {}
         self.hold_started = False
         self.pinged_users_in_hold: set[str] = set()
+        self.http_users_in_hold: set[str] = set()  # users with a successful HTTP request
 
     def on_request(self, name: str, exception=None, context=None, **_) -> None:
-        from mmload.load.ws import PING_NAME
+        from mmload.load.ws import CONNECT_NAME, PING_NAME
 
         if name == PING_NAME:
             if exception is None:
@@ -243,7 +256,15 @@ class CapacityCounters:
                     self.pinged_users_in_hold.add((context or {}).get("user"))
             else:
                 self.pings_failed += 1
-        elif exception is not None:
+            return
+        if name != CONNECT_NAME:
+            if exception is None:
+                self.http_ok += 1
+                if self.hold_started:
+                    self.http_users_in_hold.add((context or {}).get("user"))
+            elif self.hold_started:
+                self.http_failed_in_hold += 1
+        if exception is not None:
             if name.endswith("/users/login"):
                 self.login_failures += 1
             else:
@@ -254,6 +275,7 @@ class CapacityCounters:
     def start_hold(self) -> None:
         self.hold_started = True
         self.pinged_users_in_hold.clear()
+        self.http_users_in_hold.clear()
 
 
 def capacity_classes(hosts: list[str]) -> list[type]:
@@ -275,8 +297,11 @@ def run_capacity_worker(
     ping_s: float,
     worker: str,
     workdir: str,
+    actions: bool = False,
+    idle_ms: tuple[int, int] = (1000, 20_000),
 ) -> None:
-    """Spawn `users` MattermostUsers (no action mix), print counters as JSON every 2 s, forever.
+    """Spawn `users` MattermostUsers (the action mix if asked), print counters as JSON every
+    2 s, forever.
 
     SIGUSR1 starts the hold: from then on, users whose ping succeeds are counted. The parent
     stops this process (SIGTERM/SIGKILL to its process group) when it has measured enough.
@@ -286,7 +311,8 @@ def run_capacity_worker(
 
     classes = capacity_classes(hosts)
     env = Environment(user_classes=classes)
-    attach_plan(env, bench_plan("bench-capacity", users, ping_s, first_user, worker))
+    plan = bench_plan("bench-capacity", users, ping_s, first_user, worker, actions, idle_ms)
+    attach_plan(env, plan)
     counters = CapacityCounters()
     env.events.request.add_listener(counters.on_request)
     attach_recorder(env, workdir, worker)
@@ -306,6 +332,9 @@ def run_capacity_worker(
             "login_failures": counters.login_failures,
             "other_failures": counters.other_failures,
             "pinged_users_in_hold": len(counters.pinged_users_in_hold),
+            "http_ok": counters.http_ok,
+            "http_failed_in_hold": counters.http_failed_in_hold,
+            "http_users_in_hold": len(counters.http_users_in_hold),
             "failure_kinds": counters.failure_kinds,
         }
         print(json.dumps(status), flush=True)

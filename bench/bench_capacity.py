@@ -1,21 +1,25 @@
-"""Capacity: 15,000 concurrent logged-in MattermostUsers, each holding a WebSocket with its ping.
+"""Capacity: 15,000 concurrent logged-in MattermostUsers running the full action mix, each
+holding a WebSocket with its ping.
 
 Everything runs on this one 2-core machine, on loopback only:
 
 - `--sims` simulator processes, each on its own loopback address (127.0.0.1, 127.0.0.2, ...) and
   free port, so that no process holds more than the 20,000 open files it may have and no
   (source, destination) pair needs more than the ~28k ephemeral ports;
-- `--workers` generator processes, each a Locust LocalRunner of mmload's `MattermostUser` (logged
-  in like the web app, no action mix: connect, then hold the WebSocket and ping every 30 s),
-  whose users are spread evenly over the simulators.
+- `--workers` generator processes, each a Locust LocalRunner of mmload's `MattermostUser` (the
+  11.x web app's login and initial load, its WebSocket with a ping every 30 s, the 60 s polls
+  and — unless `--no-actions` — ltng's whole action mix with its idle time), whose users are
+  spread evenly over the simulators. Each user has the scenario default of 2 HTTP connections
+  plus its WebSocket: 3 sockets, so 3 workers of 5,000 users stay under 20,000 files each.
 
 We spawn the users, wait until all are connected (or `--connect-timeout-s`), then hold for
-`--hold-s` (> 2 pings) and count: WebSockets connected (client side, and the simulators' own
-gauge), users that pinged during the hold, pings and ping failures, generator RSS summed over its
-processes (psutil; peak), and the time to connect everyone.
-Target: all users connected and pinging, generator RSS <= 3 GiB.
+`--hold-s` (> 2 pings, > 1 poll period) and count: WebSockets connected (client side, and the
+simulators' own gauge), users that pinged during the hold, users whose HTTP requests (actions
+and polls) succeeded during the hold, HTTP failures during the hold, pings and ping failures,
+generator RSS summed over its processes (psutil; peak), and the time to connect everyone.
+Target: all users connected, pinging and acting without a failure, generator RSS <= 1.5 GiB.
 
-    python bench/bench_capacity.py                                   # full size (about 5 min)
+    python bench/bench_capacity.py                                   # full size (about 10 min)
     python bench/bench_capacity.py --users 40 --hold-s 4 --ping-s 1 --spawn-rate 40   # smoke
 """
 
@@ -35,18 +39,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as common
 
-RSS_TARGET_GIB = 3.0
+RSS_TARGET_GIB = 1.5
 WS_GAUGE = "mattermost_http_websockets_total"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=15_000)
-    parser.add_argument("--workers", type=int, default=2, help="generator processes")
+    parser.add_argument("--workers", type=int, default=3, help="generator processes")
     parser.add_argument("--sims", type=int, default=3, help="simulator processes")
-    parser.add_argument("--spawn-rate", type=float, default=150.0, help="users/s, all workers")
+    parser.add_argument("--spawn-rate", type=float, default=60.0, help="users/s, all workers")
     parser.add_argument("--ping-s", type=float, default=30.0, help="WebSocket ping interval")
-    parser.add_argument("--hold-s", type=float, default=75.0, help="hold once all are connected")
+    parser.add_argument("--hold-s", type=float, default=90.0, help="hold once all are connected")
+    parser.add_argument(
+        "--no-actions", dest="actions", action="store_false", help="WebSocket and polls only"
+    )
+    parser.add_argument("--idle-min-ms", type=int, default=1000, help="action mix idle (ltng)")
+    parser.add_argument("--idle-avg-ms", type=int, default=20_000)
     parser.add_argument("--connect-timeout-s", type=float, default=900.0)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--hosts", help=argparse.SUPPRESS)
@@ -69,6 +78,8 @@ def run_child(args: argparse.Namespace) -> None:
         ping_s=args.ping_s,
         worker=args.worker_name,
         workdir=args.workdir,
+        actions=args.actions,
+        idle_ms=(args.idle_min_ms, args.idle_avg_ms),
     )
 
 
@@ -128,6 +139,9 @@ def start_workers(
         command += ["--spawn-rate", str(args.spawn_rate / args.workers)]
         command += ["--ping-s", str(args.ping_s), "--first-user", str(first)]
         command += ["--worker-name", f"w{i}", "--workdir", str(procs.workdir)]
+        command += ["--idle-min-ms", str(args.idle_min_ms), "--idle-avg-ms", str(args.idle_avg_ms)]
+        if not args.actions:
+            command.append("--no-actions")
         feeds.append(WorkerFeed(procs.start(f"worker-{i}", command, stdout_pipe=True)))
         first += users
     return feeds
@@ -144,6 +158,9 @@ def totals(feeds: list[WorkerFeed]) -> dict:
         "login_failures",
         "other_failures",
         "pinged_users_in_hold",
+        "http_ok",
+        "http_failed_in_hold",
+        "http_users_in_hold",
     )
     summed = {key: sum(f.latest.get(key, 0) for f in feeds) for key in keys}
     kinds: dict[str, int] = {}
@@ -232,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         "spawn_rate": args.spawn_rate,
         "ping_interval_s": args.ping_s,
         "hold_s": args.hold_s,
+        "actions": args.actions,
+        "idle_ms": [args.idle_min_ms, args.idle_avg_ms],
         "connected": final["ws_connected"],
         "connected_at_connect_deadline": connected_at_end_of_connect,
         "sim_websockets": final["sim_websockets"],
@@ -244,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         "pings_in_hold": final["pings_ok"] - pings_before,
         "pings_total": final["pings_ok"],
         "ping_failures": final["pings_failed"],
+        "http_users_in_hold": final["http_users_in_hold"],
+        "http_failures_in_hold": final["http_failed_in_hold"],
+        "http_requests_ok": final["http_ok"],
         "login_failures": final["login_failures"],
         "other_failures": final["other_failures"],
         "failure_kinds": final["failure_kinds"],
@@ -252,11 +274,16 @@ def main(argv: list[str] | None = None) -> int:
         "target": {
             "connected": args.users,
             "pinged_users_in_hold": args.users,
+            "http_users_in_hold": args.users,
+            "http_failures_in_hold": 0,
             "generator_rss_peak_gib": f"<= {RSS_TARGET_GIB}",
         },
         "met": (
             final["ws_connected"] >= args.users
             and final["pinged_users_in_hold"] >= args.users
+            and final["http_users_in_hold"] >= args.users
+            and final["http_failed_in_hold"] == 0
+            and final["pings_failed"] == 0
             and rss_peak <= RSS_TARGET_GIB * 2**30
         ),
         "wall_seconds": round(time.monotonic() - started, 1),

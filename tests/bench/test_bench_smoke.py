@@ -57,18 +57,22 @@ def test_generator_bench_compares_three_generators_on_one_core() -> None:
     assert result["judged_ratio"] == judged and result["met"] == (judged >= 0.85)
 
 
-def test_capacity_bench_connects_and_pings_every_user() -> None:
+def test_capacity_bench_connects_pings_and_acts_for_every_user() -> None:
     users = 30
     result = run_bench(
         "bench_capacity.py",
         *("--users", str(users), "--workers", "2", "--sims", "2", "--spawn-rate", "30"),
         *("--ping-s", "1", "--hold-s", "3", "--connect-timeout-s", "40"),
+        *("--idle-min-ms", "50", "--idle-avg-ms", "150"),  # the full mix, fast
     )
+    assert result["actions"] is True
     assert result["connected"] == users
     assert result["sim_websockets"] == users  # what the simulators themselves count
     assert result["pinged_users_in_hold"] == users
     assert result["pings_in_hold"] >= users * 2
     assert result["ping_failures"] == 0 and result["login_failures"] == 0
+    assert result["http_users_in_hold"] == users  # every user's actions answered
+    assert result["http_failures_in_hold"] == 0, result["failure_kinds"]
     assert 0.05 < result["generator_rss_peak_gib"] < 3
     assert result["time_to_connect_s"] is not None
     assert result["met"] is True

@@ -2,8 +2,10 @@
 
 The simulator's worker pool (1 slot x 10 ms) serves at most 100 requests/s; every request waits
 FIFO for the slot, so latency climbs steeply as the load approaches that. Each user runs one
-action (UnreadCheck: one request) with an idle time of 400-600 ms (mean 0.5 s), i.e. about
-2 requests/s, so the pool saturates near 100 / 2 = 50 users.
+action (RemoveCustomStatus: one request) with an idle time of 400-600 ms (mean 0.5 s), i.e. about
+2 requests/s, so the pool saturates near 100 / 2 = 50 users. The users are the older web app's
+(`client: webapp-legacy`): its login is the lighter burst and it has no 60 s polls, which this
+calibration predates.
 
 Expected result and tolerance: 50 users, accepted in [30, 60] (0.6x to 1.2x). Below: the
 average-latency SLO (< 50 ms) breaks before saturation, because queueing delay grows like
@@ -36,8 +38,9 @@ def test_ceiling_finds_the_known_capacity(tmp_path: Path) -> None:
         tmp_path / "ceiling.yaml",
         name="ceiling-test",
         kind="ceiling",
-        action_weights={"UnreadCheck": 1},
+        action_weights={"RemoveCustomStatus": 1},
         only_listed_actions=True,
+        client="webapp-legacy",
         idle={"min_ms": 400, "avg_ms": 500},
         websocket={"enabled": False},
         ceiling={

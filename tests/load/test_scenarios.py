@@ -93,7 +93,9 @@ def test_unknown_or_unimplemented_action_weight_is_rejected(tmp_path: Path) -> N
     f = write_scenario(tmp_path / "s.yaml", name="x", kind="steady", action_weights={"Nope": 1})
     with pytest.raises(UserError, match=r"action_weights: .*unknown action 'Nope'"):
         load_scenario(str(f))
-    f = write_scenario(tmp_path / "s.yaml", name="x", kind="steady", action_weights={"EditPost": 1})
+    f = write_scenario(
+        tmp_path / "s.yaml", name="x", kind="steady", action_weights={"JoinChannel": 1}
+    )
     with pytest.raises(UserError, match="not implemented"):
         load_scenario(str(f))
 

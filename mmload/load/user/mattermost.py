@@ -39,7 +39,7 @@ class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, FastHttpUser):
 
     wait_time = constant(0)  # idle time is the action mix's own rule, slept inside the task
     max_retries = 0
-    concurrency = 6  # the browser's parallel connections per host
+    concurrency = 2  # HTTP connections per user: the scenario's http_connections (set below)
     insecure = False  # TLS verified: $MMLOAD_CA_FILE (the proxy's CA) or the system's store
     ssl_context_factory = staticmethod(client_context)
 
@@ -57,6 +57,7 @@ class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, FastHttpUser):
         self.scenario = self.plan.scenario
         timeout = self.scenario.request_timeout_s  # the scenario's, read by FastHttpUser
         self.network_timeout = self.connection_timeout = timeout
+        self.concurrency = self.scenario.http_connections  # read by FastHttpUser's __init__
         super().__init__(environment)
         self.index = self.plan.next_user_index()
         self.username = self.plan.username(self.index)

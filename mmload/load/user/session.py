@@ -10,9 +10,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-RECENT_POSTS = 200  # post ids kept (threads, reactions, permalinks pick from them)
+RECENT_POSTS = 100  # post ids kept (threads, reactions, permalinks pick from them)
 KNOWN_USERS = 100  # other users seen as post authors
-ROOTS_PER_CHANNEL = 50  # root posts kept per channel (replies go to them)
+ROOTS_PER_CHANNEL = 30  # root posts kept per channel (replies go to them)
 OWN_POSTS = 20  # the user's own recent posts (edits and deletes pick from them)
 THREADS_KEPT = 50  # root ids of threads (posts with replies) seen
 
@@ -104,7 +104,7 @@ class SessionStore:
             self.root_of.pop(p, None)
 
     def _prune_roots(self) -> None:
-        if len(self.root_of) > 2 * RECENT_POSTS:
+        if len(self.root_of) > RECENT_POSTS:
             keep = set(self.post_ids) | {p for p, _ in self.own_posts}
             self.root_of = {p: r for p, r in self.root_of.items() if p in keep}
 
