@@ -258,10 +258,8 @@ class Scenario(StrictModel):
         description="which web app the users behave like: the 11.x web app (parallel loads,"
         " WebSocket resume) or the older one (sequential per-team loads), for ESR comparisons",
     )
-    http_connections: int = Field(
+    http_connections: Count(1, 6) = Field(
         2,
-        ge=1,
-        le=6,
         description="HTTP connections per user (the browser: 6 over HTTP/1.1, 1 over HTTP/2);"
         " the web app's parallel calls share them; users x (this + 1) sockets per agent and"
         " target address must stay within the ~28k ephemeral ports",
