@@ -67,7 +67,7 @@ class Webapp11Flow:
         parallel(self._config, self._license)
 
     def _config(self) -> Any:
-        return self.http.get_json("/config/client?format=old", "/config/client")
+        return self.http.request("GET", "/config/client?format=old", "/config/client")
 
     def _license(self) -> Any:
         body = self.http.get_json("/license/client?format=old", "/license/client")
