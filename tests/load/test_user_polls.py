@@ -10,7 +10,7 @@ from typing import Any
 import gevent
 import pytest
 
-from mmload.load.user import webapp11
+from mmload.load.user import polls, webapp11
 from mmload.load.user.session import SessionStore
 
 
@@ -24,7 +24,7 @@ class RecordingHttp:
         return SimpleNamespace(status_code=200)
 
 
-class Polling(webapp11.Webapp11Flow):
+class Polling(polls.Polls, webapp11.Webapp11Flow):
     def __init__(self) -> None:
         self.http = RecordingHttp()  # type: ignore[assignment]
         self.session = SessionStore(user_id="me0000000000000000000000aa", logged_in=True)
@@ -41,7 +41,7 @@ def test_polls_every_60s_from_the_load_on(monkeypatch: pytest.MonkeyPatch) -> No
             user.session.logged_in = False  # logged out: the poll loop ends
 
     monkeypatch.setattr(
-        webapp11, "gevent", SimpleNamespace(sleep=sleep, spawn=gevent.spawn, joinall=gevent.joinall)
+        polls, "gevent", SimpleNamespace(sleep=sleep, spawn=gevent.spawn, joinall=gevent.joinall)
     )
     user.periodic_polls()
     at = sorted({t for t, *_ in user.http.calls})

@@ -25,6 +25,8 @@ from mmload.load.arrivals import Arrival
 from mmload.load.context import RunContext
 from mmload.load.plan import Plan
 from mmload.load.user.client import ApiClient, error_message, json_or_none
+from mmload.load.user.legacy import LegacyFlow
+from mmload.load.user.polls import Polls
 from mmload.load.user.session import SessionStore
 from mmload.load.user.webapp11 import LoginFailed, Webapp11Flow
 from mmload.load.ws import MMWebSocket, ws_url
@@ -43,7 +45,7 @@ def json_or_none_text(raw: object) -> object:
 __all__ = ["ArrivalFlow", "LoginFailed"]
 
 
-class ArrivalFlow(Webapp11Flow):
+class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls):
     """Login, initial load, WebSocket, reconnect and reload, like the web app."""
 
     ctx: RunContext
@@ -145,44 +147,6 @@ class ArrivalFlow(Webapp11Flow):
             self.load_me()
             self.load_team()
 
-    def legacy_initial_load(self) -> None:
-        """The older web app's first page load: one call after the other, per team."""
-        http, s = self.http, self.session
-        me = http.get_json("/users/me", "/users/me")
-        if not isinstance(me, dict):
-            raise LoginFailed("users/me failed")
-        s.me = me
-        s.user_id = me.get("id", s.user_id)
-        http.request("GET", "/users/me/preferences", "/users/me/preferences")
-        teams = http.get_json("/users/me/teams", "/users/me/teams")
-        members = http.get_json("/users/me/teams/members", "/users/me/teams/members")
-        http.request("GET", "/users/me/teams/unread", "/users/me/teams/unread")
-        roles = set((me.get("roles") or "system_user").split())
-        for m in members if isinstance(members, list) else []:
-            roles.update((m.get("roles") or "").split())
-        roles.add("channel_user")
-        http.request("POST", "/roles/names", "/roles/names", json=sorted(r for r in roles if r))
-        if not teams:
-            raise LoginFailed("the user is in no team")
-        s.team_id = teams[0]["id"]
-        self.legacy_load_team()
-        if s.channels:
-            self.view_channel(s.pick_channel(self.rng, default_first=True))
-
-    def legacy_load_team(self) -> None:
-        """The current team's channels and channel members."""
-        team = self.session.team_id
-        chans = self.http.get_json(
-            f"/users/me/teams/{team}/channels", "/users/{user_id}/teams/{team_id}/channels"
-        )
-        self.http.request(
-            "GET",
-            f"/users/me/teams/{team}/channels/members",
-            "/users/{user_id}/teams/{team_id}/channels/members",
-        )
-        if isinstance(chans, list):
-            self.session.channels = [c for c in chans if c.get("type") in ("O", "P")] or chans
-
     # ---- channels -----------------------------------------------------------------------------
     def posts_since(self, channel_id: str) -> list[str]:
         """The channel's posts since the last view (or its first page); returns their authors."""
@@ -201,34 +165,6 @@ class ArrivalFlow(Webapp11Flow):
             self.legacy_view_channel(channel_id)
         else:
             self.view_channel_11(channel_id)
-
-    def legacy_view_channel(self, channel_id: str) -> None:
-        """Posts (since the last view), the posters' statuses, channel stats, mark viewed."""
-        http, s = self.http, self.session
-        before = set(s.known_users)
-        authors = self.posts_since(channel_id)
-        if authors:
-            http.request("POST", "/users/status/ids", "/users/status/ids", json=authors[:50])
-            missing = [a for a in authors if a not in before]
-            if missing:
-                http.request("POST", "/users/ids", "/users/ids", json=missing[:50])
-        http.request(
-            "GET",
-            f"/channels/{channel_id}/stats?exclude_files_count=true",
-            "/channels/{channel_id}/stats",
-        )
-        http.request(
-            "POST",
-            "/channels/members/me/view",
-            "/channels/members/{user_id}/view",
-            json={
-                "channel_id": channel_id,
-                "prev_channel_id": s.channel_id or "",
-                "collapsed_threads_supported": True,
-            },
-        )
-        s.viewed[channel_id] = int(time.time() * 1000)
-        s.channel_id = channel_id
 
     # ---- WebSocket, reconnect and reload ---------------------------------------------------
     def connect_websocket(self) -> None:

@@ -16,6 +16,7 @@ from mmload.load.user.client import ApiClient, json_or_none
 from mmload.load.user.flows import ArrivalFlow
 from mmload.load.user.handlers import ActionHandlers
 from mmload.load.user.more_handlers import MoreHandlers
+from mmload.load.user.planned_handlers import PlannedHandlers
 from mmload.load.user.session import SessionStore
 from mmload.load.ws import PING_NAME, MMWebSocket
 
@@ -34,7 +35,7 @@ class _SessionField:
         setattr(user.session, self.name, value)
 
 
-class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, FastHttpUser):
+class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, PlannedHandlers, FastHttpUser):
     """One simulated web-app user (see :mod:`mmload.load.user`)."""
 
     wait_time = constant(0)  # idle time is the action mix's own rule, slept inside the task

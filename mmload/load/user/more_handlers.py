@@ -1,10 +1,10 @@
-"""The rest of load-test-ng's action list: drafts, thread read state and following, scheduled
-posts, channel bookmarks, post edits and deletes, all-teams search, custom status, group-channel
-search, sidebar categories (``loadtest/control/simulcontroller/`` ``drafts.go``,
-``scheduled_posts.go``, ``bookmarks.go``, ``actions.go``).
+"""The rest of load-test-ng's action list: drafts, thread read state and following, post edits
+and deletes, all-teams search, custom status, group-channel search, sidebar categories
+(``loadtest/control/simulcontroller/`` ``drafts.go``, ``actions.go``); scheduled posts and
+bookmarks are in :mod:`mmload.load.user.planned_handlers`.
 
-As in ltng, an action with nothing to act on (no draft to delete, no own post to edit, no
-licence for bookmarks) sends nothing. Written as a mixin of
+As in ltng, an action with nothing to act on (no draft to delete, no own post to edit) sends
+nothing. Written as a mixin of
 :class:`~mmload.load.user.MattermostUser`.
 """
 
@@ -13,23 +13,15 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import Any
 
 from mmload.config.scenario import Scenario
 from mmload.load.plan import Plan
-from mmload.load.user.client import ApiClient, json_or_none
+from mmload.load.user.client import ApiClient
 from mmload.load.user.handlers import WORDS
 from mmload.load.user.session import SessionStore
 
 DRAFT_REPLY_SHARE = 0.87  # ltng upsertDraft: 87 % of drafts are thread replies
-SCHEDULED_REPLY_SHARE = 0.25  # ltng createScheduledPost
-DAY_MS = 86_400_000
-KEPT = 20  # drafts, scheduled posts, bookmarks per channel remembered
-
-
-def future_ms(rng: random.Random) -> int:
-    """ltng's ``RandomFutureTime(2 days, 10 days)``."""
-    return int(time.time() * 1000) + rng.randint(2 * DAY_MS, 10 * DAY_MS)
+KEPT = 20  # drafts remembered
 
 
 class MoreHandlers:
@@ -137,135 +129,6 @@ class MoreHandlers:
             "PUT",
             f"/users/{s.user_id}/teams/{s.team_id}/threads/read",
             "/users/{user_id}/teams/{team_id}/threads/read",
-        )
-
-    # ---- scheduled posts ------------------------------------------------------------------
-    def _scheduled_body(self, message: str) -> dict[str, Any]:
-        s = self.session
-        return {
-            "channel_id": s.channel_id,
-            "root_id": self._root_in_channel(SCHEDULED_REPLY_SHARE),
-            "message": message,
-            "scheduled_at": future_ms(self.rng),
-        }
-
-    def create_scheduled_post(self) -> None:
-        """CreateScheduledPost: typing, then a post scheduled 2-10 days ahead."""
-        s = self.session
-        if not s.channel_id:
-            return
-        self.typing(s.channel_id)
-        body = self._scheduled_body(self.compose(s.channel_id))
-        post = json_or_none(
-            self.http.request("POST", "/posts/schedule", "/posts/schedule", json=body)
-        )
-        if isinstance(post, dict) and post.get("id"):
-            s.scheduled = [post["id"], *s.scheduled][:KEPT]
-
-    def update_scheduled_post(self) -> None:
-        """UpdateScheduledPost: a new message and time for one of them."""
-        s = self.session
-        if not s.scheduled or not s.channel_id:
-            return
-        sid = self.rng.choice(s.scheduled)
-        body = {"id": sid, **self._scheduled_body(self.compose(s.channel_id))}
-        resp = self.http.request(
-            "PUT", f"/posts/schedule/{sid}", "/posts/schedule/{scheduled_post_id}", json=body
-        )
-        if resp.status_code == 404:  # its channel was another one: the server refused it
-            s.scheduled.remove(sid)
-
-    def delete_scheduled_post(self) -> None:
-        """DeleteScheduledPost."""
-        s = self.session
-        if s.scheduled:
-            sid = s.scheduled.pop(self.rng.randrange(len(s.scheduled)))
-            self.http.request(
-                "DELETE", f"/posts/schedule/{sid}", "/posts/schedule/{scheduled_post_id}"
-            )
-
-    def send_scheduled_post(self) -> None:
-        """SendScheduledPost: send one now — the post, then the scheduled one deleted."""
-        s = self.session
-        if not s.scheduled or not s.channel_id:
-            return
-        sid = s.scheduled.pop(self.rng.randrange(len(s.scheduled)))
-        body = {"channel_id": s.channel_id, "message": self.compose(s.channel_id)}
-        post = json_or_none(self.http.request("POST", "/posts", "/posts", json=body))
-        if isinstance(post, dict) and post.get("id"):
-            s.remember_own_post(post)
-        self.http.request("DELETE", f"/posts/schedule/{sid}", "/posts/schedule/{scheduled_post_id}")
-
-    # ---- channel bookmarks (licensed servers only, as the web app shows them) --------------
-    def _bookmarks(self) -> tuple[str, list[str]] | None:
-        s = self.session
-        if not s.licensed or not s.channel_id:
-            return None
-        return s.channel_id, s.bookmarks.setdefault(s.channel_id, [])
-
-    def add_channel_bookmark(self) -> None:
-        """AddChannelBookmark: a link bookmark in the channel on screen."""
-        here = self._bookmarks()
-        if here is None:
-            return
-        channel, marks = here
-        n = self.rng.randrange(10_000)
-        mark = json_or_none(
-            self.http.request(
-                "POST",
-                f"/channels/{channel}/bookmarks",
-                "/channels/{channel_id}/bookmarks",
-                json={
-                    "channel_id": channel,
-                    "display_name": f"link {n}",
-                    "link_url": f"https://example.com/{n}",
-                    "type": "link",
-                },
-            )
-        )
-        if isinstance(mark, dict) and mark.get("id"):
-            marks.insert(0, mark["id"])
-            del marks[KEPT:]
-
-    def update_or_add_channel_bookmark(self) -> None:
-        """UpdateOrAddChannelBookark (ltng's name): rename one, or add one when there is none."""
-        here = self._bookmarks()
-        if here is None:
-            return
-        channel, marks = here
-        if not marks:
-            return self.add_channel_bookmark()
-        self.http.request(
-            "PATCH",
-            f"/channels/{channel}/bookmarks/{self.rng.choice(marks)}",
-            "/channels/{channel_id}/bookmarks/{bookmark_id}",
-            json={"display_name": f"link {self.rng.randrange(10_000)}"},
-        )
-
-    def sort_channel_bookmark(self) -> None:
-        """UpdateChannelBookarkSortOrder: move one bookmark to another place."""
-        here = self._bookmarks()
-        if here is None or len(here[1]) < 2:
-            return
-        channel, marks = here
-        self.http.request(
-            "POST",
-            f"/channels/{channel}/bookmarks/{self.rng.choice(marks)}/sort_order",
-            "/channels/{channel_id}/bookmarks/{bookmark_id}/sort_order",
-            json=self.rng.randrange(len(marks)),
-        )
-
-    def delete_channel_bookmark(self) -> None:
-        """DeleteChannelBookark."""
-        here = self._bookmarks()
-        if here is None or not here[1]:
-            return
-        channel, marks = here
-        mark = marks.pop(self.rng.randrange(len(marks)))
-        self.http.request(
-            "DELETE",
-            f"/channels/{channel}/bookmarks/{mark}",
-            "/channels/{channel_id}/bookmarks/{bookmark_id}",
         )
 
     # ---- posts ----------------------------------------------------------------------------
