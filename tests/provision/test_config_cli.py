@@ -83,7 +83,7 @@ def test_architectures_prints_every_tier_with_cost_and_price_date() -> None:
     assert load_prices().as_of in proc.stdout and "$/hour" in proc.stdout
     data = json.loads(run_cli("architectures", "--json").stdout)
     assert [t["users"] for t in data] == PUBLISHED
-    assert data[2]["agents"]["count"] == 8 and data[2]["usd_per_hour"] > 0
+    assert data[2]["agents"]["count"] == 2 and data[2]["usd_per_hour"] > 0  # 15,000 / 7,500
 
 
 def test_init_writes_a_commented_file_that_loads_back(tmp_path: Path) -> None:
