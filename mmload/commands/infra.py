@@ -28,8 +28,9 @@ from mmload.config.deployment import (
 from mmload.errors import RunFailed, UserError
 from mmload.provision.deploy import Prepared, TerraformProgress, prepare
 from mmload.provision.init_file import PLACEHOLDER_CIDR, deployment_yaml
+from mmload.provision.license import check_license
 from mmload.provision.sizing import cost_lines, hourly_total, resolve, unpriced
-from mmload.provision.terraform import OUTPUTS_FILE, PLAN_FILE
+from mmload.provision.terraform import OUTPUTS_FILE, PLAN_FILE, TerraformDriver
 
 
 def register(group: click.Group) -> None:
@@ -131,6 +132,14 @@ def architectures(engine: str, as_json: bool) -> None:
     show_default=True,
     type=click.Path(dir_okay=False),
 )
+@click.option(
+    "--license-file",
+    type=click.Path(dir_okay=False),
+    help="The Enterprise license (clustering, OpenSearch and /metrics need one).",
+)
+@click.option(
+    "--unlicensed", is_flag=True, help="No license: one app node, no OpenSearch, no Redis."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(
     tier: int,
@@ -138,6 +147,8 @@ def init(
     region: str,
     operator_cidrs: tuple[str, ...],
     output: str,
+    license_file: str | None,
+    unlicensed: bool,
     force: bool,
 ) -> None:
     """Write a commented deployment.yaml for a published tier."""
@@ -153,15 +164,24 @@ def init(
     out = Path(output)
     if out.exists() and not force:
         raise UserError("file exists (use --force to overwrite)", source=str(out))
-    text = deployment_yaml(tier=tier, name=name, region=region, cidrs=list(operator_cidrs))
+    text = deployment_yaml(
+        tier=tier,
+        name=name,
+        region=region,
+        cidrs=list(operator_cidrs),
+        license_file=license_file,
+        unlicensed=unlicensed,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     try:
-        load_deployment(tmp)  # the file must load back; a bad flag is reported here
+        dep = load_deployment(tmp)  # the file must load back; a bad flag is reported here
+        check_license(dep, resolve(dep), "command line", flag=True)
     except UserError as exc:
         tmp.unlink()
-        raise UserError(exc.message, source="command line", field=exc.field) from None
+        field = {"mattermost.license_file": "--license-file"}.get(exc.field or "", exc.field)
+        raise UserError(exc.message, source="command line", field=field) from None
     tmp.replace(out)
     console.print(f"wrote {out} (tier {tier:,}); next: mmload infra plan -c {out}")
     if not operator_cidrs:
@@ -235,11 +255,37 @@ def plan_cmd(config: str) -> None:
         summary = prepared.driver.plan()
     console.print(summary.line(), highlight=False)
     _cost_report(prepared)
-    console.print(
-        f"saved plan: {prepared.rendered.workdir / PLAN_FILE}\n"
-        f"next: mmload infra apply -c {config}",
-        highlight=False,
+    console.print(f"saved plan: {prepared.rendered.workdir / PLAN_FILE}", highlight=False)
+    _check(prepared.dep, prepared.driver)
+    console.print(f"next: mmload infra apply -c {config}", highlight=False)
+
+
+def _check(dep: Deployment, driver: TerraformDriver) -> None:
+    """Print one line per needed network flow; any FAIL is a failed run (exit 1)."""
+    from mmload.provision.check import check_plan
+    from mmload.provision.render import TEMPLATE_DIR
+
+    verdicts = check_plan(driver.saved_plan_json(), dep.operator_cidrs, TEMPLATE_DIR)
+    for v in verdicts:
+        console.print(v.line(), highlight=False, markup=False, soft_wrap=True)
+    failed = [v for v in verdicts if not v.ok]
+    if failed:
+        raise RunFailed(
+            f"infra check: {len(failed)} of {len(verdicts)} network checks fail (lines above); "
+            "fix the rules in terraform/<component>.rules.yaml and plan again"
+        )
+    console.print(f"infra check: all {len(verdicts)} network checks pass", highlight=False)
+
+
+@infra.command("check")
+@CONFIG_OPTION
+def check_cmd(config: str) -> None:
+    """Prove from the saved plan that every needed network flow is allowed (AWS SG semantics)."""
+    dep = load_deployment(config)
+    driver = TerraformDriver(
+        dep.workdir, binary=dep.terraform.binary, plugin_dir=dep.terraform.plugin_dir
     )
+    _check(dep, driver)
 
 
 @infra.command("apply")
@@ -253,8 +299,6 @@ def apply_cmd(config: str) -> None:
             f"no saved plan in {workdir}: run `mmload infra plan -c {config}` first",
             source=config,
         )
-    from mmload.provision.terraform import TerraformDriver
-
     progress = _progress("apply")
     driver = TerraformDriver(
         workdir, binary=dep.terraform.binary, plugin_dir=dep.terraform.plugin_dir, sink=progress
@@ -296,8 +340,6 @@ def _print_outputs(outputs: dict, workdir: Path) -> None:
 def output_cmd(config: str) -> None:
     """Print the deployment's outputs as JSON (and refresh outputs.json)."""
     dep = load_deployment(config)
-    from mmload.provision.terraform import TerraformDriver
-
     driver = TerraformDriver(dep.workdir, binary=dep.terraform.binary)
     click.echo(json.dumps(driver.outputs(), indent=2, sort_keys=True))
 
@@ -313,7 +355,7 @@ def destroy_cmd(config: str, yes: bool) -> None:
             raise UserError("destroy needs --yes when not run from a terminal", field="--yes")
         click.confirm(f"Destroy every resource of deployment {dep.name!r}?", abort=True)
     progress = _progress("destroy")
-    prepared = prepare(config, progress)
+    prepared = prepare(config, progress, license_gate=False)
     with progress.running():
         prepared.driver.init()
         prepared.driver.destroy()

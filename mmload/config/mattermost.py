@@ -5,7 +5,7 @@ Owned by the configuration stage; the deployment model embeds it.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mmload.config.base import StrictModel
 
@@ -25,6 +25,15 @@ class MattermostSettings(StrictModel):
     # TeamSettings.MaxUsersPerTeam. Mattermost's default (50) blocks importing a load-test
     # population into one team; None = twice the deployment's users.
     max_users_per_team: int | None = Field(default=None, ge=50)
+    # No Enterprise license, on purpose: one app node, no OpenSearch, no Redis; Mattermost's own
+    # metrics stay empty (the server serves /metrics only with a license). Runs say so.
+    unlicensed: bool = False
+
+    @model_validator(mode="after")
+    def _license_or_not(self) -> MattermostSettings:
+        if self.unlicensed and self.license_file:
+            raise ValueError("unlicensed: true and a license_file contradict each other; keep one")
+        return self
 
     @property
     def tarball_url(self) -> str:

@@ -60,6 +60,7 @@ class DatabaseOut(_Out):
 
 class SearchOut(_Out):
     endpoint: str
+    nodes: int = Field(default=1, ge=1)  # OpenSearch data nodes (index replicas follow them)
 
 
 class CacheOut(_Out):
@@ -89,6 +90,8 @@ class DeploymentOutputs(_Out):
     bucket: BucketOut | None = None
     proxy_address: str | None = None
     site_url: str
+    # Where load goes: every proxy's private address (agents and the coordinator's probe).
+    load_targets: list[str] = Field(default_factory=list)
 
 
 def load_outputs(path: str | Path, deployment: str | None = None) -> DeploymentOutputs:
@@ -156,6 +159,15 @@ def host_vars(host: HostOut, *, jump: str | None, user: str, key: Path) -> dict[
     return hv
 
 
+def load_targets(outputs: DeploymentOutputs) -> list[str]:
+    """Where load goes: outputs.json's ``load_targets``, else (an outputs.json written before
+    the field existed) each proxy's private address, else ``site_url``."""
+    if outputs.load_targets:
+        return outputs.load_targets
+    proxies = [f"http://{h.private_ip}" for h in outputs.hosts.get("proxy", [])]
+    return proxies or [outputs.site_url]
+
+
 def deployment_vars(outputs: DeploymentOutputs, *, users: int) -> dict[str, Any]:
     """Variables every role reads: the deployment's endpoints (never a secret)."""
     db = outputs.database.model_dump(exclude={"master_secret_arn"})
@@ -163,6 +175,7 @@ def deployment_vars(outputs: DeploymentOutputs, *, users: int) -> dict[str, Any]
         "mmload_deployment": outputs.deployment,
         "mmload_users": users,
         "mmload_site_url": outputs.site_url,
+        "mmload_load_targets": load_targets(outputs),
         "mmload_db": db,
         "mmload_search": outputs.search.model_dump() if outputs.search else None,
         "mmload_cache": outputs.cache.model_dump() if outputs.cache else None,

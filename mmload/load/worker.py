@@ -20,6 +20,34 @@ from mmload.load.context import RunContext, attach
 from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
 from mmload.load.preflight import load_user_classes, raise_open_files_limit
 
+TARGETS_ENV = "MMLOAD_TARGETS"  # comma-separated: the deployment's proxies (agents role)
+
+
+def spread_host(host: str | None, targets: list[str], index: int) -> str | None:
+    """The host this worker sends to: with several proxies (``MMLOAD_TARGETS`` on a load
+    agent) and the master's target one of them, worker ``index`` takes proxy ``index % n``, so
+    every proxy carries load; any other target is kept as the master gave it."""
+    if not host or len(targets) < 2 or host.rstrip("/") not in targets:
+        return host
+    return targets[index % len(targets)]
+
+
+class AgentEnvironment(Environment):
+    """Locust's environment whose ``host`` (set from every spawn message) is spread over the
+    deployment's proxies by the worker's index (``spread_host``)."""
+
+    targets: list[str] = []
+
+    @property
+    def host(self) -> str | None:
+        return self._host
+
+    @host.setter
+    def host(self, value: str | None) -> None:
+        runner = getattr(self, "runner", None)
+        index = getattr(runner, "worker_index", 0) or 0
+        self._host = spread_host(value, self.targets, index)
+
 
 class WorkerSide:
     """The master-facing half of a worker: plan in, batches and ``done`` out."""
@@ -58,7 +86,8 @@ def run_worker(
     """
     classes = load_user_classes(locustfile)
     raise_open_files_limit(0)
-    env = Environment(user_classes=classes, events=events)
+    env = AgentEnvironment(user_classes=classes, events=events)
+    env.targets = [t.strip().rstrip("/") for t in os.environ.get(TARGETS_ENV, "").split(",") if t]
     runner = env.create_worker_runner(master_host, master_port)
     WorkerSide(env, runner)
     for sig in (signal.SIGINT, signal.SIGTERM):

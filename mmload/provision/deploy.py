@@ -13,8 +13,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mmload.config.catalog import load_prices
 from mmload.config.deployment import Deployment, load_deployment
+from mmload.provision.license import check_license
 from mmload.provision.render import Rendered, render
-from mmload.provision.sizing import CostLine, cost_lines
+from mmload.provision.sizing import CostLine, cost_lines, resolve
 from mmload.provision.terraform import TerraformDriver
 
 DONE = re.compile(r": (Creation|Destruction|Modifications) complete after")
@@ -75,9 +76,16 @@ class TerraformProgress:
                 self.progress = None
 
 
-def prepare(path: str | Path, sink: TerraformProgress | None = None) -> Prepared:
-    """Load deployment.yaml, render its Terraform, and make a driver for its working dir."""
+def prepare(
+    path: str | Path, sink: TerraformProgress | None = None, *, license_gate: bool = True
+) -> Prepared:
+    """Load deployment.yaml, render its Terraform, and make a driver for its working dir.
+
+    ``license_gate``: refuse a deployment that needs Enterprise features without a license
+    (``provision/license.py``); off for destroy, which must always work."""
     dep = load_deployment(path)
+    if license_gate:
+        check_license(dep, resolve(dep), str(path))
     workdir = dep.workdir
     rendered = render(dep, workdir, source=str(path))
     driver = TerraformDriver(

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 from mmload.config.catalog import load_catalog
 from mmload.config.deployment import Deployment
 
 PLACEHOLDER_CIDR = "192.0.2.10/32"  # RFC 5737 documentation address: replace with your own
 
 
-def deployment_yaml(*, tier: int, name: str, region: str, cidrs: list[str]) -> str:
+def deployment_yaml(
+    *,
+    tier: int,
+    name: str,
+    region: str,
+    cidrs: list[str],
+    license_file: str | None = None,
+    unlicensed: bool = False,
+) -> str:
     """A deployment.yaml for ``tier`` with every section explained; defaults shown commented."""
     cat = load_catalog()
     t = cat.tier(tier)
@@ -21,6 +31,7 @@ def deployment_yaml(*, tier: int, name: str, region: str, cidrs: list[str]) -> s
         if cidrs
         else "# REPLACE the placeholder below (a documentation address) with your own IP/32.\n"
     )
+    license_lines = _license_lines(license_file, unlicensed)
     return f"""\
 # mmload deployment: what `mmload infra plan|apply|destroy -c <this file>` builds in AWS.
 # Written by `mmload init --tier {tier}`. Every commented line shows the default.
@@ -54,8 +65,7 @@ mattermost:
   version: "{mm.version}"
   # download_url: https://releases.mattermost.com/...   # default: the official tarball
   # sha256: ...
-  # license_file: ./mattermost.license
-
+{license_lines}
 database:
   engine: {db.engine}       # or: postgres (RDS for PostgreSQL)
   # engine_version: "{db.engine_version}"
@@ -94,3 +104,13 @@ database:
 #   plugin_dir: /opt/tf-plugins   # offline provider mirror (or env MMLOAD_TF_PLUGIN_DIR)
 #   backend: local                # or s3 with state_bucket + lock_table (DynamoDB)
 """
+
+
+def _license_lines(license_file: str | None, unlicensed: bool) -> str:
+    """The license part of the `mattermost:` section (see provision/license.py)."""
+    note = "  # Clustering (2+ app nodes), OpenSearch and /metrics need an Enterprise license.\n"
+    if unlicensed:
+        return note + "  unlicensed: true   # one app node, no OpenSearch, no Redis, no /metrics\n"
+    if license_file:
+        return note + f"  license_file: {json.dumps(license_file)}\n"
+    return note + "  # license_file: ./mattermost.license\n"

@@ -60,10 +60,13 @@ def resolve(dep: Deployment) -> Sizing:
     per_agent = load.users_per_agent or lt.users_per_agent
     search_count = ov.search_nodes if ov.search_nodes is not None else tier.search.count
     cache_count = ov.cache_nodes if ov.cache_nodes is not None else tier.cache.count
+    app_count = ov.app_nodes or tier.app.count
+    if dep.mattermost.unlicensed:  # what a server without a license can use (docs/aws.md)
+        app_count, search_count, cache_count = 1, 0, 0
     return Sizing(
         tier=tier,
         app=NodeGroup(
-            count=ov.app_nodes or tier.app.count,
+            count=app_count,
             instance_type=ov.app_instance_type or tier.app.instance_type,
         ),
         proxy=NodeGroup(

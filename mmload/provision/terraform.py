@@ -231,6 +231,15 @@ class TerraformDriver:
             fh.write(json.dumps(summary.__dict__))
         return summary
 
+    def saved_plan_json(self) -> dict:
+        """``terraform show -json`` of the saved plan (what `mmload infra check` reads)."""
+        if not (self.workdir / PLAN_FILE).exists():
+            raise UserError(
+                "no saved plan here: run `mmload infra plan` first",
+                source=str(self.workdir / PLAN_FILE),
+            )
+        return json.loads(self.capture("show", "-json", PLAN_FILE))
+
     def saved_summary(self) -> PlanSummary | None:
         """The summary written with the saved plan, if any."""
         path = self.workdir / SUMMARY_FILE

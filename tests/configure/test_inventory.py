@@ -65,7 +65,13 @@ def test_database_endpoints_are_variables_and_no_secret(outputs_file: Path) -> N
     assert "master_secret_arn" not in v["mmload_db"]
     assert v["mmload_users"] == 15000
     assert v["mmload_site_url"] == "http://203.0.113.5"
-    assert v["mmload_search"] == {"endpoint": "vpc-mm-2k-abc.us-east-1.es.amazonaws.com"}
+    # an outputs.json without search.nodes (written before the field existed) means one node
+    assert v["mmload_search"] == {
+        "endpoint": "vpc-mm-2k-abc.us-east-1.es.amazonaws.com",
+        "nodes": 1,
+    }
+    # without load_targets (an older outputs.json): each proxy's private address
+    assert v["mmload_load_targets"] == ["http://10.0.0.10"]
     assert v["mmload_cache"]["port"] == 6379
     assert v["ansible_user"] == "ubuntu"
     assert "password" not in json.dumps(inv).lower()

@@ -114,7 +114,13 @@ def tf_env(tmp: Path) -> dict[str, str]:
 
 
 def write_deployment(path: Path, **fields) -> Path:
-    """A deployment.yaml with an operator CIDR and the given fields."""
+    """A deployment.yaml with an operator CIDR and the given fields; without a ``mattermost``
+    section, a stand-in license file beside it (the license gate needs one; nothing here
+    reads its content)."""
+    if "mattermost" not in fields:
+        lic = path.with_name("stand-in.mattermost-license")
+        lic.write_text("stand-in license (mmload tests)\n")
+        fields["mattermost"] = {"license_file": str(lic)}
     data = {"operator_cidrs": [OPERATOR], **fields}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

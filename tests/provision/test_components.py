@@ -345,7 +345,14 @@ def test_an_added_component_renders_valid_terraform_through_the_cli(tmp_path: Pa
     require_tools()
     reg_file, templates = add_extra_component(tmp_path)
     (tmp_path / "deployment.yaml").write_text(
-        yaml.safe_dump({"name": "mm-extra", "tier": 200, "operator_cidrs": [OPERATOR]})
+        yaml.safe_dump(
+            {
+                "name": "mm-extra",
+                "tier": 200,
+                "operator_cidrs": [OPERATOR],
+                "mattermost": {"unlicensed": True},
+            }
+        )
     )
     env = {**tf_env(tmp_path), REGISTRY_ENV: str(reg_file), "MMLOAD_TEMPLATE_DIR": str(templates)}
     proc = cli("infra", "validate", "-c", "deployment.yaml", cwd=tmp_path, env=env)

@@ -88,17 +88,24 @@ def test_architectures_prints_every_tier_with_cost_and_price_date() -> None:
 
 def test_init_writes_a_commented_file_that_loads_back(tmp_path: Path) -> None:
     out = tmp_path / "deployment.yaml"
-    proc = run_cli("init", "--tier", "15000", "--operator-cidr", "198.51.100.4/32", "-o", str(out))
+    lic = tmp_path / "e.mattermost-license"
+    lic.write_text("stand-in")
+    proc = run_cli(
+        "init", "--tier", "15000", "--operator-cidr", "198.51.100.4/32", "-o", str(out),
+        "--license-file", str(lic),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert text.count("\n#") > 20 and "scale-to-15000-users" in text
     dep = load_model(Deployment, out)
     assert (dep.name, dep.tier, dep.operator_cidrs) == ("mm-15k", 15000, ["198.51.100.4/32"])
+    assert dep.mattermost.license_file == str(lic)
     again = run_cli("init", "--tier", "15000", "-o", str(out))
     assert again.returncode == 2 and "--force" in again.stderr
     placeholder = tmp_path / "p.yaml"
-    assert run_cli("init", "--tier", "200", "-o", str(placeholder)).returncode == 0
+    assert run_cli("init", "--tier", "200", "-o", str(placeholder), "--unlicensed").returncode == 0
     assert load_model(Deployment, placeholder).name == "mm-200"
+    assert load_model(Deployment, placeholder).mattermost.unlicensed is True
 
 
 def test_init_rejects_an_unknown_tier(tmp_path: Path) -> None:
@@ -158,7 +165,9 @@ def test_apply_without_a_saved_plan_is_a_user_error(tmp_path: Path) -> None:
 
 def test_render_writes_one_file_per_component_and_a_private_key(tmp_path: Path) -> None:
     path = tmp_path / "deployment.yaml"
-    path.write_text(yaml.safe_dump({"name": "mm-ok", "tier": 2000, "operator_cidrs": [OPERATOR]}))
+    (tmp_path / "e.license").write_text("stand-in")
+    data = {"name": "mm-ok", "tier": 2000, "operator_cidrs": [OPERATOR]}
+    path.write_text(yaml.safe_dump({**data, "mattermost": {"license_file": "e.license"}}))
     proc = run_cli("infra", "render", "-c", str(path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     work = tmp_path / ".deployments" / "mm-ok"
@@ -254,3 +263,37 @@ def test_docs_cost_table_matches_the_catalog() -> None:
             want.append(f"{hourly_total(cost_lines(resolve(dep), engine, prices)):,.2f}")
         row = next(ln for ln in doc.splitlines() if ln.startswith(f"| {tier.users:,} |"))
         assert row.rstrip().endswith(f"| {want[0]} | {want[1]} |"), row
+
+
+def test_license_gate(tmp_path: Path) -> None:
+    """Clustering, OpenSearch and /metrics need an Enterprise license: without one (or an
+    explicit `unlicensed: true`) plan/render refuse with one line naming what needs it."""
+    path = tmp_path / "deployment.yaml"
+    data = {"name": "mm-lic", "tier": 15000, "operator_cidrs": [OPERATOR]}
+    path.write_text(yaml.safe_dump(data))
+    for cmd in ("render", "plan", "validate"):
+        proc = run_cli("infra", cmd, "-c", str(path), cwd=tmp_path)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"{path}: mattermost.license_file:" in lines[0], lines
+        assert "2 app nodes (clustering)" in lines[0] and "OpenSearch" in lines[0], lines
+        assert "/metrics" in lines[0] and "unlicensed: true" in lines[0], lines
+    assert not (tmp_path / ".deployments").exists()
+    path.write_text(yaml.safe_dump({**data, "mattermost": {"license_file": "nope.license"}}))
+    proc = run_cli("infra", "render", "-c", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and "mattermost.license_file: file not found" in proc.stderr
+    both = {"license_file": "x", "unlicensed": True}
+    path.write_text(yaml.safe_dump({**data, "mattermost": both}))
+    proc = run_cli("infra", "render", "-c", str(path), cwd=tmp_path)
+    assert proc.returncode == 2 and "contradict" in proc.stderr
+    # unlicensed: what a server without a license can use, and nothing it cannot
+    path.write_text(yaml.safe_dump({**data, "mattermost": {"unlicensed": True}}))
+    proc = run_cli("infra", "render", "-c", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    work = tmp_path / ".deployments" / "mm-lic"
+    assert "count                       = 1" in (work / "app.tf").read_text()
+    assert "aws_opensearch_domain" not in (work / "search.tf").read_text()
+    assert "aws_elasticache" not in (work / "cache.tf").read_text()
+    proc = run_cli("init", "--tier", "2000", "-o", str(tmp_path / "i.yaml"))
+    assert proc.returncode == 2 and not (tmp_path / "i.yaml").exists()
+    assert "--license-file" in proc.stderr and "--unlicensed" in proc.stderr
