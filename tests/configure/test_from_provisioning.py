@@ -82,7 +82,7 @@ def test_emulator_applied_outputs_drive_the_playbook(
     assert v["mmload_site_url"] == raw["site_url"] and v["mmload_users"] == 2000
     # Load goes to every proxy's private address (a rule naming the agents' group matches
     # private sources only), never to the public one the operator's browser uses.
-    private = [f"http://{p['private_ip']}" for p in raw["hosts"]["proxy"]]
+    private = [f"https://{p['private_ip']}" for p in raw["hosts"]["proxy"]]
     assert raw["load_targets"] == private and v["mmload_load_targets"] == private
     assert all(p["public_ip"] not in raw["load_targets"][0] for p in raw["hosts"]["proxy"])
 

@@ -30,9 +30,8 @@ from tests.provision.test_tiers_validate import variants
 pytestmark = pytest.mark.slow
 # Rules no needed flow depends on (their removal is allowed to pass the check).
 NOT_A_FLOW = {
-    "proxy_http_operator",  # the operator's browser (site_url)
-    "proxy_https_operator",
-    "coordinator_locust_ui",
+    "proxy_http_operator",  # plain HTTP only redirects to HTTPS
+    "proxy_http_agents",
     "agents_egress_https",  # packages and AWS APIs
     "agents_egress_http",
     "app_egress_https",
@@ -169,11 +168,11 @@ def test_agents_given_the_public_address_fail(plans: dict[str, dict]) -> None:
         r.replace("private_ip", "public_ip") for r in refs
     ]
     failed = [v.line() for v in _check(plan) if not v.ok]
-    assert len(failed) == 4, failed  # agents and the coordinator's probe, HTTP and HTTPS
+    assert len(failed) == 2, failed  # the agents and the coordinator's probe
     assert all("private addresses only" in line for line in failed), failed
     del outputs["load_targets"]
     failed = [v.line() for v in _check(plan) if not v.ok]
-    assert len(failed) == 4 and all("load_targets" in line for line in failed), failed
+    assert len(failed) == 2 and all("load_targets" in line for line in failed), failed
 
 
 def test_load_targets_name_every_proxy(plans: dict[str, dict]) -> None:

@@ -173,7 +173,7 @@ def test_search_and_cache_plan_against_moto(tmp_path: Path) -> None:
         assert f"{address} will be created" in proc.stdout, address
     assert "to add, 0 to change, 0 to destroy." in proc.stdout
     # `infra plan` runs `infra check` on the saved plan (terraform show -json): one line a flow
-    assert "PASS agents → proxy tcp/80 (load target, HTTP)" in proc.stdout
+    assert "PASS agents → proxy tcp/443 (load target)" in proc.stdout
     assert "PASS app → cache tcp/6379 (Redis)" in proc.stdout
     assert re.search(r"infra check: all \d+ network checks pass", proc.stdout)
     assert re.search(r"total\s+│\s+│\s+│\s+[\d,]+\.\d\d", proc.stdout)
