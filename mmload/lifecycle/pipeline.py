@@ -267,6 +267,7 @@ class Up:
             tags=[],
             skip_tags=[],
             reporter=LineReporter(self.lines),
+            notice=self.lines.say,  # what the operator sees once (Grafana's new password)
         )
         return f"{len(result.stats.get('processed', {}))} hosts, {result.total('changed')} changes"
 

@@ -176,3 +176,39 @@ def test_status_lines_cost_accrued_and_time_left() -> None:
     assert found[2].resource_id == "mm-fake-db" and found[3].resource_id == "mm-fake-files-1"
     gone = Status("mm-fake", [], None, None, 0.0, now)
     assert gone.lines() == ["mm-fake: nothing tagged mmload:deployment=mm-fake exists"]
+
+
+def test_configure_and_seed_steps_hand_configure_what_it_needs(tmp_path, monkeypatch) -> None:
+    """The seams up -> configure (every role) and up -> seed (the population's JSONL, imported
+    with the seed tag); configure itself runs against real SSH hosts in tests/configure."""
+    import mmload.configure.run as run_module
+    from mmload.configure.driver import PlaybookResult
+
+    calls: list[dict] = []
+
+    def fake_configure(config, **kw):
+        calls.append({"config": config, **kw})
+        return PlaybookResult(status="successful", rc=0, stats={"processed": {"a": 1, "b": 1}})
+
+    monkeypatch.setattr(run_module, "configure", fake_configure)
+    dep = Deployment.model_validate(
+        {
+            "name": "mm-fake",
+            "tier": 200,
+            "operator_cidrs": ["203.0.113.7/32"],
+            "load": {"target_users": 30},
+        }
+    )
+    lines = StepLines(Console(file=io.StringIO(), width=120), False)
+    up = Up(tmp_path / "deployment.yaml", dep, tmp_path / "work", lines, yes=True)
+    assert up.configure() == "2 hosts, 0 changes"
+    assert calls[0]["tags"] == [] and calls[0]["skip_tags"] == [] and "seed_file" not in calls[0]
+    assert calls[0]["notice"] == lines.say
+    assert up.seed() == "30 users imported"
+    seed = calls[1]
+    assert (
+        seed["tags"] == ["seed"]
+        and seed["seed_file"] == tmp_path / "work" / "seed" / "population.jsonl"
+    )
+    rows = [json.loads(ln) for ln in seed["seed_file"].read_text().splitlines()]
+    assert sum(1 for r in rows if r.get("type") == "user") == 30
