@@ -15,7 +15,11 @@ tags the resources carried, read from moto between the steps) and evaluated by
 steps, ``iam-policy-readonly.json``). A call the policy does not allow fails the test, naming
 the step, the action, the resource and the statement that denied it.
 
-Adding a step (for the ``life`` engineer: ``mmload down``, ``mmload sweep``, ``status``):
+The apply step is ``mmload up --only preflight,provision`` (preflight's STS, EC2 and Service
+Quotas reads included; moto lacks EC2's quotas, tests/lifecycle/moto_quotas.py adds them),
+``status`` and ``sweep``'s listing run read-only, and the destroy step is ``mmload down``.
+
+Adding a step:
 append a ``Step`` to ``STEPS`` -- a name, a function ``run(flow)`` that makes the calls (run
 the CLI with ``flow.cli(...)``, the deployment.yaml is ``flow.config``), and the policies that
 must allow every call it makes: ``("main",)`` for anything that changes AWS,
@@ -36,10 +40,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.iam.aws_calls import Call, Inventory, Unmapped, authorizations, decode_recording
 from tests.iam.conftest import BEFORE_ISSUE_10, definitions, load_policy
 from tests.iam.inventory import snapshot
 from tests.iam.policy_eval import Request, evaluate, evaluate_with_boundary
+from tests.lifecycle.moto_quotas import QUOTAS_ENV
+from tests.lifecycle.moto_quotas import command as moto_with_quotas
 from tests.provision.conftest import (
     MOTO_UBUNTU_AMI,
     MotoServer,
@@ -101,8 +108,18 @@ class Step:
 
 
 def apply(flow: Flow) -> None:
-    flow.cli("infra", "plan", "-c", str(flow.config))
-    flow.cli("infra", "apply", "-c", str(flow.config))
+    """`mmload up` as far as moto allows: preflight's reads, then plan and apply."""
+    flow.cli("up", "-c", str(flow.config), "--only", "preflight,provision", "--yes")
+
+
+def status(flow: Flow) -> None:
+    out = flow.cli("status", "-c", str(flow.config))
+    assert f"{NAME}: " in out and "tagged resources" in out, out
+
+
+def sweep_listing(flow: Flow) -> None:
+    out = flow.cli("sweep", "--endpoint-url", flow.moto.url)
+    assert "no expired deployment" in out, out  # found by tag, not expired: nothing to do
 
 
 def read_database_secret(flow: Flow) -> None:
@@ -123,13 +140,17 @@ def sweep_by_tag(flow: Flow) -> None:
 
 
 def destroy(flow: Flow) -> None:
-    flow.cli("infra", "destroy", "-c", str(flow.config), "--yes")
+    """`mmload down`: terraform destroy, then the tagging API must list nothing."""
+    out = flow.cli("down", "-c", str(flow.config), "--yes")
+    assert f"nothing tagged mmload:deployment={NAME} is left" in out, out
 
 
 STEPS = [
     Step("apply", apply),
     Step("configure: read the database secret", read_database_secret),
     Step("sweep: find resources by tag", sweep_by_tag, ("main", "readonly")),
+    Step("status", status, ("main", "readonly")),
+    Step("sweep: list expired deployments", sweep_listing, ("main", "readonly")),
     Step("destroy", destroy),
 ]
 
@@ -231,7 +252,17 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
     """One apply/destroy for all the tests of this module."""
     require_tools()
     tmp_path = tmp_path_factory.mktemp("iam-coverage")
-    moto = MotoServer(tmp_path / "moto.log", {"MOTO_RECORDER_FILEPATH": str(tmp_path / "rec")})
+    quotas = tmp_path / "quotas.json"  # moto lacks EC2's quotas: tests/lifecycle/moto_quotas.py
+    quotas.write_text(json.dumps({"L-1216C47A": 640}))
+    moto = MotoServer(
+        tmp_path / "moto.log",
+        {
+            "MOTO_RECORDER_FILEPATH": str(tmp_path / "rec"),
+            QUOTAS_ENV: str(quotas),
+            "PYTHONPATH": str(REPO),
+        },
+        moto_with_quotas(),
+    )
     saved = dict(os.environ)
     try:
         env = tf_env(tmp_path)
@@ -261,6 +292,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
             components={"search": False, "detailed_monitoring": False},
             aws={"endpoint_url": moto.url},
             terraform={"backend": "s3", "state_bucket": STATE_BUCKET, "lock_table": LOCK_TABLE},
+            mattermost={"sha256": "ab" * 32},  # preflight's checksum check
         )
         flow = Flow(tmp_path, moto, env, config)
         recordings = run_steps(flow)
