@@ -80,10 +80,12 @@ class PostgresHost:
         try:
             pwd.getpwnam(PG_USER)
         except KeyError:
-            subprocess.run(
+            created = subprocess.run(
                 ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", PG_USER],
-                check=True,
+                check=False,
             )
+            if created.returncode not in (0, 9):  # 9: created meanwhile by a parallel worker
+                raise subprocess.CalledProcessError(created.returncode, "useradd")
         shutil.chown(self.root, PG_USER, PG_USER)
         return ["runuser", "-u", PG_USER, "--"]
 
