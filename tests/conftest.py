@@ -54,3 +54,23 @@ def postgres() -> Iterator[PostgresHost]:
         yield host
     finally:
         host.stop()
+
+
+# Modules that run playbooks against this machine itself (system users, files): one worker runs
+# them one after another. Every other module is its own group, so module fixtures are shared.
+THIS_MACHINE = {
+    "tests/configure/test_converge.py",
+    "tests/configure/test_tls.py",
+    "tests/configure/test_failures.py",
+    "tests/configure/test_templates.py",
+    "tests/configure/test_from_provisioning.py",
+    "tests/configure/test_inventory.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for pytest-xdist's ``--dist loadgroup``: by module, this machine's in one."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "this-machine" if module in THIS_MACHINE else module
+        item.add_marker(pytest.mark.xdist_group(group))
