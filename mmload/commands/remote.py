@@ -161,7 +161,7 @@ def load_start_cmd(config: str, scenario: str, **flags: Any) -> None:
         scenario_text=None if builtin else path.read_text(encoding="utf-8"),
     )
     click.echo(
-        f"started {spec.name} on {state.coordinator} with {len(state.workers)} worker(s) on "
+        f"started {spec.name} on {state.coordinator} with {state.expected} worker(s) on "
         f"{len(plan.agents)} agent(s); target {plan.target}"
     )
     if flags["detach"]:

@@ -66,6 +66,7 @@ class LoadState:
     out: str  # the local parent folder of run records
     scenario: str
     started_at: str
+    expected: int = 0  # workers the master waits for (jobs and already running units)
     run_dir: str | None = None  # the record's folder on the coordinator, once known
     fetched: str | None = None  # the local copy, once fetched
 
@@ -186,15 +187,47 @@ class HostFacts:
     home: str
     has_mmload: bool
     vcpus: int
+    unit_workers: int = 0  # `mmload-worker@N` systemd units running (configure starts them)
 
 
 def probe_host(remote: Remote, host: str, mmload: str) -> HostFacts:
     """The SSH user's home, whether ``mmload`` is executable there, and its vCPU count."""
     q = shlex.quote(mmload)
-    script = f'echo "$HOME"; if [ -x {q} ]; then echo yes; else echo no; fi; nproc'
-    words = [w.strip() for w in remote.run(host, script).stdout.splitlines()] + ["", "", ""]
-    vcpus = int(words[2]) if words[2].isdigit() and int(words[2]) > 0 else 1
-    return HostFacts(words[0], words[1] == "yes", vcpus)
+    script = (
+        f'echo "$HOME"; if [ -x {q} ]; then echo yes; else echo no; fi; nproc; '
+        "if command -v systemctl >/dev/null 2>&1; then "
+        "systemctl list-units 'mmload-worker@*' --state=active --no-legend 2>/dev/null | wc -l; "
+        "else echo 0; fi"
+    )
+    return parse_facts(remote.run(host, script).stdout)
+
+
+def parse_facts(out: str) -> HostFacts:
+    """:func:`probe_host`'s four lines: home, mmload there (yes/no), vCPUs, active units."""
+    words = [w.strip() for w in out.splitlines()] + ["", "", "", ""]
+
+    def number(word: str, default: int) -> int:
+        return int(word) if word.isdigit() else default
+
+    return HostFacts(words[0], words[1] == "yes", max(1, number(words[2], 1)), number(words[3], 0))
+
+
+def worker_counts(
+    plan: LoadPlan, facts: dict[str, HostFacts], per_agent: int | None
+) -> tuple[dict[str, int], int]:
+    """Workers to start as jobs per agent, and the workers the master waits for. An agent whose
+    `mmload-worker@` units already run (configure started them, connecting to port 5557) gets
+    no jobs: its units are counted instead, unless --workers-per-agent asks for jobs."""
+    jobs: dict[str, int] = {}
+    units = 0
+    for agent in plan.agents:
+        f = facts[agent]
+        if per_agent is None and f.unit_workers:
+            units += f.unit_workers
+            jobs[agent] = 0
+        else:
+            jobs[agent] = per_agent or f.vcpus
+    return jobs, units + sum(jobs.values())
 
 
 def absolute(folder: str, facts: HostFacts, host: str) -> str:
@@ -244,8 +277,7 @@ def start_load(
         )
     facts = probe_hosts(remote, plan)
     root = absolute(plan.remote_dir, facts[plan.coordinator], plan.coordinator)
-    counts = {agent: workers_per_agent or facts[agent].vcpus for agent in plan.agents}
-    total = sum(counts.values())
+    counts, total = worker_counts(plan, facts, workers_per_agent)
     master = f"{root}/jobs/master"
     remote_scenario = scenario
     if scenario_text is not None:
@@ -267,6 +299,7 @@ def start_load(
         out=out,
         scenario=scenario,
         started_at=record.iso(record.utc_now()) or "",
+        expected=total,
     )
     state.save(reached.workdir)
     return state

@@ -169,8 +169,11 @@ def start_prometheus(tmp: Path, sim: SimProcess) -> tuple[subprocess.Popen[bytes
     return proc, port
 
 
-def wait_for_line(proc: subprocess.Popen[str], prefix: str, seen: list[str]) -> None:
-    """Read proc's stdout until a line starts with ``prefix`` (the lines go into ``seen``)."""
+def wait_for_line(
+    proc: subprocess.Popen[str], prefix: str, seen: list[str], *, measured: bool = False
+) -> None:
+    """Read proc's stdout until a line starts with ``prefix`` (the lines go into ``seen``);
+    ``measured``: a status line that counts requests already."""
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -178,7 +181,7 @@ def wait_for_line(proc: subprocess.Popen[str], prefix: str, seen: list[str]) -> 
         if not line:
             break
         seen.append(line)
-        if line.startswith(prefix):
+        if line.startswith(prefix) and not (measured and "requests 0," in line):
             return
     raise AssertionError(f"no line starting {prefix!r}:\n{''.join(seen)}")
 
@@ -332,7 +335,7 @@ def test_ctrl_c_stops_the_remote_run_and_fetches_the_partial_record(
     )
     seen: list[str] = []
     try:
-        wait_for_line(proc, "[", seen)
+        wait_for_line(proc, "[", seen, measured=True)
         proc.send_signal(signal.SIGINT)  # Ctrl-C on the laptop
         code, out, err = finish(proc, seen)
     finally:
@@ -368,6 +371,31 @@ def test_plan_from_outputs_points_prometheus_at_the_metrics_node() -> None:
     joined = " ".join(argv)
     assert "--remote-workers 4" in joined and "--master-bind 10.0.0.13" in joined
     assert "--prometheus http://10.0.0.11:9090" in joined and "--label" not in joined
+
+
+def test_worker_counts_from_the_agents() -> None:
+    """One job per vCPU; an agent whose `mmload-worker@` units already run gets no jobs and
+    its units are counted; --workers-per-agent always means jobs."""
+    from mmload.configure.inventory import DeploymentOutputs
+    from mmload.lifecycle.remote_load import parse_facts, worker_counts
+    from tests.configure.conftest import OUTPUTS
+
+    outputs = dict(
+        OUTPUTS,
+        hosts={
+            **OUTPUTS["hosts"],
+            "agents": [
+                {"name": "a0", "private_ip": "10.0.0.20"},
+                {"name": "a1", "private_ip": "10.0.0.21"},
+            ],
+        },
+    )
+    plan = plan_load(DeploymentOutputs.model_validate(outputs))
+    facts = {"a0": parse_facts("/home/u\nyes\n4\n0\n"), "a1": parse_facts("/h\nyes\n8\n8\n")}
+    assert facts["a0"].home == "/home/u" and facts["a0"].has_mmload and facts["a0"].vcpus == 4
+    assert worker_counts(plan, facts, None) == ({"a0": 4, "a1": 0}, 12)
+    assert worker_counts(plan, facts, 2) == ({"a0": 2, "a1": 2}, 4)
+    assert parse_facts("/h\nno\n\n").vcpus == 1 and not parse_facts("/h\nno\n").has_mmload
 
 
 def test_bad_input_is_one_line(
