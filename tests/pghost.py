@@ -85,7 +85,7 @@ class PostgresHost:
                 check=False,
             )
             if created.returncode not in (0, 9):  # 9: created meanwhile by a parallel worker
-                raise subprocess.CalledProcessError(created.returncode, "useradd")
+                raise subprocess.CalledProcessError(created.returncode, "useradd") from None
         shutil.chown(self.root, PG_USER, PG_USER)
         return ["runuser", "-u", PG_USER, "--"]
 
