@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
         "mmload.errors",
         "mmload.resources",
         "mmload.net",
+        "mmload.files",
         "mmload.record",
         "mmload.hdr",
         "mmload.config",

@@ -14,6 +14,7 @@ import click
 
 from mmload.commands.common import CONFIG_OPTION, default_of, interactive, model_from_flags
 from mmload.config.remote import REMOTE_MMLOAD, CollectOptions, RemoteLoadOptions, StopOptions
+from mmload.files import write_atomic
 
 
 @click.command("ssh", context_settings={"ignore_unknown_options": True})
@@ -393,9 +394,7 @@ class StatusWriter:
 
     def _write(self) -> None:
         self.data["updated_at"] = time.time()
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.data), encoding="utf-8")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(self.data))
 
 
 @click.command("collect")

@@ -25,6 +25,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mmload.config.deployment import Deployment
 from mmload.errors import RunFailed, UserError
+from mmload.files import write_atomic
 from mmload.provision.terraform import PLAN_FILE
 
 STEPS = ("preflight", "provision", "configure", "seed")
@@ -72,10 +73,8 @@ class UpState:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
         data = {"finished": self.finished, "stopped": self.stopped}
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(self.path)
+        write_atomic(self.path, json.dumps(data, indent=2) + "\n")
 
     def finish(self, step: str) -> None:
         self.finished[step] = now_utc()

@@ -33,6 +33,7 @@ from mmload import record
 from mmload.config.remote import REMOTE_MMLOAD, RemoteLoadOptions
 from mmload.configure.inventory import DeploymentOutputs
 from mmload.errors import RunFailed, UserError
+from mmload.files import write_atomic
 from mmload.lifecycle.hosts import Reached
 from mmload.lifecycle.remote import ZOMBIE_FN, Job, JobState, Remote
 
@@ -75,10 +76,7 @@ class LoadState:
         return Job(self.coordinator, self.master)
 
     def save(self, workdir: Path) -> None:
-        path = workdir / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(workdir / STATE_FILE, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, workdir: Path) -> LoadState:

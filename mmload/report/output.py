@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from mmload.config.report import ReportOptions
 from mmload.errors import UserError
+from mmload.files import write_atomic
 from mmload.report import formats as fmts
 from mmload.report.views import View
 
@@ -32,13 +32,6 @@ def parse_formats(value: str | None, out: str | None, opt: ReportOptions) -> lis
             field="--format",
         )
     return list(dict.fromkeys(names))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text via a temporary file and rename, so readers never see half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def emit(view: View, formats: list[str] | None, out: str | None) -> list[Path]:
