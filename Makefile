@@ -63,7 +63,7 @@ demo: install
 	$(BIN)/mmload demo
 
 test: install sysdeps tools nodedeps
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
+	$(BIN)/python tests/parallel.py -j 3
 
 lint: install
 	$(BIN)/ruff check mmload tests bench

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import locust  # noqa: F401  (first: Locust's gevent patching, before anything imports ssl)
 import pytest
 
 from tests.pghost import PostgresHost
@@ -56,21 +58,18 @@ def postgres() -> Iterator[PostgresHost]:
         host.stop()
 
 
-# Modules that run playbooks against this machine itself (system users, files): one worker runs
-# them one after another. Every other module is its own group, so module fixtures are shared.
-THIS_MACHINE = {
-    "tests/configure/test_converge.py",
-    "tests/configure/test_tls.py",
-    "tests/configure/test_failures.py",
-    "tests/configure/test_templates.py",
-    "tests/configure/test_from_provisioning.py",
-    "tests/configure/test_inventory.py",
-}
+_MODULE_SECONDS: dict[str, float] = {}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group tests for pytest-xdist's ``--dist loadgroup``: by module, this machine's in one."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        group = "this-machine" if module in THIS_MACHINE else module
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum setup, call and teardown time per module (tests/parallel.py plans shards from it)."""
+    module = report.nodeid.split("::", 1)[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the per-module timings where tests/parallel.py asked for them."""
+    out = os.environ.get("MMLOAD_TEST_TIMINGS")
+    if out:
+        rounded = {m: round(s, 1) for m, s in _MODULE_SECONDS.items()}
+        Path(out).write_text(json.dumps(rounded))
