@@ -148,7 +148,7 @@ def test_the_cli_takes_database_and_pool_size(postgres: PostgresHost) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("mysql://x", "--database: Value error, must start with postgresql://"),
+        ("mysql://x", "--database: must start with postgresql://"),
         ("postgresql://u:p@127.0.0.1:1/x", "--database: cannot connect to the database"),
     ],
 )
