@@ -158,15 +158,22 @@ def exit_for(result: Any, fail_on_slo: bool) -> None:
         raise RunFailed("FAIL: " + "; ".join(verdict.reasons))
 
 
-def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
-    """Validate, confirm the target, run, print; returns the RunResult."""
-    opts = model_from_flags(RunOptions, flags)
+def prepared_scenario(scenario_ref: str, opts: RunOptions) -> tuple[Any, Path]:
+    """The scenario as a run uses it (local `run` and the remote master alike): loaded, the
+    flags applied, and --duration as the whole run (the hold gets what the phases leave)."""
     scenario, path = load_scenario(scenario_ref)
     scenario = apply_options(scenario, opts)
     if opts.duration is not None:
         from mmload.load.phases import with_total_duration
 
         scenario = with_total_duration(scenario, opts.duration)
+    return scenario, path
+
+
+def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
+    """Validate, confirm the target, run, print; returns the RunResult."""
+    opts = model_from_flags(RunOptions, flags)
+    scenario, path = prepared_scenario(scenario_ref, opts)
     confirm_target(opts.target, yes)
     from mmload.load.runner import ScenarioRun  # imports Locust (gevent monkey-patching)
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from mmload.commands.common import CONFIG_OPTION, default_of, interactive, model_from_flags
+from mmload.commands.load import fail_on_slo_option
 from mmload.config.remote import REMOTE_MMLOAD, CollectOptions, RemoteLoadOptions, StopOptions
 from mmload.files import write_atomic
 
@@ -71,7 +72,7 @@ def load_group() -> None:
     again, `fetch` copies its record later."""
 
 
-RUN_FLAGS = ("scale", "users", "duration", "label", "architecture", "rate_cap")
+RUN_FLAGS = ("scale", "users", "duration", "hold", "label", "architecture", "rate_cap")
 
 
 @load_group.command("start")
@@ -79,7 +80,17 @@ RUN_FLAGS = ("scale", "users", "duration", "label", "architecture", "rate_cap")
 @click.argument("scenario")
 @click.option("--scale", type=float, help="Scale users and time together (as `mmload run`).")
 @click.option("--users", type=int, help="Users (overrides the scenario, after --scale).")
-@click.option("--duration", type=float, help="Hold time in seconds (ceiling: the time limit).")
+@click.option(
+    "--duration",
+    type=float,
+    help="The WHOLE run in seconds: arrivals (and herd phases) plus the hold, which gets "
+    "the rest (ceiling: the time limit), as `mmload run`.",
+)
+@click.option(
+    "--hold",
+    type=float,
+    help="Seconds everyone stays connected after the last arrival (overrides hold_s).",
+)
 @click.option("--label", help="A label for the run, e.g. the ESR under test.")
 @click.option("--architecture", help="The architecture under test.")
 @click.option("--rate-cap", type=float, help="Cap on requests per second for the whole run.")
@@ -114,12 +125,16 @@ RUN_FLAGS = ("scale", "users", "duration", "label", "architecture", "rate_cap")
 )
 @click.option("--detach", is_flag=True, help="Start the run and return (attach later).")
 @click.option("--yes", is_flag=True, help="Do not ask before loading a non-loopback target.")
-def load_start_cmd(config: str, scenario: str, **flags: Any) -> None:
+@fail_on_slo_option
+def load_start_cmd(config: str, scenario: str, fail_on_slo: bool, **flags: Any) -> None:
     """Start SCENARIO on the deployment: master on the coordinator, workers on the agents.
 
     The worker count, the master's address and Prometheus come from outputs.json. The master's
     status is streamed here until the run ends, then the record is copied into --out and
     checked complete. Ctrl-C stops the remote run cleanly and still copies the partial record.
+
+    Exit codes as `mmload run`: 0 every SLO passed, 1 an SLO failed or could not be measured
+    (see --no-fail-on-slo) or the run failed, 2 bad input, 130 interrupted.
     """
     from mmload.commands.load import confirm_target
     from mmload.config.scenario import SCENARIO_DIR, RunOptions, load_scenario
@@ -168,10 +183,10 @@ def load_start_cmd(config: str, scenario: str, **flags: Any) -> None:
     if flags["detach"]:
         click.echo(f"follow it with `mmload load attach -c {config}`")
         return
-    _follow_and_fetch(reached, state)
+    _follow_and_fetch(reached, state, fail_on_slo)
 
 
-def _follow_and_fetch(reached: Any, state: Any) -> None:
+def _follow_and_fetch(reached: Any, state: Any, fail_on_slo: bool) -> None:
     """Stream the master's output, then fetch the record; Ctrl-C stops the remote run first."""
     from mmload.lifecycle.remote import Remote
     from mmload.lifecycle.remote_load import follow_run, stop_run, stop_workers
@@ -192,11 +207,12 @@ def _follow_and_fetch(reached: Any, state: Any) -> None:
         stop_run(remote, state)
     else:
         stop_workers(remote, state)
-    _fetch_and_judge(reached, state, remote)
+    _fetch_and_judge(reached, state, remote, fail_on_slo)
 
 
-def _fetch_and_judge(reached: Any, state: Any, remote: Any) -> None:
-    """Copy the record back, print where it is and exit by its verdict."""
+def _fetch_and_judge(reached: Any, state: Any, remote: Any, fail_on_slo: bool) -> None:
+    """Copy the record back, print where it is and exit by its verdict (0 also for a failed
+    SLO when ``fail_on_slo`` is off; a failed or interrupted run never exits 0)."""
     from mmload import record
     from mmload.lifecycle.remote_load import fetch_record
 
@@ -209,24 +225,28 @@ def _fetch_and_judge(reached: Any, state: Any, remote: Any) -> None:
         click.echo(f"  {reason}")
     if meta.outcome == "interrupted":
         sys.exit(130)
-    sys.exit(0 if verdict.ok else 1)
+    if meta.outcome != "completed":
+        sys.exit(1)
+    sys.exit(0 if verdict.ok or not fail_on_slo else 1)
 
 
 @load_group.command("attach")
 @CONFIG_OPTION
-def load_attach_cmd(config: str) -> None:
+@fail_on_slo_option
+def load_attach_cmd(config: str, fail_on_slo: bool) -> None:
     """Follow the deployment's remote run again (after a dropped connection or --detach),
     then copy its record back. Ctrl-C stops the run, as with `load start`."""
     from mmload.lifecycle.hosts import reach
     from mmload.lifecycle.remote_load import LoadState
 
     reached = reach(config)
-    _follow_and_fetch(reached, LoadState.load(reached.workdir))
+    _follow_and_fetch(reached, LoadState.load(reached.workdir), fail_on_slo)
 
 
 @load_group.command("fetch")
 @CONFIG_OPTION
-def load_fetch_cmd(config: str) -> None:
+@fail_on_slo_option
+def load_fetch_cmd(config: str, fail_on_slo: bool) -> None:
     """Copy the record of the deployment's last remote run into the local runs folder
     (checked complete against a sha256 manifest made on the coordinator)."""
     from mmload.lifecycle.hosts import reach
@@ -234,7 +254,7 @@ def load_fetch_cmd(config: str) -> None:
     from mmload.lifecycle.remote_load import LoadState
 
     reached = reach(config)
-    _fetch_and_judge(reached, LoadState.load(reached.workdir), Remote(reached.access))
+    _fetch_and_judge(reached, LoadState.load(reached.workdir), Remote(reached.access), fail_on_slo)
 
 
 @load_group.command("status")
@@ -301,6 +321,7 @@ def load_stop_cmd(config: str, grace: float | None) -> None:
 @click.option("--scale", type=float)
 @click.option("--users", type=int)
 @click.option("--duration", type=float)
+@click.option("--hold", type=float)
 @click.option("--label")
 @click.option("--architecture")
 @click.option("--rate-cap", type=float)
@@ -314,12 +335,11 @@ def load_stop_cmd(config: str, grace: float | None) -> None:
 def load_master_cmd(scenario: str, status_file: str, yes: bool, **flags: Any) -> None:
     """The coordinator's side of `mmload load start`: `mmload run` as a master that also
     writes its status to --status-file and a plain status line to stdout."""
-    from mmload.commands.load import confirm_target, print_summary
-    from mmload.config.scenario import RunOptions, apply_options, load_scenario
+    from mmload.commands.load import confirm_target, prepared_scenario, print_summary
+    from mmload.config.scenario import RunOptions
 
     opts = model_from_flags(RunOptions, flags)
-    spec, path = load_scenario(scenario)
-    spec = apply_options(spec, opts)
+    spec, path = prepared_scenario(scenario, opts)
     confirm_target(opts.target, yes)
     from mmload.load.runner import ScenarioRun  # imports Locust (gevent monkey-patching)
 
