@@ -24,6 +24,7 @@ from pathlib import Path
 from mmload.config.components import registry
 from mmload.config.deployment import Deployment
 from mmload.lifecycle.aws import Aws, aws_error
+from mmload.provision.license import enterprise_features, license_field, license_problem
 from mmload.provision.render import read_zones
 from mmload.provision.sizing import Sizing, resolve
 from mmload.provision.terraform import PLUGIN_DIR_ENV
@@ -100,17 +101,6 @@ def family_quota(instance_type: str) -> str | None:
         if prefix == key or (len(key) > 1 and prefix.startswith(key)):
             return QUOTA_CODES[key]
     return QUOTA_CODES.get(prefix[0])
-
-
-def needs_license(sizing: Sizing) -> str | None:
-    """Why this sizing needs an Enterprise license (HA cluster, Elasticsearch), or None."""
-    present = sizing.present()
-    reasons = []
-    if "app" in present and sizing.app.count > 1:
-        reasons.append(f"{sizing.app.count} app nodes (high availability)")
-    if "search" in present:
-        reasons.append("an OpenSearch cluster")
-    return " and ".join(reasons) or None
 
 
 # -- the checks --------------------------------------------------------------------------------
@@ -282,22 +272,15 @@ def check_offerings(
 
 
 def check_license(dep: Deployment, sizing: Sizing, source: str) -> Check:
-    why = needs_license(sizing)
-    path = dep.mattermost.license_file
-    if not why:
-        return Check("license", True, "not needed (one app node, no search cluster)")
-    if not path:
-        return Check(
-            "license",
-            False,
-            f"this deployment runs {why}, which needs an Enterprise license",
-            f"set mattermost.license_file in {source}",
-        )
-    if not Path(path).expanduser().is_file():
-        return Check(
-            "license", False, f"{path} not found", f"fix mattermost.license_file in {source}"
-        )
-    return Check("license", True, f"{path} (needed for {why})")
+    """The provisioning stage's license rule, as a check (so preflight never passes a
+    deployment that provision then refuses)."""
+    problem = license_problem(dep, sizing)
+    if problem:
+        return Check("license", False, problem, f"set {license_field()} in {source}")
+    if dep.mattermost.unlicensed:
+        return Check("license", True, "unlicensed: true (one app node, no Enterprise features)")
+    needs = ", ".join(enterprise_features(sizing))
+    return Check("license", True, f"{dep.mattermost.license_file} (needed for {needs})")
 
 
 def file_sha256(path: Path) -> str:

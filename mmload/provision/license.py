@@ -26,21 +26,32 @@ def enterprise_features(sizing: Sizing) -> list[str]:
     return out
 
 
+def license_problem(dep: Deployment, sizing: Sizing, *, flag: bool = False) -> str | None:
+    """Why this deployment cannot go ahead with its license settings, or None (the one rule
+    behind init, render, plan and up's preflight). ``flag``: name `mmload init`'s options."""
+    mm = dep.mattermost
+    if mm.unlicensed:
+        return None
+    if mm.license_file is None:
+        other = "--unlicensed" if flag else "mattermost.unlicensed: true"
+        return (
+            f"tier {dep.tier:,} needs an Enterprise license for "
+            f"{', '.join(enterprise_features(sizing))}: give the license file, or {other} for "
+            "one app node without them"
+        )
+    if not Path(mm.license_file).expanduser().is_file():
+        return f"file not found: {mm.license_file}"
+    return None
+
+
+def license_field(*, flag: bool = False) -> str:
+    """The field (or flag) a license problem is about."""
+    return "--license-file" if flag else "mattermost.license_file"
+
+
 def check_license(dep: Deployment, sizing: Sizing, source: str, *, flag: bool = False) -> None:
     """Refuse (exit 2, one line) a deployment needing a license that names none, or names a
     missing file. ``flag``: name the `mmload init` options instead of the file's fields."""
-    mm = dep.mattermost
-    if mm.unlicensed:
-        return
-    field = "--license-file" if flag else "mattermost.license_file"
-    if mm.license_file is None:
-        other = "--unlicensed" if flag else "mattermost.unlicensed: true"
-        raise UserError(
-            f"tier {dep.tier:,} needs an Enterprise license for "
-            f"{', '.join(enterprise_features(sizing))}: give the license file, or {other} for "
-            "one app node without them",
-            source=source,
-            field=field,
-        )
-    if not Path(mm.license_file).expanduser().is_file():
-        raise UserError(f"file not found: {mm.license_file}", source=source, field=field)
+    problem = license_problem(dep, sizing, flag=flag)
+    if problem:
+        raise UserError(problem, source=source, field=license_field(flag=flag))

@@ -292,7 +292,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory):
             components={"search": False, "detailed_monitoring": False},
             aws={"endpoint_url": moto.url},
             terraform={"backend": "s3", "state_bucket": STATE_BUCKET, "lock_table": LOCK_TABLE},
-            mattermost={"sha256": "ab" * 32},  # preflight's checksum check
+            mattermost={"sha256": "ab" * 32, "unlicensed": True},  # preflight's checksum check
         )
         flow = Flow(tmp_path, moto, env, config)
         recordings = run_steps(flow)

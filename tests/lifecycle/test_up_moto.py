@@ -116,7 +116,7 @@ def flow(tmp: Path, moto: MotoServer) -> None:
         owner="ci",
         components={"search": False, "detailed_monitoring": False},
         aws={"endpoint_url": moto.url},
-        mattermost={"sha256": "ab" * 32},
+        mattermost={"sha256": "ab" * 32, "unlicensed": True},
     )
     expired_meta(workdir)
     aws = Aws("us-east-1", None, moto.url)

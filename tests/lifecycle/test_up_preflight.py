@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from mmload.config.deployment import Deployment
+from mmload.errors import UserError
 from mmload.lifecycle.aws import Aws
 from mmload.lifecycle.preflight import (
     STANDARD_QUOTA,
@@ -29,6 +30,7 @@ from mmload.lifecycle.preflight import (
     family_quota,
     run_preflight,
 )
+from mmload.provision.license import check_license as provision_license
 from mmload.provision.render import read_zones, render, write_zones
 from mmload.provision.sizing import resolve
 from tests.lifecycle.moto_quotas import QUOTAS_ENV, command
@@ -69,7 +71,7 @@ def deployment(moto: MotoServer, **fields) -> Deployment:
         "ami_id": MOTO_UBUNTU_AMI,
         "components": {"search": False, "detailed_monitoring": False},
         "aws": {"endpoint_url": moto.url},
-        "mattermost": {"sha256": SHA},
+        "mattermost": {"sha256": SHA, "unlicensed": True},
         "terraform": {"plugin_dir": PLUGIN_DIR},
         **fields,
     }
@@ -169,9 +171,13 @@ def test_picked_zones_reach_the_rendered_terraform(server, aws_env, tmp_path) ->
 
 def test_license_checksum_and_cidr(server, tmp_path) -> None:
     moto, _ = server
-    small = deployment(moto)
-    assert check_license(small, resolve(small), "d.yaml").ok  # one app node, no search
-    ha = deployment(moto, tier=2000)
+    # one app node, no search: /metrics still needs a license
+    small = deployment(moto, mattermost={"sha256": SHA})
+    bare = check_license(small, resolve(small), "d.yaml")
+    assert not bare.ok and "/metrics" in bare.detail and "unlicensed: true" in bare.detail
+    unlicensed = deployment(moto, mattermost={"sha256": SHA, "unlicensed": True})
+    assert check_license(unlicensed, resolve(unlicensed), "d.yaml").ok
+    ha = deployment(moto, tier=2000, mattermost={"sha256": SHA})
     bad = check_license(ha, resolve(ha), "d.yaml")
     assert not bad.ok and "2 app nodes" in bad.detail and "mattermost.license_file" in bad.fix
     lic = tmp_path / "mattermost.license"
@@ -180,6 +186,14 @@ def test_license_checksum_and_cidr(server, tmp_path) -> None:
     assert check_license(licensed, resolve(licensed), "d.yaml").ok
     gone = deployment(moto, tier=2000, mattermost={"sha256": SHA, "license_file": "/nope"})
     assert not check_license(gone, resolve(gone), "d.yaml").ok
+    # the seam: preflight passes exactly the deployments provisioning's gate lets through
+    for dep in (small, unlicensed, ha, licensed, gone):
+        try:
+            provision_license(dep, resolve(dep), "d.yaml")
+            allowed = True
+        except UserError:
+            allowed = False
+        assert check_license(dep, resolve(dep), "d.yaml").ok == allowed
 
     assert check_checksum(small, "d.yaml").ok
     no_sum = deployment(moto, mattermost={})
@@ -243,7 +257,7 @@ def test_preflight_command_lines_and_exit_codes(server, tmp_path) -> None:
     assert len(lines) == 8 and "all 7 checks passed" in lines[-1]
     assert not (tmp_path / ".deployments" / "mm-pre" / "zones.json").exists()  # only `up` keeps
 
-    data["mattermost"] = {}
+    data["mattermost"] = {"unlicensed": True}
     (tmp_path / "deployment.yaml").write_text(json.dumps(data))
     failed = cli("preflight", "-c", "deployment.yaml", cwd=tmp_path, env=env)
     assert failed.returncode == 1 and "FAIL tarball checksum" in failed.stdout
