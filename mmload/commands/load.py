@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import inspect
-import ipaddress
-import socket
 import sys
 import tempfile
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +27,13 @@ from mmload.config.scenario import (
     load_scenario,
 )
 from mmload.errors import RunFailed, UserError
+from mmload.load.pin import is_loopback
 from mmload.record import RunVerdict
 
 
-def is_loopback(url: str) -> bool:
-    """True when every address the URL's host resolves to is a loopback address."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
-
-
 def confirm_target(target: str, yes: bool) -> None:
-    """Loading a non-loopback target needs --yes or an interactive confirmation."""
+    """Loading a non-loopback target needs --yes or an interactive confirmation. The check
+    resolves the target once for the run: its connections go to the addresses judged here."""
     if yes or is_loopback(target):
         return
     if not sys.stdin.isatty():

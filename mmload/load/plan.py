@@ -16,6 +16,7 @@ from typing import Any
 import gevent
 
 from mmload.config.scenario import Scenario
+from mmload.load.pin import PINNED
 from mmload.load.schedule import ArrivalSchedule, Backoff, arrival_schedule, global_index
 
 PLAN_MESSAGE = "mmload_plan"
@@ -52,6 +53,7 @@ class Plan:
     herd_drop_at: float | None = None  # epoch seconds at which every socket drops
     flush_s: float = 2.0
     rate_cap: float | None = None  # requests/s for this process
+    pins: dict[str, list[str]] = field(default_factory=dict)  # host -> addresses (pin.PINNED)
     counter: itertools.count = field(default_factory=itertools.count)
     limiter: RateLimiter | None = None
 
@@ -80,6 +82,7 @@ class Plan:
             herd_drop_at=herd_at,
             flush_s=min(record.FLUSH_INTERVAL_S, 2.0),
             rate_cap=scenario.rate_cap / n if scenario.rate_cap else None,
+            pins=PINNED.snapshot(),
         )
 
     @property
@@ -122,6 +125,7 @@ class Plan:
             "herd_drop_at": self.herd_drop_at,
             "flush_s": self.flush_s,
             "rate_cap": self.rate_cap,
+            "pins": self.pins,
         }
 
     @classmethod

@@ -1,12 +1,13 @@
-"""Before a run: the target answers, the open-files limit fits, the user classes load."""
+"""Before a run: the target answers (on its pinned addresses: :mod:`mmload.load.pin`), the
+open-files limit fits, the user classes load."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import urllib.request
 
 from mmload.errors import RunFailed, UserError
+from mmload.load.pin import http_get
 from mmload.load.tls import stdlib_context
 
 USERS_PER_PROCESS_WARN = 3000
@@ -19,8 +20,7 @@ def probe_target(target: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     """The server version the target reports (``Version`` of config/client), or raise."""
     url = target.rstrip("/") + "/api/v4/config/client?format=old"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s, context=stdlib_context()) as resp:
-            cfg = json.loads(resp.read().decode("utf-8"))
+        cfg = json.loads(http_get(url, timeout_s, stdlib_context).decode("utf-8"))
     except (OSError, ValueError) as exc:
         raise RunFailed(
             f"target {target} did not answer GET /api/v4/config/client: {exc}"
@@ -35,9 +35,8 @@ def probe_license(target: str, timeout_s: float = 5.0) -> bool | None:
     does not say."""
     url = target.rstrip("/") + "/api/v4/license/client?format=old"
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s, context=stdlib_context()) as resp:
-            lic = json.loads(resp.read().decode("utf-8"))
-    except (OSError, ValueError):
+        lic = json.loads(http_get(url, timeout_s, stdlib_context).decode("utf-8"))
+    except (OSError, ValueError, RunFailed):
         return None
     value = lic.get("IsLicensed") if isinstance(lic, dict) else None
     return {"true": True, "false": False}.get(str(value).lower())

@@ -1,8 +1,9 @@
 """A worker process (``mmload worker``): runs users for a master, ships their record to it.
 
-The master sends the plan (a custom message); the worker attaches the run context to its
-environment, collects its users' requests and arrivals, and sends them as batches to the master
-every ``flush_s``. When the test stops it flushes once more and says it is done.
+The master sends the plan (a custom message, with the target's pinned addresses); the worker
+attaches the run context to its environment, collects its users' requests and arrivals, and
+sends them as batches to the master every ``flush_s``. When the test stops it flushes once more
+and says it is done.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from locust.env import Environment
 
 from mmload.load.collector import Collector
 from mmload.load.context import RunContext, attach
+from mmload.load.pin import PINNED
 from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
 from mmload.load.preflight import load_user_classes, raise_open_files_limit
 
@@ -62,6 +64,7 @@ class WorkerSide:
     def on_plan(self, msg: Any, **_: Any) -> None:
         """Take the master's plan: attach the run context and start collecting."""
         plan = Plan.from_message(msg.data)
+        PINNED.install(plan.pins)  # the master's resolution of the target, before users spawn
         self.collector = Collector(self.env, plan.worker_name, self.send_batch, plan.flush_s)
         attach(self.env, RunContext(plan, self.collector))
         self.collector.start()

@@ -26,8 +26,9 @@ import gevent
 import websocket
 
 from mmload.config.scenario import WebSocketSpec
+from mmload.load.pin import open_websocket
 from mmload.load.schedule import Backoff
-from mmload.load.tls import websocket_sslopt
+from mmload.load.tls import stdlib_context
 
 CONNECT_NAME = "WS /api/v4/websocket"
 PING_NAME = "WS ping"
@@ -112,12 +113,8 @@ class MMWebSocket:
         try:
             headers = [f"Authorization: Bearer {self.token}"] if self.auth == "header" else []
             cookie = self.cookie if self.auth != "challenge" else None
-            ws = websocket.create_connection(
-                self.connect_url(),
-                timeout=self.timeout_s,
-                header=headers,
-                cookie=cookie,
-                sslopt=websocket_sslopt(),
+            ws = open_websocket(
+                self.connect_url(), self.timeout_s, stdlib_context, header=headers, cookie=cookie
             )
             if self.auth == "challenge":
                 ws.send(

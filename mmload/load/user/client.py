@@ -13,6 +13,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from geventhttpclient.client import HTTPClient, HTTPClientPool
+from geventhttpclient.url import URL
+
+from mmload.load.pin import OFF_TARGET, OffTargetError, pinned_infos
 from mmload.load.plan import RateLimiter
 from mmload.load.user.session import SessionStore
 
@@ -113,6 +117,8 @@ def error_message(resp: Any) -> str:
     status = resp.status_code or 0
     if not status:
         err = getattr(resp, "error", None)
+        if isinstance(err, OffTargetError):
+            return str(err)
         return f"no response: {err}" if err else "no response"
     try:
         body = resp.json()
@@ -133,3 +139,34 @@ def set_cookie(resp: Any, name: str) -> str | None:
         if first.startswith(name + "="):
             return first.split("=", 1)[1]
     return None
+
+
+class PinnedPool(HTTPClientPool):
+    """geventhttpclient's per-host client pool for one target host: a client for another host
+    (a redirect off the target) is refused before it connects; the target's clients connect to
+    its pinned addresses (:mod:`mmload.load.pin`)."""
+
+    def __init__(self, host: str, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.host = host.lower()
+
+    @classmethod
+    def replacing(cls, pool: HTTPClientPool, host: str) -> PinnedPool:
+        """A pinned pool with the client arguments of ``pool`` (Locust's user agent's)."""
+        pinned = cls(host)
+        pinned.client_args = pool.client_args
+        return pinned
+
+    def get_client(self, url: str | URL) -> HTTPClient:
+        if not isinstance(url, URL):
+            url = URL(url)
+        host = (url.host or "").lower()
+        if host != self.host:
+            raise OffTargetError(f"{OFF_TARGET}: refused {host}:{url.port} (target {self.host})")
+        new = (url.host, url.port) not in self.clients
+        client = super().get_client(url)
+        if new:  # its request host (Host header, TLS server name) stays the host name
+            pool = client._connection_pool
+            infos = pinned_infos(host, pool._connection_port)
+            pool._resolve = lambda: infos
+        return client
