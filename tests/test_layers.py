@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
     {"mmload.provision"},
     {"mmload.configure"},
     {"mmload.lifecycle"},
+    {"mmload.campaign"},
     {"mmload.commands", "mmload.cli"},
 ]
 

@@ -116,17 +116,22 @@ class CostLine:
         return self.count * (self.unit_price or 0.0)
 
 
-def cost_lines(
-    sizing: Sizing, engine: str, prices: PriceTable, *, nat_gateway: bool = True
-) -> list[CostLine]:
-    """Per-component hourly cost (each priced component of the registry) from the shipped
-    on-demand price table."""
-    tables = {
+def price_tables(prices: PriceTable, engine: str) -> dict[str, dict[str, float]]:
+    """The price list of each ``price:`` name of the component registry, for a DB engine."""
+    return {
         "ec2": prices.ec2,
         "database": prices.db(engine),
         "opensearch": prices.opensearch,
         "elasticache": prices.elasticache,
     }
+
+
+def cost_lines(
+    sizing: Sizing, engine: str, prices: PriceTable, *, nat_gateway: bool = True
+) -> list[CostLine]:
+    """Per-component hourly cost (each priced component of the registry) from the shipped
+    on-demand price table."""
+    tables = price_tables(prices, engine)
     lines = []
     for comp in registry().components:
         count, kind = sizing.nodes(comp)

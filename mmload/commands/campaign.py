@@ -1,0 +1,90 @@
+"""CLI commands over a ceiling campaign's results: `advise`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mmload.commands.common import default_of, model_from_flags
+from mmload.config.campaign import AdviseOptions
+from mmload.errors import RunFailed, UserError
+
+EXISTING = click.Path(exists=True, path_type=Path)
+
+
+def result_options(f: click.decorators.FC) -> click.decorators.FC:
+    """--results (run records, a campaign's folder) and --data (Mattermost's published data)."""
+    f = click.option(
+        "--data",
+        "data",
+        multiple=True,
+        type=EXISTING,
+        metavar="DIR",
+        help="Mattermost's published ceiling data (load-test-ng reports, read by `import ltng`), "
+        "e.g. mattermost-performance-reports/ceiling-tests/v2; repeatable",
+    )(f)
+    return click.option(
+        "--results",
+        "results",
+        multiple=True,
+        type=EXISTING,
+        metavar="PATH",
+        help="ceiling run records (a folder of them, as `mmload ceiling` reads); repeatable",
+    )(f)
+
+
+def result_paths(results: tuple[Path, ...], data: tuple[Path, ...]) -> list[Path]:
+    """The paths to read; none given is bad input naming the flags."""
+    if not results and not data:
+        raise UserError(
+            "give ceiling results: --results PATH (run records) or --data DIR (published data)",
+            source="command line",
+            field="--results",
+        )
+    return [*results, *data]
+
+
+@click.command("advise")
+@click.option("--users", type=int, required=True, help="Concurrent users to serve.")
+@click.option(
+    "--headroom",
+    metavar="PCT",
+    help=f"Margin above --users the measurement must cover, e.g. 30% "
+    f"[default: {default_of(AdviseOptions, 'headroom'):g}%]",
+)
+@click.option("--version", "version", metavar="V", help="Judge this measured version (label).")
+@result_options
+@click.option("--json", "as_json", is_flag=True, help="Print the advice as JSON.")
+def advise_cmd(
+    users: int,
+    headroom: str | None,
+    version: str | None,
+    results: tuple[Path, ...],
+    data: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """The cheapest measured architecture ($/h) whose supported users cover USERS + headroom.
+
+    Exit 0 with the pick and its evidence; 1 when no measurement covers the request (the
+    table of what was measured is still printed); 2 on bad input.
+    """
+    from mmload.campaign.advise import advise, shortfall
+    from mmload.campaign.evidence import read_measurements
+
+    opts = model_from_flags(
+        AdviseOptions, {"users": users, "headroom": headroom, "version": version}
+    )
+    measurements, skipped = read_measurements(result_paths(results, data))
+    advice = advise(measurements, opts, skipped)
+    click.echo(json.dumps(advice.document(), indent=2) if as_json else advice.markdown(), nl=False)
+    if as_json:
+        click.echo()
+    if advice.pick is None:
+        raise RunFailed(shortfall(advice))
+
+
+def register(group: click.Group) -> None:
+    """Add this stage's commands to group."""
+    group.add_command(advise_cmd)
