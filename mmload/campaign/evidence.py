@@ -188,6 +188,7 @@ def ltng_method(run: RunSummary) -> tuple[list[str], list[str]]:
         return ["load-test-ng unbounded (ceiling) test"], []
     slos = [
         f"{q.get('Description', '?')} < {q.get('Threshold')}"
+        + (f" ({q['Legend']})" if q.get("Legend") else "")
         for q in queries
         if isinstance(q, dict) and q.get("Alert", True)
     ]

@@ -42,8 +42,14 @@ class Stack:
     origin: str
 
     def sizes(self) -> tuple[object, ...]:
-        """What two stacks must share to be the same architecture (not where they were read)."""
-        return (self.app, self.proxy, self.database, self.search, self.cache, self.engine)
+        """What two stacks must share to be the same architecture (not where they were read;
+        not the type of a part with no nodes)."""
+        return (*(self.size(part) for part in STACK_PARTS), self.engine)
+
+    def size(self, part: str) -> tuple[int, str]:
+        """(how many, of which type) of one part; ``(0, "")`` when absent."""
+        count, kind = self.nodes(part)
+        return (count, kind) if count else (0, "")
 
     def nodes(self, part: str) -> tuple[int, str]:
         """(how many, of which type) of one part of the stack."""

@@ -1,4 +1,4 @@
-"""CLI commands over a ceiling campaign's results: `advise`."""
+"""CLI commands over a ceiling campaign's results: `advise` (and `architectures --docs`)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ def result_options(f: click.decorators.FC) -> click.decorators.FC:
         metavar="PATH",
         help="ceiling run records (a folder of them, as `mmload ceiling` reads); repeatable",
     )(f)
+
+
+def write_architecture_docs(out: Path, results: tuple[Path, ...], data: tuple[Path, ...]) -> None:
+    """`architectures --docs OUT`: the pages, validated by the results given (if any)."""
+    from mmload.campaign.evidence import read_measurements
+    from mmload.campaign.pages import write_docs
+
+    measurements, skipped = read_measurements([*results, *data]) if results or data else ([], [])
+    for path in write_docs(out, measurements, skipped):
+        click.echo(f"wrote {path}", err=True)
 
 
 def result_paths(results: tuple[Path, ...], data: tuple[Path, ...]) -> list[Path]:

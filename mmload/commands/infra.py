@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from mmload.commands.campaign import result_options, write_architecture_docs
 from mmload.commands.common import (
     CONFIG_OPTION,
     choices_of,
@@ -52,8 +53,31 @@ def register(group: click.Group) -> None:
     help="Database engine the cost estimate assumes.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
-def architectures(engine: str, as_json: bool) -> None:
-    """List Mattermost's reference architectures with load-test additions and $/hour."""
+@click.option(
+    "--docs",
+    "docs",
+    metavar="OUT",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one Markdown page per architecture and an index into OUT (docs/campaign.md).",
+)
+@result_options
+def architectures(
+    engine: str,
+    as_json: bool,
+    docs: Path | None,
+    results: tuple[Path, ...],
+    data: tuple[Path, ...],
+) -> None:
+    """List Mattermost's reference architectures with load-test additions and $/hour.
+
+    With --docs OUT: their documentation pages, with the supported users validated by the
+    ceiling results of --results (run records) and --data (Mattermost's published data).
+    """
+    if docs is not None:
+        write_architecture_docs(docs, results, data)
+        return
+    if results or data:
+        raise UserError("needs --docs OUT", source="command line", field="--results/--data")
     cat, prices = load_catalog(), load_prices()
     rows = []
     for tier in cat.tiers:

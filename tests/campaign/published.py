@@ -63,3 +63,50 @@ def cheapest_covering(archs: dict[str, Arch], need: float) -> Arch | None:
     """The cheapest architecture whose mean covers ``need`` (ties: the larger mean)."""
     covering = [a for a in archs.values() if a.mean >= need]
     return min(covering, key=lambda a: (a.usd_per_hour, -a.mean), default=None)
+
+
+# README row name (`**2XL.552**`) -> folder name (`ct2XL552`), as tests/report/test_ltng.py reads it
+_ROW = re.compile(r"^\|\s*\*\*(\d*XL|L)\.(\d{3})\*\*\s*\|(.*)\|\s*$")
+
+
+def readme_averages(v2: Path) -> dict[str, int]:
+    """Architecture -> the average supported users the README publishes (a whole number)."""
+    out = {}
+    for line in (v2 / "README.md").read_text(encoding="utf-8").splitlines():
+        m = _ROW.match(line.strip())
+        if m:
+            cells = [c.strip() for c in m.group(3).split("|")]
+            users = next(c for c in cells if re.fullmatch(r"\*\*\d+\*\*", c))
+            out[f"ct{m.group(1)}{m.group(2)}"] = int(users.strip("*"))
+    return out
+
+
+def deployer_of(v2: Path, arch: str) -> dict:
+    """The first run's deployer.json of an architecture."""
+    first = sorted((v2 / arch).iterdir())[0]
+    return json.loads((first / "config" / "deployer.json").read_text())
+
+
+def same_as_tier(deployer: dict, tier: dict) -> bool:
+    """Whether load-test-ng deployed exactly a catalog tier's stack (absent parts: no type)."""
+
+    def part(count: int, kind: str) -> tuple[int, str]:
+        return (count, kind) if count else (0, "")
+
+    apps = deployer["AppInstanceCount"]
+    db, es = deployer["TerraformDBSettings"], deployer["ElasticSearchSettings"]
+    ours = (
+        part(apps, deployer["AppInstanceType"]),
+        part(int(apps > 1), deployer["ProxyInstanceType"]),
+        part(db["InstanceCount"], db["InstanceType"]),
+        part(es["InstanceCount"], es["InstanceType"]),
+        (0, ""),  # load-test-ng deployed no Redis in v2
+    )
+    theirs = (
+        part(tier["app"]["count"], tier["app"]["instance_type"]),
+        part(tier["proxy"]["count"], tier["proxy"]["instance_type"]),
+        part(1 + tier["database"]["readers"], tier["database"]["instance_class"]),
+        part(tier["search"]["count"], tier["search"]["instance_type"]),
+        part(tier["cache"]["count"], tier["cache"]["node_type"]),
+    )
+    return ours == theirs

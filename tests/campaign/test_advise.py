@@ -7,13 +7,12 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
-from mmload import record
 from mmload.campaign.advise import advise
 from mmload.campaign.evidence import read_measurements
 from mmload.config.campaign import AdviseOptions
-from tests.campaign.published import PRICES, REPO, cheapest_covering, published
+from tests.campaign.published import cheapest_covering, published
+from tests.campaign.records import tier_price, write_run
 from tests.conftest import run_cli
 
 
@@ -97,27 +96,6 @@ def test_advise_says_when_nothing_covers(v2: Path) -> None:
 # ---------------------------------------------------------------- synthetic records
 
 
-def write_run(
-    root: Path, name: str, arch: str, label: str, users: float, outcome: str = "completed"
-) -> None:
-    """A ceiling run record with only its run.json (all advise reads), valid as RunMeta."""
-    meta = {
-        "schema": record.SCHEMA_VERSION,
-        "run_id": name,
-        "scenario": {"name": "ceiling", "kind": "ceiling"},
-        "label": label,
-        "architecture": arch,
-        "outcome": outcome,
-        "supported_users": users,
-        "slos": [
-            {"name": "login_p99_ms", "op": "<", "threshold": 2000, "value": 900, "passed": True}
-        ],
-    }
-    record.RunMeta.model_validate(meta)
-    (root / name).mkdir(parents=True)
-    (root / name / "run.json").write_text(json.dumps(meta))
-
-
 @pytest.fixture
 def campaign(tmp_path: Path) -> Path:
     root = tmp_path / "campaign"
@@ -133,19 +111,6 @@ def campaign(tmp_path: Path) -> Path:
     write_run(root, "t200-10.11-0", "tier-200", "10.11.17", 300)
     write_run(root, "t200-10.11-1", "tier-200", "10.11.17", 9999, outcome="failed")
     return root
-
-
-def tier_price(users: int) -> float:
-    """A catalog tier's Mattermost stack per hour, from the YAML files themselves (Aurora)."""
-    cat = yaml.safe_load((REPO / "mmload" / "catalog" / "architectures.yaml").read_text())
-    t = next(t for t in cat["tiers"] if t["users"] == users)
-    ec2, db = PRICES["ec2"], PRICES["aurora-postgresql"]
-    total = t["app"]["count"] * ec2[t["app"]["instance_type"]]
-    total += t["proxy"]["count"] * ec2[t["proxy"]["instance_type"]]
-    total += (1 + t["database"]["readers"]) * db[t["database"]["instance_class"]]
-    total += t["search"]["count"] * PRICES["opensearch"][t["search"]["instance_type"]]
-    total += t["cache"]["count"] * PRICES["elasticache"][t["cache"]["node_type"]]
-    return total
 
 
 def advise_json(campaign: Path, *args: str) -> tuple[int, dict]:
