@@ -37,7 +37,7 @@ SCENARIO = {
     "kind": "steady",
     "users": 4,
     "arrival_s": 1,
-    "hold_s": 6,
+    "hold_s": 12,  # long enough that `load status` sees it running on a busy machine
     "idle": {"min_ms": 50, "avg_ms": 100},
     "websocket": {"enabled": False},
     "actions": False,
