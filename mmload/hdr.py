@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import struct
 import zlib
 from collections import defaultdict
@@ -40,6 +39,7 @@ from hdrh.histogram import HdrHistogram
 from pyhdrh import decode as _c_decode  # hdrh's C varint decoder (ships with hdrhistogram)
 
 from mmload import record
+from mmload.files import replace_via
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
@@ -178,15 +178,17 @@ def compact(run_dir: str | Path) -> None:
     groups: dict[tuple[int, str, str, str], list[Line]] = defaultdict(list)
     for ln in iter_lines(run_dir):
         groups[(ln.window_start, ln.name, ln.worker, ln.kind)].append(ln)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        for key in sorted(groups):
-            parts = groups[key]
-            if len(parts) == 1:
-                out.write(line(*key, parts[0].encoded, parts[0].count) + "\n")
-            else:
-                out.write(line_of(*key, merge_histograms(p.histogram() for p in parts)) + "\n")
-    os.replace(tmp, path)
+
+    def merged(tmp: Path) -> None:
+        with tmp.open("w", encoding="utf-8") as out:
+            for key in sorted(groups):
+                parts = groups[key]
+                if len(parts) == 1:
+                    out.write(line(*key, parts[0].encoded, parts[0].count) + "\n")
+                else:
+                    out.write(line_of(*key, merge_histograms(p.histogram() for p in parts)) + "\n")
+
+    replace_via(path.with_suffix(".tmp"), path, merged)  # failed (disk full): the lines stay
 
 
 # ---------------------------------------------------------------- sparse arithmetic

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, 
 
 from mmload.config.loader import parse_json, read_text
 from mmload.errors import UserError
+from mmload.files import replace_via
 
 RUN_JSON = "run.json"
 REQUESTS = "requests"
@@ -116,9 +117,12 @@ def write_run_json(run_dir: Path, meta: dict[str, Any]) -> None:
     meta.setdefault("pid", os.getpid())
     meta.setdefault("host", socket.gethostname())
     meta["heartbeat_at"] = iso(utc_now())
-    tmp = run_dir / f".{RUN_JSON}.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / RUN_JSON)
+    text = json.dumps(meta, indent=2, default=str) + "\n"
+    replace_via(
+        run_dir / f".{RUN_JSON}.tmp",
+        run_dir / RUN_JSON,
+        lambda t: t.write_text(text, encoding="utf-8"),
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -166,11 +170,12 @@ def part_path(run_dir: Path, table: str, worker: str, seq: int) -> Path:
 
 
 def write_part(run_dir: Path, table: str, worker: str, seq: int, rows: pa.Table) -> Path:
-    """Write one part atomically (tmp + rename), so a crash never leaves a torn file."""
+    """Write one part atomically (tmp + rename), so a crash never leaves a torn file (and a
+    failed write, e.g. a full disk, no temporary one)."""
     dest = part_path(run_dir, table, worker, seq)
-    tmp = dest.with_suffix(".tmp")
-    pq.write_table(rows, tmp, compression="zstd")
-    os.replace(tmp, dest)
+    replace_via(
+        dest.with_suffix(".tmp"), dest, lambda t: pq.write_table(rows, t, compression="zstd")
+    )
     return dest
 
 
@@ -202,16 +207,22 @@ def read_table(
 
 
 def compact(run_dir: Path, table: str) -> Path | None:
-    """Merge the parts of ``table`` into ``<table>.parquet`` and remove the parts."""
+    """Merge the parts of ``table`` into ``<table>.parquet`` and remove the parts.
+
+    The parts are removed only once the merged file is in place: a failed merge (a full disk)
+    raises and leaves the parts as they were, readable by :func:`read_table`.
+    """
     parts_dir = run_dir / table
     parts = sorted(parts_dir.glob("part-*.parquet")) if parts_dir.is_dir() else []
     dest = run_dir / f"{table}.parquet"
     schema = _schema_for(table)
-    tmp = dest.with_suffix(".tmp")
-    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for p in parts:
-            writer.write_table(pq.read_table(p, schema=schema))
-    os.replace(tmp, dest)
+
+    def merge(tmp: Path) -> None:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for p in parts:
+                writer.write_table(pq.read_table(p, schema=schema))
+
+    replace_via(dest.with_suffix(".tmp"), dest, merge)
     for p in parts:
         p.unlink()
     if parts_dir.is_dir():
@@ -461,9 +472,10 @@ class PromSnapshot(_Model):
 def write_prometheus(run_dir: Path, snapshot: PromSnapshot) -> Path:
     """Write prometheus.json atomically."""
     dest = run_dir / PROMETHEUS_FILE
-    tmp = run_dir / f".{PROMETHEUS_FILE}.tmp"
-    tmp.write_text(snapshot.model_dump_json(by_alias=True, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, dest)
+    text = snapshot.model_dump_json(by_alias=True, indent=1) + "\n"
+    replace_via(
+        run_dir / f".{PROMETHEUS_FILE}.tmp", dest, lambda t: t.write_text(text, encoding="utf-8")
+    )
     return dest
 
 

@@ -68,8 +68,10 @@ class Collector:
         sink: Callable[[Batch], None],
         flush_s: float,
         clock: Clock = WALL,
+        on_error: Callable[[BaseException], None] | None = None,
     ):
         self.environment = environment
+        self.on_error = on_error  # a failed flush (else logged): the run's record writer fails
         self.worker = worker
         self.sink = sink
         self.flush_s = flush_s
@@ -154,8 +156,11 @@ class Collector:
         """Hand the current batch to the sink (even an empty one: it doubles as a heartbeat)."""
         try:
             self.sink(self.take_batch())
-        except Exception:  # a failed flush must not kill the users
-            log.exception("flushing the run record failed")
+        except Exception as exc:  # a failed flush must not kill the users
+            if self.on_error is None:
+                log.exception("flushing the run record failed")
+            else:
+                self.on_error(exc)
 
     def start(self) -> None:
         """Flush every ``flush_s`` seconds in the background."""

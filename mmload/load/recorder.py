@@ -8,13 +8,21 @@ everything when the run ends.
 HDR lines are written per flush (deltas), so a killed run keeps them; ``mmload.hdr.compact``
 merges them into one line per (window, name, worker, kind) at the end. Merging is exact either
 way.
+
+A write that fails (a full disk, an I/O error) fails the run: the writer calls ``on_failure``
+once with the reason (the runner stops arrivals and lets the users leave), writes nothing more,
+keeps what is on disk (a torn hdr.jsonl line is cut off, no temporary file stays), and the final
+run.json says ``failed``, why and when — written in the space of the :class:`Reserve` it held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ from gevent.threadpool import ThreadPool
 
 from mmload import hdr, record
 from mmload.load.collector import REQUEST_COLUMNS, Batch, Collector
+from mmload.load.diskspace import Reserve
 from mmload.load.livestats import LiveStats
 
 __all__ = ["Collector", "LiveStats", "RecordWriter"]  # Collector: for old imports
@@ -31,6 +40,13 @@ __all__ = ["Collector", "LiveStats", "RecordWriter"]  # Collector: for old impor
 log = logging.getLogger(__name__)
 
 ARRIVAL_COLUMNS = [f.name for f in record.ARRIVAL_SCHEMA]
+RESERVE_FILE = ".reserve"
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in one line: its type and first line of message."""
+    text = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _to_table(cols: dict[str, list], schema: pa.Schema) -> pa.Table:
@@ -60,12 +76,22 @@ def warm_up_timestamps() -> None:
 class RecordWriter:
     """Writes the run record of one run directory as batches arrive."""
 
-    def __init__(self, run_dir: Path, meta: dict[str, Any]):
+    def __init__(
+        self,
+        run_dir: Path,
+        meta: dict[str, Any],
+        on_failure: Callable[[str], None] | None = None,
+    ):
         self.run_dir = run_dir
         self.meta = meta
+        self.on_failure = on_failure
+        self.failure: str | None = None  # why writing the record failed (the first failure)
+        self.failed_at: str | None = None
         self.live = LiveStats()
         self._seq: dict[str, int] = defaultdict(int)
-        self._hdr = hdr.path_of(run_dir).open("a", encoding="utf-8")
+        self._reserve = Reserve(run_dir / RESERVE_FILE)
+        self._reserve.hold()
+        self._hdr = os.open(hdr.path_of(run_dir), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._beat: gevent.Greenlet | None = None
         self.batches: dict[str, int] = defaultdict(int)
         self.last_batch_at: dict[str, float] = {}
@@ -115,11 +141,23 @@ class RecordWriter:
             p.get()
         self._pending = []
 
+    def fail(self, exc: BaseException, what: str = "writing the run record") -> None:
+        """Record the first failure of the record's writing and tell ``on_failure``; safe from
+        the writer thread (it only sets attributes)."""
+        if self.failure is not None:
+            return
+        self.failure = f"{what} failed: {describe(exc)}"
+        self.failed_at = record.iso(record.utc_now())
+        if self.on_failure is not None:
+            self.on_failure(self.failure)
+
     def _write(self, batch: Batch) -> None:
+        if self.failure is not None:  # the record stops where the disk stopped it
+            return
         try:
             self._write_batch(batch)
-        except Exception:
-            log.exception("writing a batch of the run record failed")
+        except Exception as exc:
+            self.fail(exc)
 
     def _write_batch(self, batch: Batch) -> None:
         worker = batch["worker"]
@@ -134,9 +172,23 @@ class RecordWriter:
             record.write_part(
                 self.run_dir, record.ARRIVALS, worker, self._seq[worker + "-a"], table
             )
-        for win, name, kind, encoded, count in batch["hdr"]:
-            self._hdr.write(hdr.line(win, name, worker, kind, encoded, count) + "\n")
-        self._hdr.flush()
+        lines = [
+            hdr.line(win, name, worker, kind, e, n) + "\n" for win, name, kind, e, n in batch["hdr"]
+        ]
+        if lines:
+            self._append_hdr("".join(lines).encode())
+
+    def _append_hdr(self, data: bytes) -> None:
+        """Append whole lines to hdr.jsonl; a failed write cuts the file back to its last whole
+        line (and raises)."""
+        good = os.lseek(self._hdr, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._hdr, view) :]
+        except OSError:
+            os.ftruncate(self._hdr, good)
+            raise
 
     def heartbeat(self) -> None:
         """Rewrite run.json with a fresh heartbeat."""
@@ -146,24 +198,46 @@ class RecordWriter:
         """Keep run.json's heartbeat fresh while the run goes on."""
 
         def loop() -> None:
-            while True:
+            while self.failure is None:
                 gevent.sleep(every_s)
-                self.heartbeat()
+                try:
+                    self.heartbeat()
+                except Exception as exc:
+                    self.fail(exc, "writing run.json")
 
         self._beat = gevent.spawn(loop)
 
     def finish(self, outcome: str, extra: dict[str, Any]) -> dict[str, Any]:
-        """Compact the tables and HDR lines and write the final run.json."""
+        """Compact the tables and HDR lines and write the final run.json (``failed``, with the
+        reason and time, when writing the record failed; the compaction is then skipped)."""
         if self._beat is not None:
             self._beat.kill(block=True)
         self.drain()
         self._pool.kill()
-        self._hdr.close()
-        record.compact(self.run_dir, record.REQUESTS)
-        record.compact(self.run_dir, record.ARRIVALS)
-        hdr.compact(self.run_dir)
+        os.close(self._hdr)
+        if self.failure is None:
+            try:
+                record.compact(self.run_dir, record.REQUESTS)
+                record.compact(self.run_dir, record.ARRIVALS)
+                hdr.compact(self.run_dir)
+            except Exception as exc:  # the parts and lines stay as written
+                self.fail(exc, "compacting the run record")
         self.meta.update(extra)
         self.meta["outcome"] = outcome
+        if self.failure is not None:
+            self.meta.update(outcome="failed", error=self.failure, failed_at=self.failed_at)
         self.meta["ended_at"] = record.iso(record.utc_now())
+        self._reserve.release()
         record.write_run_json(self.run_dir, self.meta)
         return self.meta
+
+    def abandon(self, exc: BaseException) -> str:
+        """The end of the run broke (``exc``): run.json says ``failed`` with it, as far as the
+        disk allows; the reserve is given back. The reason in words."""
+        why = describe(exc)
+        self.meta.update(outcome="failed", error=why, ended_at=record.iso(record.utc_now()))
+        self.meta.setdefault("failed_at", self.meta["ended_at"])
+        self._reserve.release()
+        with contextlib.suppress(OSError):
+            record.write_run_json(self.run_dir, self.meta)
+        return why

@@ -63,7 +63,10 @@ class LocalRole:
 
     def distribute(self, scenario: Scenario, t0: float) -> None:
         plan = Plan.for_process(scenario, t0, 1, 0, "local")
-        self.collector = Collector(self.env, "local", self.writer.ingest, plan.flush_s)
+        fail = self.writer.fail
+        self.collector = Collector(
+            self.env, "local", self.writer.ingest, plan.flush_s, on_error=fail
+        )
         attach(self.env, RunContext(plan, self.collector, self.stop))
         self.collector.start()
 

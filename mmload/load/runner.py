@@ -21,7 +21,7 @@ from typing import Any
 from locust import events
 from locust.env import Environment
 
-from mmload import __version__, record
+from mmload import record
 from mmload.config.scenario import RunOptions, Scenario
 from mmload.errors import RunFailed
 from mmload.load import prom, slo
@@ -39,8 +39,9 @@ from mmload.load.preflight import (
     probe_license,
     probe_target,
 )
-from mmload.load.recorder import RecordWriter
+from mmload.load.recorder import describe
 from mmload.load.roles import role_for
+from mmload.load.runmeta import disk_warning, open_record
 from mmload.load.schedule import arrival_schedule
 from mmload.load.signals import install_signal_handlers, restore_signal_handlers
 from mmload.load.status import RunStatus, Snapshot
@@ -98,26 +99,53 @@ class ScenarioRun:
         self.role = role_for(opts, scenario.locustfile, announce_master)
         self.t0: float | None = None  # the first scheduled arrival, once the plans are out
         self.ceiling: CeilingLoop | None = None
+        self.failed_at: str | None = None  # when an exception ended the run
         self.csv: LocustCSV | None = None
 
     # ---- the whole run -------------------------------------------------------------------
     def execute(self) -> RunResult:
-        """Run the scenario; always leaves a finished run record (or an interrupted one)."""
+        """Run the scenario; always leaves a finished run record: ``completed``, ``interrupted``
+        (data kept) or ``failed`` — any exception inside the run ends it ``failed`` with the
+        error and its time in run.json (then raises RunFailed), never ``running``."""
         self._check_prometheus()
         warnings = capacity_warnings(self.peak_users(), self.role.processes)
         classes = self.user_classes or load_user_classes(self.scenario.locustfile)
-        self.run_dir = record.new_run_dir(self.opts.out, self.scenario.name, self.opts.label)
-        meta = self._initial_meta()
-        meta["warnings"] = warnings
-        self.writer = RecordWriter(self.run_dir, meta)
+        low = disk_warning(self.scenario, self.opts, self.peak_users())
+        warnings += [low] if low else []
+        self.writer = open_record(
+            self.scenario, self.opts, self.scenario_file, warnings, self._record_failed
+        )
+        self.run_dir = self.writer.run_dir
         if self.announce:
             self.announce(self.run_dir)
         for w in warnings if self.warn else []:
             self.warn(w)
         try:
+            outcome, error = self._run(classes)
+        except KeyboardInterrupt:  # before the handlers are in place (the probe)
+            outcome, error = "interrupted", None
+        except Exception as exc:
+            outcome, error = "failed", describe(exc)
+            self.failed_at = record.iso(record.utc_now())
+        try:
+            return self._finish(outcome, error)
+        except RunFailed:
+            raise
+        except Exception as exc:  # the end itself broke: still never `running`
+            why = self.writer.abandon(exc)
+            raise RunFailed(f"{why} (record: {self.run_dir})") from None
+
+    def _record_failed(self, reason: str) -> None:
+        """The record writer's failure (a full disk): stop arrivals, the run ends ``failed``."""
+        self.stop.set(reason, "failed")
+
+    def _run(self, classes: list[type]) -> tuple[str, str | None]:
+        """Probe the target, start Locust, drive the phases, stop: the outcome and error."""
+        try:
+            meta = self.writer.meta
             meta["server_version"] = self.probe(self.opts.target)
         except RunFailed as exc:
-            return self._finish("failed", str(exc))
+            return "failed", str(exc)
         meta["licensed"] = self.licensed(self.opts.target)
         s = self.scenario
         self.status = RunStatus(
@@ -138,16 +166,15 @@ class ScenarioRun:
             if self._start(env):
                 self.writer.start_heartbeat()
                 self._drive()
-            if self.stop:
-                outcome = self.stop.outcome
-                if outcome == "failed":
-                    error = self.stop.reason
         except RunFailed as exc:
             outcome, error = "failed", str(exc)
         finally:
             self._shutdown()
             restore_signal_handlers(handlers)
-        return self._finish(outcome, error)
+        if self.stop and outcome != "failed":
+            outcome = self.stop.outcome
+            error = self.stop.reason if outcome == "failed" else None
+        return outcome, error
 
     def _check_prometheus(self) -> None:
         """Required SLOs must be measurable: by the scenario's kind, and server-side ones by a
@@ -195,7 +222,7 @@ class ScenarioRun:
     def _start(self, env: Environment) -> bool:
         """Start Locust by the role and hand out the plans; False when stopped while waiting."""
         ready = self.role.connect(env, self.writer, self.stop, self.clock)
-        self.csv = LocustCSV(env, self.run_dir / "locust")
+        self.csv = LocustCSV(env, self.run_dir / "locust", self.writer.fail)
         self.csv.start()
         if not ready:
             return False
@@ -235,10 +262,12 @@ class ScenarioRun:
     def _shutdown(self) -> None:
         """Stop the users, flush every process, close Locust's CSVs, quit, fill in arrivals."""
         self.status.phase = "stopping"
-        self.role.stop_users(self.clock)
-        if self.csv is not None:
-            self.csv.finish()
-        self.role.quit()
+        try:
+            self.role.stop_users(self.clock)
+            if self.csv is not None:
+                self.csv.finish()
+        finally:
+            self.role.quit()
         self._record_missing_arrivals()
 
     def _record_missing_arrivals(self) -> None:
@@ -255,44 +284,11 @@ class ScenarioRun:
         if missing:
             self.writer.add_arrivals("master", missing)
 
-    # ---- run.json ------------------------------------------------------------------------
-    def _initial_meta(self) -> dict[str, Any]:
-        s, o = self.scenario, self.opts
-        return {
-            "schema": record.SCHEMA_VERSION,
-            "run_id": self.run_dir.name,
-            "scenario": {
-                "name": s.name,
-                "kind": s.kind,
-                "file": self.scenario_file,
-                "spec": s.model_dump(mode="json", exclude={"population": {"password"}}),
-            },
-            "parameters": {
-                "scale": o.scale,
-                "users": s.users,
-                "arrival_s": s.arrival_s,
-                "hold_s": s.hold_s,
-                "expected_s": expected_s(s),
-                "workers": o.workers,
-                "remote_workers": o.remote_workers,
-                "rate_cap": s.rate_cap,
-                "prometheus": o.prometheus,
-            },
-            "target": o.target,
-            "server_version": None,
-            "licensed": None,
-            "label": o.label,
-            "architecture": o.architecture,
-            "tool_version": __version__,
-            "started_at": record.iso(record.utc_now()),
-            "ended_at": None,
-            "outcome": "running",
-            "slos": [],
-            "supported_users": None,
-        }
-
+    # ---- run.json ----------------------------------------------------------------------
     def _final_meta(self, error: str | None) -> dict[str, Any]:
         extra: dict[str, Any] = {"error": error, "workers_reported": sorted(self.writer.batches)}
+        if self.failed_at:
+            extra["failed_at"] = self.failed_at
         if self.stop:
             extra["stop_reason"] = self.stop.reason
         if self.scenario.kind == "ceiling" and self.ceiling is not None:
