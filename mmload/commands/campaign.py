@@ -1,4 +1,4 @@
-"""CLI commands over a ceiling campaign's results: `advise` (and `architectures --docs`)."""
+"""CLI commands of the ceiling campaign: `campaign plan`, `advise` (and `architectures --docs`)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,34 @@ def advise_cmd(
         raise RunFailed(shortfall(advice))
 
 
+@click.group("campaign")
+def campaign_group() -> None:
+    """An ESR ceiling campaign: versions x architectures x repeats x scenarios."""
+
+
+@campaign_group.command("plan")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan_cmd(file: Path, as_json: bool) -> None:
+    """The deployments and runs of FILE, the expected wall time and cost; nothing is applied.
+
+    Exit 0 within the budget cap; 1 when the cost exceeds it (the plan is still printed);
+    2 on bad input (one line naming the file and field path).
+    """
+    from mmload.campaign.plan import build_plan
+
+    plan = build_plan(file)
+    click.echo(json.dumps(plan.document(), indent=2) if as_json else plan.markdown(), nl=False)
+    if as_json:
+        click.echo()
+    if not plan.within_budget:
+        raise RunFailed(
+            f"{file}: budget_usd: the plan costs ${plan.cost_usd:,.2f}, over the cap of "
+            f"${plan.campaign.budget_usd:,.2f}: refused"
+        )
+
+
 def register(group: click.Group) -> None:
     """Add this stage's commands to group."""
     group.add_command(advise_cmd)
+    group.add_command(campaign_group)

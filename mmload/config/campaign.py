@@ -1,13 +1,15 @@
-"""Options of the campaign's result commands (`mmload advise`, `architectures --docs`)."""
+"""The campaign file (`mmload campaign plan`) and the options of `mmload advise`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mmload.config.base import StrictModel
-from mmload.config.bounds import MAX_USERS, Count, Number
+from mmload.config.bounds import DAY_S, MAX_RUN_S, MAX_USERS, Count, Number
+from mmload.config.deployment import NAME_RE, Deployment, Overrides
+from mmload.config.mattermost import MattermostSettings
 
 MAX_HEADROOM_PCT = 1000.0
 
@@ -34,3 +36,94 @@ class AdviseOptions(StrictModel):
             return float(text)
         except ValueError:
             raise ValueError(f"must be a percentage such as 30% (got {value!r})") from None
+
+
+# -- the campaign file -------------------------------------------------------------------------
+
+LABEL_RE = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,39}$"
+MAX_BUDGET_USD = 10_000_000.0
+
+
+class CampaignVersion(StrictModel):
+    """One version under test: a label (as the runs carry it) and the server to install."""
+
+    label: str = Field(pattern=LABEL_RE, description="e.g. esr-11.7: the runs' --label")
+    mattermost: MattermostSettings
+
+    @model_validator(mode="after")
+    def _verified(self) -> CampaignVersion:
+        m = self.mattermost
+        if "version" not in m.model_fields_set:
+            raise ValueError("mattermost.version is required: the version under test")
+        if m.sha256 is None and m.tarball_file is None:
+            raise ValueError("mattermost.sha256 is required: a campaign installs verified tarballs")
+        return self
+
+
+class CampaignArchitecture(StrictModel):
+    """A catalog tier, or explicit sizes: a tier with overrides (then a name is required)."""
+
+    name: str | None = Field(None, pattern=LABEL_RE, description="default: tier-<users>")
+    tier: Count(1, MAX_USERS)
+    overrides: Overrides = Field(default_factory=Overrides)
+
+    _published_tier = field_validator("tier")(Deployment._published_tier.__func__)
+
+    @model_validator(mode="after")
+    def _named(self) -> CampaignArchitecture:
+        if self.name is None and self.overrides != Overrides():
+            raise ValueError("name: required when overrides change the tier's sizes")
+        return self
+
+    @property
+    def label(self) -> str:
+        """The architecture name the runs carry (`--architecture`)."""
+        return self.name or f"tier-{self.tier}"
+
+
+class CampaignScenario(StrictModel):
+    """A ceiling test, or a bounded comparison run at fixed users."""
+
+    scenario: str = Field("ceiling", min_length=1, description="built-in name or a YAML path")
+    users: Count(1, MAX_USERS) | None = Field(None, description="comparison runs: fixed users")
+    duration_s: Number(0, MAX_RUN_S, lo_open=True) | None = Field(
+        None, description="the whole run (a ceiling: its time limit); default: the scenario's"
+    )
+
+
+class CampaignTimings(StrictModel):
+    """Estimates of the steps around the runs, for the plan's wall time and cost."""
+
+    deploy_s: Number(0, DAY_S) = Field(3600.0, description="mmload up: provision to seed")
+    upgrade_s: Number(0, DAY_S) = Field(900.0, description="in-place upgrade + database reset")
+    between_runs_s: Number(0, DAY_S) = Field(300.0, description="reset between two runs")
+    destroy_s: Number(0, DAY_S) = Field(900.0, description="mmload down")
+
+
+class Campaign(StrictModel):
+    """A campaign file: versions x architectures x repeats x scenarios, under a budget."""
+
+    name: str = Field(pattern=NAME_RE, description="prefix of its deployments")
+    versions: list[CampaignVersion] = Field(min_length=1, max_length=20)
+    architectures: list[CampaignArchitecture] = Field(min_length=1, max_length=50)
+    scenarios: list[CampaignScenario] = Field(
+        default_factory=lambda: [CampaignScenario()], min_length=1, max_length=10
+    )
+    repeats: Count(1, 20) = 3
+    concurrency: Count(1, 20) = Field(1, description="deployments at once (K)")
+    reuse_deployments: bool = Field(
+        True, description="one deployment per architecture, upgraded in place across versions"
+    )
+    budget_usd: Number(0, MAX_BUDGET_USD, lo_open=True) = Field(
+        ..., description="the cap: a plan costing more is refused"
+    )
+    timings: CampaignTimings = Field(default_factory=CampaignTimings)
+
+    @field_validator("versions", "architectures")
+    @classmethod
+    def _unique(cls, items: list[Any]) -> list[Any]:
+        names = [item.label for item in items]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"[{i}] {name!r} is listed twice")
+        return items
