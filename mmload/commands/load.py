@@ -297,16 +297,35 @@ def register(group: click.Group) -> None:
         type=click.Path(exists=True, dir_okay=False),
         help="The scenario's custom locustfile, if it names one.",
     )
+    @click.option(
+        "--population",
+        type=click.Path(dir_okay=False),
+        help="Who logs in, with the password (JSON, mode 0600; `mmload run` and `mmload load "
+        "start` write it for their workers).  [default: $MMLOAD_POPULATION_FILE, else "
+        "~/.mmload/population.json]",
+    )
     @click.option("--with-parent", is_flag=True, hidden=True)
     def worker_cmd(
-        master_host: str, master_port: int, locustfile: str | None, with_parent: bool
+        master_host: str,
+        master_port: int,
+        locustfile: str | None,
+        population: str | None,
+        with_parent: bool,
     ) -> None:
-        """Run users for a remote `mmload run` master (a load agent)."""
+        """Run users for a remote `mmload run` master (a load agent). The population's password
+        never comes from the master: the worker reads it from its own file."""
         from mmload.load.worker import run_worker
 
-        flags = {"master_host": master_host, "master_port": master_port, "locustfile": locustfile}
+        flags = {
+            "master_host": master_host,
+            "master_port": master_port,
+            "locustfile": locustfile,
+            "population": population,
+        }
         opts = model_from_flags(WorkerOptions, flags, {"master_host": "--master"})
-        run_worker(opts.master_host, opts.master_port, opts.locustfile, with_parent)
+        run_worker(
+            opts.master_host, opts.master_port, opts.locustfile, with_parent, opts.population
+        )
 
     @group.command("demo")
     @click.option(

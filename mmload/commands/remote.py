@@ -175,6 +175,7 @@ def load_start_cmd(config: str, scenario: str, fail_on_slo: bool, **flags: Any) 
         out=opts.out,
         workers_per_agent=opts.workers_per_agent,
         scenario_text=None if builtin else path.read_text(encoding="utf-8"),
+        population=spec.population,
     )
     click.echo(
         f"started {spec.name} on {state.coordinator} with {state.expected} worker(s) on "

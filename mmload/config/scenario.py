@@ -401,6 +401,11 @@ class WorkerOptions(StrictModel):
     master_host: str = Field(..., min_length=1)
     master_port: int = Field(5557, ge=1, le=65535, description="Locust's default master port")
     locustfile: str | None = None
+    population: str | None = Field(
+        None,
+        description="the population file (0600; else $MMLOAD_POPULATION_FILE, else "
+        "~/.mmload/population.json)",
+    )
 
 
 def resolve_scenario_path(name_or_path: str) -> Path:

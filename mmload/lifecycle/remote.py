@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmload.configure.ssh import SshAccess
 from mmload.errors import RunFailed, UserError
@@ -75,19 +76,27 @@ class Remote:
             raise UserError(f"unknown host {host!r}; outputs.json names: {known}")
 
     def run(
-        self, host: str, command: str, *, check: bool = True, timeout: float | None = None
+        self,
+        host: str,
+        command: str,
+        *,
+        check: bool = True,
+        timeout: float | None = None,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run the shell ``command`` on ``host`` and wait for it."""
+        """Run the shell ``command`` on ``host`` and wait for it; ``stdin`` is its input (a
+        secret goes there, never into the command line)."""
         self.check_host(host)
         argv = [*self.access.argv(host, "-T"), command]
+        feed: dict[str, Any] = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}
         try:
             proc = subprocess.run(
                 argv,
                 capture_output=True,
                 text=True,
                 timeout=timeout or self.timeout,
-                stdin=subprocess.DEVNULL,
                 check=False,
+                **feed,
             )
         except subprocess.TimeoutExpired:
             waited = timeout or self.timeout

@@ -31,11 +31,13 @@ from typing import Any, TypeVar
 
 from mmload import record
 from mmload.config.remote import REMOTE_MMLOAD, RemoteLoadOptions
+from mmload.config.scenario import Population
 from mmload.configure.inventory import DeploymentOutputs
 from mmload.errors import RunFailed, UserError
 from mmload.files import write_atomic
 from mmload.lifecycle.hosts import Reached
 from mmload.lifecycle.remote import ZOMBIE_FN, Job, JobState, Remote
+from mmload.load.population import population_text
 
 T = TypeVar("T")
 STATE_FILE = "load.json"
@@ -166,8 +168,8 @@ def master_argv(
     return argv
 
 
-def worker_argv(plan: LoadPlan) -> list[str]:
-    """One worker's command line on an agent."""
+def worker_argv(plan: LoadPlan, population: str) -> list[str]:
+    """One worker's command line on an agent (``population``: its population file there)."""
     return [
         plan.remote_mmload,
         "worker",
@@ -175,7 +177,30 @@ def worker_argv(plan: LoadPlan) -> list[str]:
         plan.master_host,
         "--master-port",
         str(plan.master_port),
+        "--population",
+        population,
     ]
+
+
+# configure's `mmload-worker@` units run as the agents role's user (agents_user), whose home is
+# its run dir: they read the default population file there (mmload.load.population)
+UNIT_USER = "mmload"
+UNIT_POPULATION = '"$HOME/.mmload/population.json"'
+
+
+def put_population(remote: Remote, host: str, path: str, text: str, *, unit: bool) -> None:
+    """Write the population file (0600 from its creation) on ``host``: at ``path`` for the
+    SSH user's worker jobs, else (``unit``) in the unit user's home through ``sudo -n``.
+    The content goes through the SSH channel's stdin, never a command line."""
+    target = UNIT_POPULATION if unit else shlex.quote(path)
+    script = f"umask 077; mkdir -p $(dirname {target}) && cat > {target} && chmod 600 {target}"
+    if unit:
+        script = f"sudo -n -H -u {UNIT_USER} sh -c {shlex.quote(script)}"
+    try:
+        remote.run(host, script, stdin=text)
+    except RunFailed as exc:
+        what = "the mmload-worker@ units" if unit else "the worker jobs"
+        raise RunFailed(f"{host}: cannot give {what} the population file: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -261,10 +286,13 @@ def start_load(
     workers_per_agent: int | None = None,
     scenario_text: str | None = None,
     remote: Remote | None = None,
+    population: Population | None = None,
 ) -> LoadState:
     """Start the master on the coordinator and the workers on the agents (all detached).
     ``scenario`` is a built-in name, or ``scenario_text`` the YAML of a scenario file, which is
-    written beside the master's job."""
+    written beside the master's job. Every agent first gets the scenario's ``population`` in a
+    0600 file (the master's plan carries no password)."""
+    population = population or Population()
     remote = remote or Remote(reached.access)
     previous = _previous_state(reached.workdir)
     if previous is not None and remote.job_state(previous.master_job).running:
@@ -288,7 +316,10 @@ def start_load(
         for agent, count in counts.items()
         for k in range(count)
     ]
-    parallel(lambda w: remote.start_job(w[0], w[1], worker_argv(plan)), workers)
+    text = population_text(population)
+    files = {a: f"{absolute(plan.remote_dir, facts[a], a)}/population.json" for a in plan.agents}
+    parallel(lambda a: put_population(remote, a, files[a], text, unit=not counts[a]), plan.agents)
+    parallel(lambda w: remote.start_job(w[0], w[1], worker_argv(plan, files[w[0]])), workers)
     state = LoadState(
         coordinator=plan.coordinator,
         remote_dir=root,

@@ -23,12 +23,16 @@ from mmload.load.context import StopFlag
 READY_POLL_S = 0.2
 
 
-def worker_command(master_host: str, master_port: int, locustfile: str | None) -> list[str]:
+def worker_command(
+    master_host: str, master_port: int, locustfile: str | None, population: Path | None = None
+) -> list[str]:
     """The command line of one local worker (it quits when its parent, the master, is gone)."""
     cmd = [sys.executable, "-m", "mmload.cli", "worker", "--with-parent"]
     cmd += ["--master", master_host, "--master-port", str(master_port)]
     if locustfile:
         cmd += ["--locustfile", locustfile]
+    if population:
+        cmd += ["--population", str(population)]
     return cmd
 
 
@@ -41,10 +45,12 @@ class LocalWorkers:
         self.procs: list[subprocess.Popen] = []
         self._logs: list[IO[str]] = []
 
-    def spawn(self, master_host: str, master_port: int, log_dir: Path) -> None:
+    def spawn(
+        self, master_host: str, master_port: int, log_dir: Path, population: Path | None = None
+    ) -> None:
         """Start the processes (logs in ``log_dir``); they connect to the master at
-        ``master_host:master_port``."""
-        cmd = worker_command(master_host, master_port, self.locustfile)
+        ``master_host:master_port`` and read the ``population`` file when the plan comes."""
+        cmd = worker_command(master_host, master_port, self.locustfile, population)
         for i in range(self.count):
             logf = (log_dir / f"worker-{i}.log").open("w")
             self._logs.append(logf)

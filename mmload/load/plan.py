@@ -1,13 +1,15 @@
 """The plan a process runs: what the master decided (start time, scenario, its share of users).
 
-The master sends each worker its plan in a Locust custom message before spawning; a local run
-attaches it directly (both through :mod:`mmload.load.context`). A ``MattermostUser`` in a plain
-locustfile (no plan) gets :func:`default_plan`: closed-model users that log in as soon as they
-spawn and run the default action mix.
+The master sends each worker its plan in a Locust custom message before spawning, without the
+population's password (the worker reads it from its own file: :mod:`mmload.load.population`);
+a local run attaches it directly (both through :mod:`mmload.load.context`). A
+``MattermostUser`` in a plain locustfile (no plan) gets :func:`default_plan`: closed-model users
+that log in as soon as they spawn and run the default action mix.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -15,13 +17,16 @@ from typing import Any
 
 import gevent
 
-from mmload.config.scenario import Scenario
+from mmload.config.scenario import Population, Scenario
+from mmload.errors import RunFailed
 from mmload.load.pin import PINNED
+from mmload.load.population import SECRET_FIELDS, public_fields
 from mmload.load.schedule import ArrivalSchedule, Backoff, arrival_schedule, global_index
 
 PLAN_MESSAGE = "mmload_plan"
 BATCH_MESSAGE = "mmload_batch"
 DONE_MESSAGE = "mmload_done"
+FAILED_MESSAGE = "mmload_failed"  # a worker that cannot run its plan says why, then quits
 
 
 class RateLimiter:
@@ -113,10 +118,23 @@ class Plan:
         """The reconnect rule from the scenario's WebSocket settings."""
         return Backoff.from_spec(self.scenario.websocket)
 
+    def with_population(self, population: Population, source: str) -> Plan:
+        """This plan with a worker's own population (its file, ``source``), which must be the
+        one the master planned with (the same users)."""
+        if public_fields(population) != public_fields(self.scenario.population):
+            raise RunFailed(
+                f"{source}: the population differs from the master's scenario "
+                f"({public_fields(self.scenario.population)})"
+            )
+        scenario = self.scenario.model_copy(update={"population": population})
+        return dataclasses.replace(self, scenario=scenario)
+
     def to_message(self) -> dict[str, Any]:
-        """The plan as Locust message data (msgpack-serialisable)."""
+        """The plan as Locust message data (msgpack-serialisable): no password in it."""
         return {
-            "scenario": self.scenario.model_dump(mode="json"),
+            "scenario": self.scenario.model_dump(
+                mode="json", exclude={"population": SECRET_FIELDS}
+            ),
             "t0": self.t0,
             "workers": self.workers,
             "worker_index": self.worker_index,

@@ -4,7 +4,8 @@
   into the run record.
 - :class:`MasterRole`: Locust's MasterRunner here, users on ``mmload worker`` processes (local
   ones it starts, remote agents it waits for); each worker gets its plan in a custom message and
-  ships its batches back.
+  ships its batches back. The plan has no password: local workers read the population from a
+  0600 file in a private temporary folder (remote ones from their own).
 
 The runner talks to either through the same calls: ``connect`` (until every worker is ready),
 ``distribute`` (the plans, once the start time is fixed), ``set_users``, ``watch``,
@@ -14,7 +15,10 @@ The runner talks to either through the same calls: ``connect`` (until every work
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 from mmload.config.scenario import RunOptions, Scenario
@@ -22,7 +26,8 @@ from mmload.load.clock import Clock
 from mmload.load.collector import Collector
 from mmload.load.context import RunContext, StopFlag, attach
 from mmload.load.local_workers import LocalWorkers, wait_ready
-from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
+from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, FAILED_MESSAGE, PLAN_MESSAGE, Plan
+from mmload.load.population import write_population
 from mmload.load.recorder import RecordWriter
 from mmload.net import free_port
 
@@ -109,6 +114,7 @@ class MasterRole:
         self.announce = announce
         self.runner: Any = None
         self.done: set[str] = set()  # workers whose collector has flushed for good
+        self.population: Path | None = None  # the local workers' population file
 
     def connect(self, env: Any, writer: RecordWriter, stop: StopFlag, clock: Clock) -> bool:
         port = self.port or free_port(self.bind)
@@ -117,8 +123,13 @@ class MasterRole:
         self.runner.register_message(
             DONE_MESSAGE, lambda msg, **_: self.done.add(msg.data["worker"])
         )
+        self.runner.register_message(  # e.g. no population file: the run fails with its line
+            FAILED_MESSAGE, lambda msg, **_: stop.set(f"a worker: {msg.data['error']}", "failed")
+        )
         host = "127.0.0.1" if self.bind in ("0.0.0.0", "*") else self.bind
-        self.local.spawn(host, port, writer.run_dir)
+        if self.local.count:  # written by distribute(), read by the workers on their plan
+            self.population = Path(tempfile.mkdtemp(prefix="mmload-")) / "population.json"
+        self.local.spawn(host, port, writer.run_dir, self.population)
         if self.remote and self.announce:
             self.announce(f"{self.bind}:{port}", self.remote)
         return wait_ready(
@@ -131,6 +142,8 @@ class MasterRole:
         )
 
     def distribute(self, scenario: Scenario, t0: float) -> None:
+        if self.population is not None:
+            write_population(self.population, scenario.population)
         for i, client_id in enumerate(sorted(self.runner.clients.keys())):
             plan = Plan.for_process(scenario, t0, self.processes, i, f"w{i}")
             self.runner.send_message(PLAN_MESSAGE, plan.to_message(), client_id=client_id)
@@ -158,6 +171,8 @@ class MasterRole:
             with contextlib.suppress(Exception):
                 self.runner.quit()
         self.local.stop()
+        if self.population is not None:
+            shutil.rmtree(self.population.parent, ignore_errors=True)
 
 
 def role_for(

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import events
 from locust.env import Environment
 
+from mmload.errors import RunFailed
 from mmload.load.collector import Collector
 from mmload.load.context import RunContext, attach
 from mmload.load.pin import PINNED
-from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
+from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, FAILED_MESSAGE, PLAN_MESSAGE, Plan
+from mmload.load.population import default_path, read_population
 from mmload.load.preflight import load_user_classes, raise_open_files_limit
 
 TARGETS_ENV = "MMLOAD_TARGETS"  # comma-separated: the deployment's proxies (agents role)
@@ -52,18 +55,29 @@ class AgentEnvironment(Environment):
 
 
 class WorkerSide:
-    """The master-facing half of a worker: plan in, batches and ``done`` out."""
+    """The master-facing half of a worker: plan in, batches and ``done`` out. The plan's
+    population comes from this worker's own file (``population``), never from the master."""
 
-    def __init__(self, env: Any, runner: Any):
+    def __init__(self, env: Any, runner: Any, population: Path):
         self.env = env
         self.runner = runner
+        self.population = population
         self.collector: Collector | None = None
+        self.failed: str | None = None
         runner.register_message(PLAN_MESSAGE, self.on_plan)
         env.events.test_stop.add_listener(self.on_test_stop)
 
     def on_plan(self, msg: Any, **_: Any) -> None:
-        """Take the master's plan: attach the run context and start collecting."""
-        plan = Plan.from_message(msg.data)
+        """Take the master's plan with this worker's population: attach the run context and
+        start collecting. Without a usable population file the worker quits (one line)."""
+        try:
+            plan = Plan.from_message(msg.data)
+            plan = plan.with_population(read_population(self.population), str(self.population))
+        except RunFailed as exc:
+            self.failed = str(exc)
+            self.runner.send_message(FAILED_MESSAGE, {"error": self.failed})
+            gevent.spawn(self.runner.quit)  # not from inside the runner's own greenlet
+            return
         PINNED.install(plan.pins)  # the master's resolution of the target, before users spawn
         self.collector = Collector(self.env, plan.worker_name, self.send_batch, plan.flush_s)
         attach(self.env, RunContext(plan, self.collector))
@@ -80,19 +94,24 @@ class WorkerSide:
 
 
 def run_worker(
-    master_host: str, master_port: int, locustfile: str | None = None, with_parent: bool = False
+    master_host: str,
+    master_port: int,
+    locustfile: str | None = None,
+    with_parent: bool = False,
+    population: str | None = None,
 ) -> None:
     """A worker process: connect to the master, take its plan, run users, ship batches.
 
     ``with_parent``: a local worker quits as soon as its master process is gone (e.g. SIGKILL),
-    instead of waiting for Locust's heartbeat timeout.
+    instead of waiting for Locust's heartbeat timeout. ``population``: the population file
+    (default: :func:`~mmload.load.population.default_path`).
     """
     classes = load_user_classes(locustfile)
     raise_open_files_limit(0)
     env = AgentEnvironment(user_classes=classes, events=events)
     env.targets = [t.strip().rstrip("/") for t in os.environ.get(TARGETS_ENV, "").split(",") if t]
     runner = env.create_worker_runner(master_host, master_port)
-    WorkerSide(env, runner)
+    side = WorkerSide(env, runner, Path(population).expanduser() if population else default_path())
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, runner.quit)
     if with_parent:
@@ -105,3 +124,5 @@ def run_worker(
 
         gevent.spawn(watch_parent)
     runner.greenlet.join()
+    if side.failed:
+        raise RunFailed(side.failed)

@@ -259,6 +259,12 @@ def test_remote_run_survives_a_drop_and_records_what_a_local_run_records(
     remote = dep.remote()
     for host, folder in state.workers:
         assert not remote.job_state(Job(host, folder)).running
+    # the workers logged in from their agent's own population file, owner-only (the master's
+    # plan carries no password): <remote dir>/population.json beside the jobs
+    for _host, folder in state.workers:
+        population = Path(folder).parents[1] / "population.json"
+        assert population.stat().st_mode & 0o777 == 0o600
+        assert json.loads(population.read_text())["username_pattern"] == "user-{i}"
 
     # the local run recorded the same files and schemas
     assert local_run.returncode == 0, local_out

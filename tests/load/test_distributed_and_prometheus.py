@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from mmload import record
+from mmload.config.scenario import Population
+from mmload.load.population import write_population
 from mmload.net import free_port
 from mmload.sim.launcher import SimProcess
 from tests.conftest import MMLOAD
@@ -134,8 +136,11 @@ def test_remote_worker_agent_and_rate_cap(sim: str, tmp_path: Path) -> None:
         text=True,
     )
     time.sleep(1.0)
+    population = tmp_path / "population.json"  # the agent's own (the plan has no password)
+    write_population(population, Population())
+    worker = [MMLOAD, "worker", "--master", "127.0.0.1", "--master-port", str(port)]
     agent = subprocess.Popen(
-        [MMLOAD, "worker", "--master", "127.0.0.1", "--master-port", str(port)],
+        [*worker, "--population", str(population)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

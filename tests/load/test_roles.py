@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from mmload.config.scenario import RunOptions, Scenario
+from mmload.config.scenario import Population, RunOptions, Scenario
 from mmload.errors import RunFailed
 from mmload.load.context import StopFlag, run_context
 from mmload.load.local_workers import LocalWorkers, wait_ready, worker_command
 from mmload.load.plan import BATCH_MESSAGE, DONE_MESSAGE, PLAN_MESSAGE, Plan
+from mmload.load.population import write_population
 from mmload.load.roles import STOP_TIMEOUT_S, LocalRole, MasterRole, role_for
 from tests.load.fakes import FakeClock, import_locust_unpatched
 
@@ -197,10 +198,11 @@ class FakeWorkerRunner:
         self.sent.append((kind, data))
 
 
-def test_worker_takes_its_plan_then_sends_its_last_batch_before_done() -> None:
+def test_worker_takes_its_plan_then_sends_its_last_batch_before_done(tmp_path: Path) -> None:
     env = Environment()
     runner = FakeWorkerRunner()
-    WorkerSide(env, runner)
+    write_population(tmp_path / "population.json", Population())  # the worker's own file
+    WorkerSide(env, runner, tmp_path / "population.json")
     plan = Plan(scenario=Scenario(name="s", kind="storm", users=4), worker_name="w1", flush_s=60)
     runner.handlers[PLAN_MESSAGE](SimpleNamespace(data=plan.to_message()))
     ctx = run_context(env)
