@@ -74,6 +74,12 @@ def architectures(
     ceiling results of --results (run records) and --data (Mattermost's published data).
     """
     if docs is not None:
+        if as_json:
+            raise UserError(
+                "lists the catalog, --docs writes pages: give one",
+                source="command line",
+                field="--json",
+            )
         write_architecture_docs(docs, results, data)
         return
     if results or data:

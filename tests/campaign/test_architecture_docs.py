@@ -139,6 +139,7 @@ def test_docs_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     for args, flag in [
         (["--data", str(tmp_path)], "--docs"),
         (["--docs", str(a_file)], "--docs"),
+        (["--docs", str(tmp_path / "d"), "--json"], "--json"),
         (["--docs", str(tmp_path / "d"), "--results", str(tmp_path / "none")], "--results"),
     ]:
         res = run_cli("architectures", *args)
