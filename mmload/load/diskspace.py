@@ -20,15 +20,19 @@ from pathlib import Path
 from mmload.config.scenario import Scenario
 from mmload.errors import UserError
 
-# Bytes on disk per request row at the peak of a run (its parquet part, its share of hdr.jsonl
-# and, while the parts are merged at the end, the second copy in requests.parquet). Measured on
-# a 200-user storm against `mmload sim` (tests/load/test_disk_full.py::
-# test_bytes_per_row_bounds_a_real_record measures it again and fails when a record outgrows it).
-BYTES_PER_ROW = 120
-LOGIN_ROWS = 40  # requests of a user's login and initial load, a reconnect's reload included
-ACTION_ROWS = 3  # requests per action of the mix (most actions make one to three)
+# Bytes on disk per request row at the peak of a run: its parquet part, its share of hdr.jsonl
+# and, while the parts are merged at the end, its second copy in requests.parquet (Locust's CSVs
+# aside). Measured on 200-user runs against `mmload sim` (a storm and a steady run with the
+# action mix, sizes of the run directory polled every 50 ms): 50-52 bytes; 80 leaves a margin.
+# tests/load/test_disk_full.py::test_the_estimate_bounds_a_real_record measures a real record
+# on a tmpfs again and fails when it outgrows the estimate.
+BYTES_PER_ROW = 80
+LOGIN_ROWS = 40  # requests per user at its arrival: the same runs measured 28 (login, load, WS)
+ACTION_ROWS = 2  # requests per action of the mix: the steady run measured 1.4
 POLL_ROWS_PER_S = 4 / 60  # the web app's 60 s polls
-CSV_BYTES_PER_S = 16_000  # locust_stats_history.csv: a row per endpoint each second
+CSV_BYTES_PER_S = 16_000  # locust_stats_history.csv, a row per endpoint each second: 5.5 KB/s
+FLUSH_S = 2.0  # a part per table per process every flush (the plan's flush_s)
+BLOCK_BYTES = 4096  # the least a file takes on disk (a filesystem block, a tmpfs page)
 RESERVE_BYTES = 512 << 10  # twice the final run.json of a long run (tmp + the old one)
 WARN_MARGIN = 1.5
 REFUSE_FRACTION = 0.5
@@ -42,10 +46,13 @@ def expected_rows(scenario: Scenario, users: int, duration_s: float) -> int:
     return int(users * (LOGIN_ROWS + duration_s * per_s))
 
 
-def estimate_bytes(scenario: Scenario, users: int, duration_s: float) -> int:
-    """The most disk the record of such a run takes (see the module docstring)."""
+def estimate_bytes(scenario: Scenario, users: int, duration_s: float, processes: int = 1) -> int:
+    """The most disk the record of such a run takes (see the module docstring): its rows, the
+    blocks its part files start, Locust's CSV history and the reserve."""
     rows = expected_rows(scenario, users, duration_s)
-    return rows * BYTES_PER_ROW + int(duration_s * CSV_BYTES_PER_S) + RESERVE_BYTES
+    parts = 2 * processes * (int(duration_s / FLUSH_S) + 2)
+    csv = int(duration_s * CSV_BYTES_PER_S)
+    return rows * BYTES_PER_ROW + parts * BLOCK_BYTES + csv + RESERVE_BYTES
 
 
 def _size(n: float) -> str:

@@ -14,9 +14,11 @@ from mmload.load.phases import expected_s
 from mmload.load.recorder import RecordWriter
 
 
-def disk_warning(scenario: Scenario, opts: RunOptions, peak_users: int) -> str | None:
+def disk_warning(
+    scenario: Scenario, opts: RunOptions, peak_users: int, processes: int
+) -> str | None:
     """The free-space check of ``--out`` for this run (a UserError when clearly too little)."""
-    need = estimate_bytes(scenario, peak_users, expected_s(scenario))
+    need = estimate_bytes(scenario, peak_users, expected_s(scenario), processes)
     return check_free_space(Path(opts.out), need)
 
 

@@ -110,7 +110,7 @@ class ScenarioRun:
         self._check_prometheus()
         warnings = capacity_warnings(self.peak_users(), self.role.processes)
         classes = self.user_classes or load_user_classes(self.scenario.locustfile)
-        low = disk_warning(self.scenario, self.opts, self.peak_users())
+        low = disk_warning(self.scenario, self.opts, self.peak_users(), self.role.processes)
         warnings += [low] if low else []
         self.writer = open_record(
             self.scenario, self.opts, self.scenario_file, warnings, self._record_failed
