@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from mmload.config.scenario import Scenario, WebSocketSpec
 
@@ -127,14 +127,44 @@ class Backoff:
         """Seconds after the socket dropped at which a client reconnects after an outage.
 
         The drop is the first close; every attempt before ``outage_s`` fails (one more close);
-        the first one at or after it succeeds.
+        the first one at or after it succeeds. Where the delay stays the same for many attempts
+        that all fail (fast retries over a long outage: 36,000 of 0.1 s in an hour), they are
+        taken at once, their jitter drawn as one sum (:func:`jitter_sum`): a few steps instead
+        of a loop that would hold the process, and Ctrl-C, for minutes.
         """
+        r = rng or random
         t, closes = 0.0, 1
         while True:
-            t += self.delay(closes, rng)
+            base = self.base_delay(closes)
+            k = min(
+                self._same_delay_after(closes), int((outage_s - t) / (base + self.jitter_s)) - 1
+            )
+            if k >= JUMP_MIN_ATTEMPTS:  # k attempts, each at most base + jitter: all before
+                t += k * base + self.jitter_s * jitter_sum(k, r)
+                closes += k
+                continue
+            t += self.delay(closes, r)
             if t >= outage_s:
                 return t
             closes += 1
+
+    def _same_delay_after(self, closes: int) -> int:
+        """How many attempts from ``closes`` on have the same base delay (a large number once
+        it is at ``max_s``; 0 while it grows)."""
+        if closes <= self.grow_after:
+            return self.grow_after - closes + 1
+        if self.base_delay(closes) >= self.max_s:
+            return 1 << 62
+        return 0
+
+
+JUMP_MIN_ATTEMPTS = 64  # fewer same-delay attempts are drawn one by one (the exact rule)
+
+
+def jitter_sum(k: int, rng: random.Random | Any) -> float:
+    """The sum of ``k`` uniform 0..1 draws (Irwin-Hall), for k >= JUMP_MIN_ATTEMPTS drawn as its
+    normal approximation (mean k/2, variance k/12: off by far less than one draw)."""
+    return min(float(k), max(0.0, rng.gauss(k / 2, math.sqrt(k / 12))))
 
 
 def herd_offsets(users: int, outage_s: float, backoff: Backoff, seed: int = 0) -> list[float]:

@@ -11,13 +11,14 @@ every attempt during the outage closing at once — in milliseconds, as the Java
 from __future__ import annotations
 
 import random
+import time
 
 import gevent
 import pytest
 
 from mmload.config.scenario import WebSocketSpec
 from mmload.load import ws as ws_module
-from mmload.load.schedule import Backoff, herd_offsets
+from mmload.load.schedule import Backoff, herd_offsets, jitter_sum
 
 MAX_FAILS, MIN_RETRY_MS, MAX_RETRY_MS, JITTER_MS = 7, 3000, 300000, 2000
 SAMPLES = 20_000
@@ -95,3 +96,31 @@ def test_the_sockets_own_reconnect_loop_counts_the_drop(monkeypatch: pytest.Monk
     for delay, base in zip(slept[7:], (192, 243, 300), strict=True):
         assert base <= delay < base + 2
     assert sock.failures == 9
+
+
+def test_fast_retries_over_a_long_outage_are_drawn_in_steps_not_one_by_one() -> None:
+    """36,000 retries of 0.1 s in an hour: the same answer without jitter, the same spread with
+    it (their jitter drawn as one sum), in milliseconds rather than a loop of minutes."""
+    fast = Backoff(min_s=0.1, max_s=0.1, jitter_s=0.0, grow_after=0)
+    started = time.perf_counter()
+    assert herd_offsets(500, 3600.0, fast) == [pytest.approx(3600.0)] * 500
+    assert time.perf_counter() - started < 0.5
+
+    def one_by_one(b: Backoff, outage_s: float, rng: random.Random) -> float:
+        t, closes = 0.0, 1
+        while True:
+            t += b.delay(closes, rng)
+            if t >= outage_s:
+                return t
+            closes += 1
+
+    jittered = Backoff(min_s=0.1, max_s=0.1, jitter_s=0.2, grow_after=0)
+    rng = random.Random(1)
+    exact = sorted(one_by_one(jittered, 300.0, rng) for _ in range(400))
+    got = sorted(herd_offsets(400, 300.0, jittered, seed=2))
+    for q in (0.05, 0.5, 0.95):  # every reconnect lands within one retry after the outage
+        assert quantile(got, q) == pytest.approx(quantile(exact, q), abs=0.05), q
+    assert min(got) >= 300.0 and max(got) <= 300.0 + 0.1 + 0.2
+    rng.seed(3)
+    sums = [jitter_sum(1000, rng) for _ in range(2000)]
+    assert sum(sums) / len(sums) == pytest.approx(500, abs=1) and min(sums) >= 0
