@@ -9,7 +9,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import locust  # noqa: F401  (first: Locust's gevent patching, before anything imports ssl)
 import pytest
 
 from tests.pghost import PostgresHost
