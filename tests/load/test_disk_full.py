@@ -22,7 +22,9 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
+import gevent
 import pyarrow.parquet as pq
 import pytest
 
@@ -30,9 +32,12 @@ from mmload import record
 from mmload.config.scenario import Scenario
 from mmload.errors import UserError
 from mmload.load import diskspace
+from mmload.load.collector import Collector
 from mmload.load.phases import expected_s
+from mmload.load.recorder import RecordWriter
 from tests.conftest import MMLOAD
 from tests.load.conftest import run_dir_from, run_mmload, write_scenario
+from tests.load.fakes import Events
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +157,7 @@ def test_the_estimate_bounds_a_real_record(sim: str, tmp_path: Path, disk: Path)
     """The free-space estimate (the measured BYTES_PER_ROW and the other constants) holds for a
     real run: the tmpfs's peak use stays under it, and not far under (so the check does not
     refuse runs that fit)."""
-    f, scenario = _storm(tmp_path, users=100, hold_s=4)
+    f, scenario = _storm(tmp_path, users=100, arrival_s=3, hold_s=1)
     peak, done = [0], threading.Event()
 
     def watch() -> None:
@@ -237,3 +242,95 @@ def test_the_free_space_check_reads_the_disk_of_the_nearest_existing_folder(
     with pytest.raises(UserError):
         diskspace.check_free_space(tmp_path / "a" / "b", free * 4)
     assert os.path.exists(tmp_path) and not (tmp_path / "a").exists()
+
+
+# ---------------------------------------------------------------- the writer's failures, as units
+
+
+def _writer(tmp_path: Path) -> tuple[RecordWriter, Collector, SimpleNamespace, list[str]]:
+    run_dir = record.new_run_dir(tmp_path, "t")
+    reasons: list[str] = []
+    writer = RecordWriter(run_dir, {"outcome": "running"}, reasons.append)
+    env = SimpleNamespace(events=Events())
+    return writer, Collector(env, "w0", writer.ingest, 60), env, reasons
+
+
+def _request(env: SimpleNamespace, i: int) -> None:
+    env.events.request.fire(
+        request_type="GET",
+        name=f"GET /api/v4/n{i % 3}",
+        response_time=5.0,
+        response_length=1,
+        exception=None,
+        context={"user": "user-1"},
+        start_time=1_800_000_000.0 + i,
+        response=SimpleNamespace(status_code=200),
+    )
+
+
+def test_a_write_cut_short_leaves_whole_hdr_lines_and_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills in the middle of an hdr.jsonl append: the half line is cut off, the run's
+    failure is reported once, nothing is written after it, the parts stay uncompacted."""
+    writer, collector, env, reasons = _writer(tmp_path)
+    for i in range(10):
+        _request(env, i)
+    collector.flush()
+    writer.drain()
+    hdr_path = writer.run_dir / record.HDR_FILE
+    whole = hdr_path.read_bytes()
+    assert whole.endswith(b"\n") and len(whole.splitlines()) == 3
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for i in range(10, 20):
+        _request(env, i)
+    monkeypatch.setattr(os, "write", half_then_full)
+    collector.flush()
+    writer.drain()
+    monkeypatch.undo()
+    assert hdr_path.read_bytes() == whole  # the torn half is gone
+    assert reasons == ["writing the run record failed: OSError: [Errno 28] No space left on device"]
+    parts = _parts(writer.run_dir)
+    for i in range(20, 30):  # after the failure nothing more is written
+        _request(env, i)
+    collector.stop()
+    writer.drain()
+    assert _parts(writer.run_dir).keys() == parts.keys()
+    meta = writer.finish("failed", {"error": reasons[0]})
+    assert meta["outcome"] == "failed" and meta["error"] == reasons[0] and meta["failed_at"]
+    assert record.read_run(writer.run_dir)["outcome"] == "failed"
+    # not compacted: the parts are the record (the failed batch's part came before its HDR lines)
+    assert not (writer.run_dir / "requests.parquet").exists()
+    assert record.read_table(writer.run_dir, record.REQUESTS).num_rows == 10 + 10
+    assert not list(writer.run_dir.rglob("*.tmp")) and not (writer.run_dir / ".reserve").exists()
+
+
+def test_a_failed_heartbeat_or_compaction_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, collector, _env, reasons = _writer(tmp_path)
+    real = record.write_run_json
+    monkeypatch.setattr(
+        record, "write_run_json", lambda *a: (_ for _ in ()).throw(OSError(errno.EIO, "EIO"))
+    )
+    writer.start_heartbeat(every_s=0.01)
+    gevent.sleep(0.05)
+    monkeypatch.setattr(record, "write_run_json", real)
+    assert reasons == ["writing run.json failed: OSError: [Errno 5] EIO"]
+    assert writer._beat is not None and writer._beat.dead  # it stopped by itself, no traceback
+
+    writer2, collector2, env2, _ = _writer(tmp_path / "2")
+    _request(env2, 0)
+    collector2.stop()
+    monkeypatch.setattr(record, "compact", lambda *a: (_ for _ in ()).throw(OSError(28, "full")))
+    meta = writer2.finish("completed", {})
+    assert meta["outcome"] == "failed"
+    assert meta["error"] == "compacting the run record failed: OSError: [Errno 28] full"
+    assert record.read_table(writer2.run_dir, record.REQUESTS).num_rows == 1  # the part stays
+    collector.stop()
+    writer.finish("failed", {})
