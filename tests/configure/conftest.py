@@ -37,7 +37,7 @@ OUTPUTS: dict[str, Any] = {
     "database": {
         "engine": "aurora-postgresql",
         "writer_endpoint": "mm-2k-db.cluster-xyz.us-east-1.rds.amazonaws.com",
-        "reader_endpoints": ["mm-2k-db.cluster-ro-xyz.us-east-1.rds.amazonaws.com"],
+        "reader_endpoints": ["mm-2k-db-1.xyz.us-east-1.rds.amazonaws.com"],
         "port": 5432,
         "name": "mattermost",
         "username": "mmuser",

@@ -62,7 +62,7 @@ def deployment_vars() -> dict[str, Any]:
         "mmload_db": {
             "engine": "aurora-postgresql",
             "writer_endpoint": "mm-local-db.cluster-x.us-east-1.rds.amazonaws.com",
-            "reader_endpoints": ["mm-local-db.cluster-ro-x.us-east-1.rds.amazonaws.com"],
+            "reader_endpoints": ["mm-local-db-1.x.us-east-1.rds.amazonaws.com"],
             "port": 5432,
             "name": "mattermost",
             "username": "mmuser",
@@ -81,7 +81,8 @@ def server_rewrites_config(path: Path) -> None:
     """Do what a starting Mattermost does: add its defaults and re-serialise config.json."""
     cfg = json.loads(path.read_text())
     cfg["ServiceSettings"]["ReadTimeout"] = 300
-    cfg["PluginSettings"] = {"Enable": True, "Directory": "./plugins"}
+    cfg["PluginSettings"]["Directory"] = "./plugins"
+    cfg["PluginSettings"]["PluginStates"]["com.example.extra"] = {"Enable": True}
     path.write_text(json.dumps(cfg, indent=2, sort_keys=False))
 
 
@@ -295,11 +296,12 @@ def test_config_json_has_what_mattermost_expects(converge: Converge) -> None:
         sql["DataSource"],
     )
     assert len(sql["DataSourceReplicas"]) == 1
-    assert "@mm-local-db.cluster-ro-x." in sql["DataSourceReplicas"][0]
+    assert "@mm-local-db-1.x." in sql["DataSourceReplicas"][0]
     assert cfg["ClusterSettings"] == {"Enable": False}  # one app node: no cluster
     fs = cfg["FileSettings"]
     assert fs["DriverName"] == "amazons3" and fs["AmazonS3Bucket"] == "mm-local-files"
-    assert fs["AmazonS3SSE"] is True and fs["AmazonS3AccessKeyId"] == ""  # instance role
+    # the bucket's default SSE-KMS encrypts (AmazonS3SSE would force SSE-S3); the instance role
+    assert fs["AmazonS3SSE"] is False and fs["AmazonS3AccessKeyId"] == ""
     assert cfg["MetricsSettings"] == {"Enable": True, "ListenAddress": ":8067"}
     es = cfg["ElasticsearchSettings"]
     assert es["ConnectionURL"] == "https://vpc-mm-local.us-east-1.es.amazonaws.com"
@@ -314,7 +316,10 @@ def test_server_rewrites_of_config_json_are_kept(converge: Converge) -> None:
     """Between the runs the file was rewritten as the server does (server_rewrites_config):
     the second run merged over it, changed nothing, and kept the server's additions."""
     cfg = json.loads((converge.root / "etc/mattermost/config.json").read_text())
-    assert cfg["PluginSettings"] == {"Enable": True, "Directory": "./plugins"}
+    plugins = cfg["PluginSettings"]
+    assert plugins["Directory"] == "./plugins" and plugins["Enable"] is True
+    assert plugins["PluginStates"]["com.example.extra"] == {"Enable": True}
+    assert plugins["PluginStates"]["com.mattermost.calls"] == {"Enable": False}
     assert cfg["ServiceSettings"]["ReadTimeout"] == 300
     assert cfg["ServiceSettings"]["SiteURL"] == "http://203.0.113.5"
     assert "changed" not in converge.output.split("Write config.json", 2)[2].split("task:")[0]

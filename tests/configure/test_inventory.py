@@ -58,9 +58,7 @@ def test_database_endpoints_are_variables_and_no_secret(outputs_file: Path) -> N
     inv = build_inventory(load_outputs(outputs_file), users=15000, key=Path("/k"))
     v = inv["all"]["vars"]
     assert v["mmload_db"]["writer_endpoint"] == "mm-2k-db.cluster-xyz.us-east-1.rds.amazonaws.com"
-    assert v["mmload_db"]["reader_endpoints"] == [
-        "mm-2k-db.cluster-ro-xyz.us-east-1.rds.amazonaws.com"
-    ]
+    assert v["mmload_db"]["reader_endpoints"] == ["mm-2k-db-1.xyz.us-east-1.rds.amazonaws.com"]
     assert v["mmload_db"]["port"] == 5432
     assert "master_secret_arn" not in v["mmload_db"]
     assert v["mmload_users"] == 15000

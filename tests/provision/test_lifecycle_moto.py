@@ -95,7 +95,9 @@ def check_outputs(out: dict, name: str) -> None:
         assert out["hosts"][role][0]["public_ip"], role
     assert set(out["database"]) == DB_KEYS
     assert out["database"]["engine"] == "aurora-postgresql"
-    assert len(out["database"]["reader_endpoints"]) == 1
+    # each reader instance's own endpoint (one DSN each), not the cluster's reader endpoint
+    (reader,) = out["database"]["reader_endpoints"]
+    assert reader.startswith(f"{name}-db-") and ".cluster-" not in reader, reader
     assert out["database"]["master_secret_arn"].startswith("arn:aws:secretsmanager:")
     assert out["search"] is None and out["cache"] is None  # search switched off for moto
     assert out["bucket"]["name"].startswith(f"{name}-files-")
