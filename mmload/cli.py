@@ -12,7 +12,17 @@ import sys
 import click
 
 from mmload import __version__
-from mmload.commands import campaign, configure, infra, lifecycle, load, remote, report, sim
+from mmload.commands import (
+    campaign,
+    configure,
+    infra,
+    lifecycle,
+    load,
+    remote,
+    report,
+    sim,
+    target,
+)
 from mmload.errors import RunFailed, UserError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -25,7 +35,7 @@ def cli() -> None:
     tests with Locust, and report. Without AWS, `mmload sim` is the target."""
 
 
-for stage in (sim, load, report, infra, configure, remote, lifecycle, campaign):
+for stage in (sim, load, target, report, infra, configure, remote, lifecycle, campaign):
     stage.register(cli)
 
 

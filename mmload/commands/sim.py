@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import SecretStr
 
 from mmload.commands.common import default_of, model_from_flags
-from mmload.config.loader import read_yaml, validate_model
+from mmload.config.loader import read_token_file, read_yaml, validate_model
 from mmload.config.sim import NAMED_PROFILES, PopulationSpec, Profile, SimSettings
 from mmload.errors import UserError
 
@@ -154,6 +155,12 @@ def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
     help="Database connection pool size, as SqlSettings.MaxOpenConns "
     f"[default: {default_of(SimSettings, 'db_max_open_conns')}].",
 )
+@click.option(
+    "--admin-token-file",
+    type=click.Path(dir_okay=False),
+    help="A file holding the token of the simulated system admin (GET /api/v4/config, "
+    "/api/v4/cluster/status); never printed.",
+)
 def sim_command(
     host: str,
     port: int,
@@ -165,6 +172,7 @@ def sim_command(
     ws_ping_interval: float | None,
     database: str | None,
     db_max_open_conns: int | None,
+    admin_token_file: str | None,
     **population: Any,
 ) -> None:
     """Run the Mattermost API v4 simulator until Ctrl-C / SIGTERM.
@@ -189,6 +197,8 @@ def sim_command(
     update: dict[str, Any] = {"population": spec, "profile": profile, "profile_name": name}
     if no_metrics:  # model_from_flags drops None values: say it here
         update["metrics_port"] = None
+    if admin_token_file is not None:
+        update["admin_token"] = SecretStr(read_token_file(admin_token_file, "--admin-token-file"))
     settings = settings.model_copy(update=update)
 
     def ready(running: Any) -> None:
@@ -212,6 +222,8 @@ def sim_command(
                 f"  database: PostgreSQL {where.hostname}:{where.port or 5432}{where.path}, "
                 f"schema mmload_sim, pool {settings.db_max_open_conns}"
             )
+        if admin_token_file is not None:
+            click.echo(f"  admin: the token in {admin_token_file} (GET /api/v4/config)")
         click.echo("  stop with Ctrl-C or SIGTERM")
 
     with contextlib.suppress(KeyboardInterrupt):

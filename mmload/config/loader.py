@@ -108,6 +108,26 @@ def read_text(path: str | Path, limit: int = MAX_CONFIG_BYTES) -> str:
     return decode_text(read_bytes(path, limit), str(path))
 
 
+MAX_TOKEN_BYTES = 4096
+
+
+def read_token_file(path: str | Path, flag: str) -> str:
+    """A secret token: the first line of a small text file, never echoed (errors name the
+    file and ``flag``, not its content). Empty or not one printable word: refused."""
+    try:
+        text = read_text(path, MAX_TOKEN_BYTES)
+    except UserError as err:
+        raise UserError(err.message, source=str(path), field=flag) from None
+    token = text.strip()
+    if not token:
+        raise UserError("is empty: it must hold the token", source=str(path), field=flag)
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise UserError(
+            "must hold one token (one word, no spaces or line breaks)", source=str(path), field=flag
+        )
+    return token
+
+
 class StrictYamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader that refuses duplicate keys, aliases and deep nesting.
 

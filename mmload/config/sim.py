@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from mmload.config.base import StrictModel
 from mmload.config.bounds import Count, Number
@@ -210,6 +210,15 @@ class SimSettings(StrictModel):
     )
     db_max_open_conns: int = Field(300, ge=1, le=10_000, description="SqlSettings.MaxOpenConns")
     db_max_idle_conns: int = Field(20, ge=0, le=10_000, description="SqlSettings.MaxIdleConns")
+    max_users_per_team: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        description="TeamSettings.MaxUsersPerTeam (null: the largest team)",
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="the token of the one system admin (GET /api/v4/config); never shown"
+    )
 
     @field_validator("host")
     @classmethod

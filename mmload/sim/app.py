@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from mmload.config.sim import SimSettings
-from mmload.sim import webapp_handlers
+from mmload.sim import admin, webapp_handlers
 from mmload.sim.core import SimCore
 from mmload.sim.costs import FifoWorkerPool, GcraLimiter, PasswordChecker, PoolFull
 from mmload.sim.errors import ApiError
@@ -230,6 +230,7 @@ class Simulator:
     # -- routes -----------------------------------------------------------------------------
     def _add_routes(self) -> None:
         webapp_handlers.add_routes(self.core, self.route)
+        admin.add_routes(self.core, self.route)
         self.app.router.add_get("/api/v4/websocket", self._ws)
         self.app.router.add_route("*", "/api/v4/{tail:.*}", self._not_found)
 

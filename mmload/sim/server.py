@@ -17,6 +17,7 @@ from aiohttp import web
 from mmload.config.sim import SimSettings
 from mmload.errors import UserError
 from mmload.sim.app import Simulator
+from mmload.sim.costs import GcraLimiter
 from mmload.sim.population import Population
 
 
@@ -92,13 +93,30 @@ async def start(settings: SimSettings, population: Population | None = None) -> 
             body = sim.metrics.exposition()
             return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
+        async def limiters(_request: web.Request) -> web.Response:
+            return web.json_response(limiter_view(sim))
+
         mapp.router.add_get("/metrics", metrics)
+        mapp.router.add_get("/limiters", limiters)
         mrunner = web.AppRunner(mapp, access_log=None, handle_signals=False)
         await mrunner.setup()
         await web.SockSite(mrunner, metrics_sock).start()
         runners.append(mrunner)
         metrics_url = _url(settings.host, metrics_sock) + "/metrics"
     return RunningSim(sim, url, metrics_url, runners)
+
+
+def limiter_view(sim: Simulator) -> dict[str, dict[str, dict[str, int]] | None]:
+    """Each limiter's keys (client addresses, or tokens with ``VaryByUser``) with the requests
+    it passed and refused (bounded as the limiter's own table): the simulator's view of who sent
+    what, served beside /metrics for tests and operators."""
+
+    def view(limiter: GcraLimiter | None) -> dict[str, dict[str, int]] | None:
+        if limiter is None:
+            return None
+        return {"allowed": dict(limiter.allowed_keys), "refused": dict(limiter.limited_keys)}
+
+    return {"login": view(sim.limiter), "global": view(sim.global_limiter)}
 
 
 async def serve_until_signal(settings: SimSettings, on_ready: Callable[[RunningSim], None]) -> None:
