@@ -153,9 +153,19 @@ def prepared_scenario(scenario_ref: str, opts: RunOptions) -> tuple[Any, Path]:
     return scenario, path
 
 
+def use_source_addresses(addresses: tuple[str, ...]) -> None:
+    """The local addresses the users send from, round robin by user index (``--source-address``:
+    each one bind-tested here, bad input names the flag); none: the system's choice."""
+    from mmload.load.pin import PINNED, check_source
+
+    PINNED.sources = tuple(dict.fromkeys(check_source(a) for a in addresses))
+
+
 def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
     """Validate, confirm the target, run, print; returns the RunResult."""
+    sources = flags.pop("source_addresses", ())
     opts = model_from_flags(RunOptions, flags)
+    use_source_addresses(sources)
     scenario, path = prepared_scenario(scenario_ref, opts)
     confirm_target(opts.target, yes)
     from mmload.load.runner import ScenarioRun  # imports Locust (gevent monkey-patching)
@@ -266,6 +276,13 @@ def register(group: click.Group) -> None:
     @click.option("--rate-cap", type=float, help="Cap on requests per second for the whole run.")
     @click.option("--master-bind", help="Address the master listens on for remote workers.")
     @click.option("--master-port", type=int, help="Port the master listens on (0: free port).")
+    @click.option(
+        "--source-address",
+        "source_addresses",
+        multiple=True,
+        help="A local address to send from (repeat it: users are spread over them round robin, "
+        "HTTP and WebSocket; e.g. past a rate limiter keyed by address).",
+    )
     @click.option("--yes", is_flag=True, help="Do not ask before loading a non-loopback target.")
     @fail_on_slo_option
     def run_cmd(scenario: str, yes: bool, fail_on_slo: bool, **flags: Any) -> None:

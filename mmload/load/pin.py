@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from mmload.errors import RunFailed
+from mmload.errors import RunFailed, UserError
 
 OFF_TARGET = "redirect_off_target"
 
@@ -43,6 +43,7 @@ class AddressBook:
     def __init__(self, resolver: Resolver = system_resolver) -> None:
         self.resolver = resolver
         self._pins: dict[str, tuple[str, ...]] = {}
+        self.sources: tuple[str, ...] = ()  # local addresses the users send from (round robin)
 
     def addresses(self, host: str) -> tuple[str, ...]:
         """The pinned addresses of ``host``, resolving it the first time (raises RunFailed)."""
@@ -73,8 +74,9 @@ class AddressBook:
         self._pins.update({h.lower(): tuple(a) for h, a in pins.items() if a})
 
     def clear(self) -> None:
-        """Forget every pin (a new run in the same process)."""
+        """Forget every pin and source address (a new run in the same process)."""
         self._pins.clear()
+        self.sources = ()
 
 
 PINNED = AddressBook()
@@ -89,22 +91,52 @@ def is_loopback(url: str) -> bool:
     return all(ipaddress.ip_address(a).is_loopback for a in addrs)
 
 
-def connect(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP connection to ``host``'s pinned addresses (the first that answers)."""
+def check_source(address: str, flag: str = "--source-address") -> str:
+    """``address`` if this machine can send from it (a bind test), else bad input naming
+    ``flag``."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise UserError(f"{address!r} is not an IP address", field=flag) from None
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((str(ip), 0))
+        except OSError as exc:
+            raise UserError(
+                f"{ip} is not a local address of this machine ({exc.strerror or exc})", field=flag
+            ) from None
+    return str(ip)
+
+
+def source_of(sources: list[str], index: int) -> str | None:
+    """The local address user ``index`` sends from: round robin over ``sources`` (None: the
+    system's choice)."""
+    return sources[index % len(sources)] if sources else None
+
+
+def connect(host: str, port: int, timeout: float, source: str | None = None) -> socket.socket:
+    """A TCP connection to ``host``'s pinned addresses (the first that answers), from the local
+    address ``source`` when given."""
     error: OSError | None = None
+    bind = (source, 0) if source else None
     for address in PINNED.addresses(host):
         try:
-            return socket.create_connection((address, port), timeout=timeout)
+            return socket.create_connection((address, port), timeout=timeout, source_address=bind)
         except OSError as exc:
             error = error or exc
     raise error or OSError(f"no address for {host}")
 
 
 def connect_tls(
-    host: str, port: int, timeout: float, context: ssl.SSLContext | None
+    host: str,
+    port: int,
+    timeout: float,
+    context: ssl.SSLContext | None,
+    source: str | None = None,
 ) -> socket.socket:
     """:func:`connect`, wrapped in TLS (verified against ``host``) when ``context`` is given."""
-    sock = connect(host, port, timeout)
+    sock = connect(host, port, timeout, source)
     if context is None:
         return sock
     try:
@@ -131,17 +163,23 @@ def pinned_infos(host: str, port: int) -> list[tuple]:
     ]
 
 
-def open_socket(url: str, timeout: float, context: Callable[[], ssl.SSLContext]) -> socket.socket:
-    """A connection for ``url`` (http(s) or ws(s)) to its host's pinned addresses; TLS by
-    ``context()`` for https and wss."""
+def open_socket(
+    url: str, timeout: float, context: Callable[[], ssl.SSLContext], source: str | None = None
+) -> socket.socket:
+    """A connection for ``url`` (http(s) or ws(s)) to its host's pinned addresses, from
+    ``source`` when given; TLS by ``context()`` for https and wss."""
     parts = urlsplit(url)
     secure = parts.scheme in ("https", "wss")
     port = parts.port or (443 if secure else 80)
-    return connect_tls(host_of(url), port, timeout, context() if secure else None)
+    return connect_tls(host_of(url), port, timeout, context() if secure else None, source)
 
 
 def open_websocket(
-    url: str, timeout: float, context: Callable[[], ssl.SSLContext], **kw: Any
+    url: str,
+    timeout: float,
+    context: Callable[[], ssl.SSLContext],
+    source: str | None = None,
+    **kw: Any,
 ) -> Any:
     """websocket-client's connection on a pinned socket; a redirect is never followed (one off
     the target fails with ``redirect_off_target``)."""
@@ -149,7 +187,7 @@ def open_websocket(
 
     ws = websocket.WebSocket()
     ws.settimeout(timeout)
-    sock = open_socket(url, timeout, context)
+    sock = open_socket(url, timeout, context, source)
     try:
         ws.connect(url, socket=sock, timeout=timeout, redirect_limit=0, **kw)
     except websocket.WebSocketException:

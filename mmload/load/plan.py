@@ -59,6 +59,7 @@ class Plan:
     flush_s: float = 2.0
     rate_cap: float | None = None  # requests/s for this process
     pins: dict[str, list[str]] = field(default_factory=dict)  # host -> addresses (pin.PINNED)
+    sources: list[str] = field(default_factory=list)  # local addresses to send from (round robin)
     counter: itertools.count = field(default_factory=itertools.count)
     limiter: RateLimiter | None = None
 
@@ -88,6 +89,7 @@ class Plan:
             flush_s=min(record.FLUSH_INTERVAL_S, 2.0),
             rate_cap=scenario.rate_cap / n if scenario.rate_cap else None,
             pins=PINNED.snapshot(),
+            sources=list(PINNED.sources),
         )
 
     @property
@@ -144,6 +146,7 @@ class Plan:
             "flush_s": self.flush_s,
             "rate_cap": self.rate_cap,
             "pins": self.pins,
+            "sources": self.sources,
         }
 
     @classmethod

@@ -60,6 +60,7 @@ class MMWebSocket:
         cookie: str | None = None,
         resume: bool = False,
         auth: str | None = None,
+        source: str | None = None,
     ):
         self.url = url
         self.token = token
@@ -70,6 +71,7 @@ class MMWebSocket:
         self.backoff = Backoff.from_spec(spec)
         self.timeout_s = timeout_s
         self.cookie = cookie
+        self.source = source  # the local address to connect from (None: the system's)
         self.ws: websocket.WebSocket | None = None
         self.connection_id: str | None = None
         self.server_version: str | None = None
@@ -114,7 +116,12 @@ class MMWebSocket:
             headers = [f"Authorization: Bearer {self.token}"] if self.auth == "header" else []
             cookie = self.cookie if self.auth != "challenge" else None
             ws = open_websocket(
-                self.connect_url(), self.timeout_s, stdlib_context, header=headers, cookie=cookie
+                self.connect_url(),
+                self.timeout_s,
+                stdlib_context,
+                self.source,
+                header=headers,
+                cookie=cookie,
             )
             if self.auth == "challenge":
                 ws.send(

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import gevent.socket
 from geventhttpclient.client import HTTPClient, HTTPClientPool
 from geventhttpclient.url import URL
 
@@ -144,16 +145,17 @@ def set_cookie(resp: Any, name: str) -> str | None:
 class PinnedPool(HTTPClientPool):
     """geventhttpclient's per-host client pool for one target host: a client for another host
     (a redirect off the target) is refused before it connects; the target's clients connect to
-    its pinned addresses (:mod:`mmload.load.pin`)."""
+    its pinned addresses (:mod:`mmload.load.pin`), from the local address ``source`` when given."""
 
-    def __init__(self, host: str, **kw: Any) -> None:
+    def __init__(self, host: str, source: str | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.host = host.lower()
+        self.source = source
 
     @classmethod
-    def replacing(cls, pool: HTTPClientPool, host: str) -> PinnedPool:
+    def replacing(cls, pool: HTTPClientPool, host: str, source: str | None = None) -> PinnedPool:
         """A pinned pool with the client arguments of ``pool`` (Locust's user agent's)."""
-        pinned = cls(host)
+        pinned = cls(host, source)
         pinned.client_args = pool.client_args
         return pinned
 
@@ -163,10 +165,31 @@ class PinnedPool(HTTPClientPool):
         host = (url.host or "").lower()
         if host != self.host:
             raise OffTargetError(f"{OFF_TARGET}: refused {host}:{url.port} (target {self.host})")
-        new = (url.host, url.port) not in self.clients
-        client = super().get_client(url)
-        if new:  # its request host (Host header, TLS server name) stays the host name
-            pool = client._connection_pool
+        key = (url.host, url.port)
+        client = self.clients.get(key)
+        if client is None:  # pinned (and bound) before any other greenlet can use it
+            client = HTTPClient.from_url(url, **self.client_args)
+            pool = client._connection_pool  # its Host header and TLS name stay the host name
             infos = pinned_infos(host, pool._connection_port)
             pool._resolve = lambda: infos
+            if self.source:  # the pool's socket factory, bound before it connects
+                pool._create_tcp_socket = bound_socket_factory(self.source)
+            # pinned_infos may yield (gevent's getaddrinfo): another greenlet's may be first
+            client = self.clients.setdefault(key, client)
         return client
+
+
+def bound_socket_factory(source: str) -> Any:
+    """geventhttpclient's ``_create_tcp_socket`` with the socket bound to ``source`` (port 0:
+    the system picks it)."""
+
+    def create(family: int, socktype: int, protocol: int) -> gevent.socket.socket:
+        sock = gevent.socket.socket(family, socktype, protocol)
+        try:
+            sock.bind((source, 0))
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    return create

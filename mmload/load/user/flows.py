@@ -56,6 +56,7 @@ class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls):
     rng: random.Random
     host: str
     index: int
+    source: str | None
     username: str
     scheduled_at: float | None
     lag_s: float | None
@@ -190,6 +191,7 @@ class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls):
             cookie=cookie,
             resume=not self.legacy,
             auth=auth,
+            source=self.source,
         )
         if not self.legacy:
             self.ws.on_reconnect = lambda: gevent.spawn(self.reconnect_reload)

@@ -11,7 +11,7 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from mmload.load.actions import ActionPicker, idle_seconds
 from mmload.load.context import run_context
-from mmload.load.pin import host_of
+from mmload.load.pin import host_of, source_of
 from mmload.load.tls import client_context
 from mmload.load.user.client import ApiClient, PinnedPool, json_or_none
 from mmload.load.user.flows import ArrivalFlow
@@ -61,9 +61,10 @@ class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, PlannedHandlers,
         self.network_timeout = self.connection_timeout = timeout
         self.concurrency = self.scenario.http_connections  # read by FastHttpUser's __init__
         super().__init__(environment)
-        agent = self.client.client  # to the target's pinned addresses; no redirect off it
-        agent.clientpool = PinnedPool.replacing(agent.clientpool, host_of(self.host))
         self.index = self.plan.next_user_index()
+        self.source = source_of(self.plan.sources, self.index)  # None: the system's choice
+        agent = self.client.client  # to the target's pinned addresses; no redirect off it
+        agent.clientpool = PinnedPool.replacing(agent.clientpool, host_of(self.host), self.source)
         self.username = self.plan.username(self.index)
         self.scheduled_at = self.plan.arrival_time(self.index)
         self.rng = random.Random()
