@@ -153,21 +153,39 @@ def prepared_scenario(scenario_ref: str, opts: RunOptions) -> tuple[Any, Path]:
     return scenario, path
 
 
-def use_source_addresses(addresses: tuple[str, ...]) -> None:
+def use_source_addresses(addresses: tuple[str, ...], opts: RunOptions) -> None:
     """The local addresses the users send from, round robin by user index (``--source-address``:
-    each one bind-tested here, bad input names the flag); none: the system's choice."""
-    from mmload.load.pin import PINNED, check_source
+    each one bind-tested here and of the target's address family; bad input names the flag);
+    none: the system's choice. Only this machine's users: not with remote workers."""
+    from mmload.load.pin import PINNED, check_source, host_of, same_family
 
-    PINNED.sources = tuple(dict.fromkeys(check_source(a) for a in addresses))
+    if not addresses:
+        return
+    if opts.remote_workers:
+        raise UserError(
+            "addresses of this machine: not with --remote-workers (their users send from theirs)",
+            source="command line",
+            field="--source-address",
+        )
+    sources = tuple(dict.fromkeys(check_source(a) for a in addresses))
+    for source in sources:
+        for address in PINNED.addresses(host_of(opts.target)):
+            if not same_family(source, address):
+                raise UserError(
+                    f"{source} cannot reach the target's address {address} (IPv4 and IPv6)",
+                    source="command line",
+                    field="--source-address",
+                )
+    PINNED.sources = sources
 
 
 def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
     """Validate, confirm the target, run, print; returns the RunResult."""
     sources = flags.pop("source_addresses", ())
     opts = model_from_flags(RunOptions, flags)
-    use_source_addresses(sources)
     scenario, path = prepared_scenario(scenario_ref, opts)
-    confirm_target(opts.target, yes)
+    confirm_target(opts.target, yes)  # resolves the target's host once: its pinned addresses
+    use_source_addresses(sources, opts)
     from mmload.load.runner import ScenarioRun  # imports Locust (gevent monkey-patching)
 
     live_ctx = None

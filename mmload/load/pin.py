@@ -97,16 +97,25 @@ def check_source(address: str, flag: str = "--source-address") -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        raise UserError(f"{address!r} is not an IP address", field=flag) from None
+        raise UserError(
+            f"{address!r} is not an IP address", source="command line", field=flag
+        ) from None
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((str(ip), 0))
         except OSError as exc:
             raise UserError(
-                f"{ip} is not a local address of this machine ({exc.strerror or exc})", field=flag
+                f"{ip} is not a local address of this machine ({exc.strerror or exc})",
+                source="command line",
+                field=flag,
             ) from None
     return str(ip)
+
+
+def same_family(a: str, b: str) -> bool:
+    """Whether two IP addresses are both IPv4 or both IPv6."""
+    return ipaddress.ip_address(a).version == ipaddress.ip_address(b).version
 
 
 def source_of(sources: list[str], index: int) -> str | None:

@@ -41,11 +41,13 @@ def limiters(sim: SimProcess) -> dict:
     return requests.get(url, timeout=10).json()
 
 
+@pytest.mark.parametrize("workers", [0, 1])
 def test_a_storm_spreads_its_logins_over_the_source_addresses(
-    limited: SimProcess, tmp_path: Path
+    limited: SimProcess, tmp_path: Path, workers: int
 ) -> None:
-    """12 users, 3 addresses: the simulator saw exactly 4 logins from each and every other
-    request of the users from these addresses too; from 127.0.0.1 only the master's probes."""
+    """12 users, 3 addresses, in one process or in a local worker (the plan carries the
+    addresses): the simulator saw exactly 4 more logins from each, and every other request of the
+    users from these addresses too; from 127.0.0.1 only the master's probes."""
     before = limiters(limited)
     scenario = write_scenario(
         tmp_path / "spread.yaml",
@@ -54,21 +56,25 @@ def test_a_storm_spreads_its_logins_over_the_source_addresses(
     flags = [a for s in SOURCES for a in ("--source-address", s)]
     res = run_mmload(
         "run", str(scenario), "--target", limited.url, "--out", str(tmp_path), *flags,
-        "--no-fail-on-slo", timeout=90,
+        "--workers", str(workers), "--no-fail-on-slo", timeout=90,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     assert (run_dir_from(res.stdout) / "run.json").is_file()
     after = limiters(limited)
-    logins = after["login"]["allowed"]
-    assert before["login"]["allowed"] == {}
+    logins = delta(after["login"]["allowed"], before["login"]["allowed"])
     assert logins == {s: 4 for s in SOURCES}, logins
     assert after["login"]["refused"] == {} and after["global"]["refused"] == {}
-    seen = after["global"]["allowed"]
+    seen = delta(after["global"]["allowed"], before["global"]["allowed"])
     assert set(seen) == {*SOURCES, "127.0.0.1"}, seen
     per_source = [seen[s] for s in SOURCES]
     assert min(per_source) > 4 * 5, per_source  # the initial loads and sockets, not only logins
     assert max(per_source) - min(per_source) <= max(per_source) // 4, per_source
     assert seen["127.0.0.1"] <= 5, seen  # the probes before the run
+
+
+def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """What each key sent between two readings (keys that sent nothing left out)."""
+    return {k: n - before.get(k, 0) for k, n in after.items() if n > before.get(k, 0)}
 
 
 def test_the_websocket_connects_from_its_source_address(limited: SimProcess) -> None:
@@ -99,5 +105,28 @@ def test_an_address_this_machine_cannot_send_from_is_bad_input(
     )  # fmt: skip
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mmload: error: --source-address: " + why)
+    prefix = "mmload: error: command line: --source-address: "
+    assert len(lines) == 1 and lines[0].startswith(prefix + why), lines
     assert "run record" not in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "why"),
+    [
+        (["--remote-workers", "1"], "addresses of this machine: not with --remote-workers"),
+        (["--target", "http://[::1]:9"], "127.0.0.2 cannot reach the target's address ::1"),
+    ],
+)
+def test_sources_that_cannot_serve_the_run_are_bad_input(
+    limited: SimProcess, args: list[str], why: str
+) -> None:
+    """Remote workers send from their own machines; an IPv4 source cannot reach an IPv6
+    target: both refused before anything is sent."""
+    res = run_mmload(
+        "run", "sev0-login-storm", "--target", limited.url, "--users", "2",
+        "--source-address", "127.0.0.2", *args, timeout=30,
+    )  # fmt: skip
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    prefix = "mmload: error: command line: --source-address: "
+    assert len(lines) == 1 and lines[0].startswith(prefix + why), lines
