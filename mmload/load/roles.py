@@ -21,7 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import gevent
+from locust.rpc import Message
+
 from mmload.config.scenario import RunOptions, Scenario
+from mmload.errors import RunFailed
 from mmload.load.clock import Clock
 from mmload.load.collector import Collector
 from mmload.load.context import RunContext, StopFlag, attach
@@ -114,6 +118,8 @@ class MasterRole:
         self.announce = announce
         self.runner: Any = None
         self.done: set[str] = set()  # workers whose collector has flushed for good
+        self._dispatch: gevent.Greenlet | None = None
+        self._dispatch_error: str | None = None
         self.population: Path | None = None  # the local workers' population file
 
     def connect(self, env: Any, writer: RecordWriter, stop: StopFlag, clock: Clock) -> bool:
@@ -149,22 +155,47 @@ class MasterRole:
             self.runner.send_message(PLAN_MESSAGE, plan.to_message(), client_id=client_id)
 
     def set_users(self, count: int, spawn_rate: float) -> None:
-        self.runner.start(count, spawn_rate)
+        """Locust's master hands the users out over ``count / spawn_rate`` seconds inside its
+        ``start``: run that in its own greenlet (as Locust's web UI does), so that the phases
+        keep ticking and a Ctrl-C stops the run at once, not after the dispatch."""
+        self._stop_dispatch()
+        self._dispatch = gevent.spawn(self._start_users, count, spawn_rate)
+
+    def _start_users(self, count: int, spawn_rate: float) -> None:
+        try:
+            self.runner.start(count, spawn_rate)
+        except Exception as exc:
+            self._dispatch_error = f"{type(exc).__name__}: {exc}"
+
+    def _stop_dispatch(self) -> None:
+        if self._dispatch is not None:
+            self._dispatch.kill(block=True)
+            self._dispatch = None
 
     def watch(self) -> None:
+        if self._dispatch_error:
+            raise RunFailed(f"handing out the users failed: {self._dispatch_error}")
         self.local.check()
 
     def stop_users(self, clock: Clock) -> None:
-        """Stop the users; wait until every worker has sent its last batch (or is gone)."""
+        """Stop the users; wait until every worker has sent its last batch (or is gone).
+
+        The workers get Locust's ``stop`` message here and the wait is this role's own (polled
+        every STOP_POLL_S, at most STOP_TIMEOUT_S): Locust's ``MasterRunner.stop`` would poll
+        the workers' user counts once a second, for up to a minute."""
         if self.runner is None:
             return
+        self._stop_dispatch()
         with contextlib.suppress(Exception):
-            self.runner.stop()
+            for client in self.runner.clients.all:
+                self.runner.server.send_to_client(Message("stop", None, client.id))
         deadline = clock.time() + STOP_TIMEOUT_S
         while len(self.done) < self.processes and clock.time() < deadline:
             if not self.remote and self.local.all_exited():
                 break
             clock.sleep(STOP_POLL_S)
+        with contextlib.suppress(Exception):
+            self.runner.stop(send_stop_to_client=False)  # its state and events: nothing to wait for
 
     def quit(self) -> None:
         if self.runner is not None:

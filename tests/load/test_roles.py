@@ -36,6 +36,10 @@ class Clients:
     def ready(self) -> list[str]:
         return self.ids
 
+    @property
+    def all(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(id=i) for i in self.ids]
+
     def keys(self) -> list[str]:
         return list(self.ids)
 
@@ -48,6 +52,7 @@ class FakeMaster:
         self.handlers: dict[str, Any] = {}
         self.sent: list[tuple[str, dict, str]] = []
         self.stopped = self.quitted = False
+        self.server = SimpleNamespace(send_to_client=lambda msg: self.sent.append(msg))
 
     def register_message(self, kind: str, fn: Any) -> None:
         self.handlers[kind] = fn
@@ -58,7 +63,8 @@ class FakeMaster:
     def deliver(self, kind: str, data: dict) -> None:
         self.handlers[kind](SimpleNamespace(data=data))
 
-    def stop(self) -> None:
+    def stop(self, send_stop_to_client: bool = True) -> None:
+        assert not send_stop_to_client  # the role sends the stop and waits itself
         self.stopped = True
 
     def quit(self) -> None:
@@ -120,6 +126,8 @@ def test_master_stops_once_every_worker_has_flushed(tmp_path: Path) -> None:
     clock.at(clock.now + 3.0, lambda: env.master.deliver(DONE_MESSAGE, {"worker": "w1"}))
     role.stop_users(clock)
     assert env.master.stopped and role.done == {"w0", "w1"}
+    stops = [m for m in env.master.sent if getattr(m, "type", None) == "stop"]
+    assert sorted(m.node_id for m in stops) == ["agent-a", "agent-b"]  # Locust's stop, to each
     assert 3.0 <= clock.elapsed - start <= 3.0 + 0.2
     role.quit()
     assert env.master.quitted
