@@ -66,7 +66,7 @@ def check_cmd(**flags: Any) -> None:
     blocking = sum(f.blocking for f in found)
     if blocking:
         raise RunFailed(
-            f"{blocking} warning(s): the storm would measure the limits above, not the server"
+            f"{blocking} warning(s) above: the storm as planned would not measure the server"
         )
     click.echo("nothing blocking")
 

@@ -4,8 +4,15 @@ The CLI runs as a user runs it; what it reports comes from the simulator's own a
 
 from __future__ import annotations
 
+import json
+import os
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -14,6 +21,7 @@ from mmload.config.scenario import Scenario
 from mmload.load.storm_check import Storm, has_login_limiter, settings_findings, storm_of
 from mmload.load.target import TargetFacts
 from mmload.sim.launcher import SimProcess, running_sim
+from tests.conftest import MMLOAD
 from tests.load.conftest import run_mmload
 
 pytestmark = pytest.mark.slow
@@ -66,7 +74,7 @@ def test_v11_5_reports_the_login_limiter_and_the_source_addresses_a_storm_needs(
     assert "10 requests/s per address (burst 100)" in out
     assert "note: SqlSettings.MaxOpenConns 300" in out and "note: cluster: off" in out
     assert err.strip().splitlines() == [
-        "mmload: error: 2 warning(s): the storm would measure the limits above, not the server"
+        "mmload: error: 2 warning(s) above: the storm as planned would not measure the server"
     ]
     # the token never reached the simulator's log either
     assert all(TOKEN not in line for line in v115.output)
@@ -174,3 +182,87 @@ def test_sessions_shorter_than_the_run_block_it() -> None:
         "web sessions last 1 h (SessionLengthWebInHours) but the run lasts 2 h: "
         "users are logged out during it"
     ]
+
+
+class _MattermostLike(BaseHTTPRequestHandler):
+    """Just the unauthenticated answers `target check` reads, and a note of every
+    Authorization header it was sent."""
+
+    protocol_version = "HTTP/1.1"
+    server: Any
+    ANSWERS: ClassVar[dict[str, dict[str, str]]] = {
+        "/api/v4/system/ping": {"status": "OK", "database_status": "OK"},
+        "/api/v4/config/client": {"Version": "11.9.0", "BuildNumber": "42"},
+        "/api/v4/license/client": {"IsLicensed": "true", "SkuShortName": "enterprise"},
+    }
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.authorizations.append(self.headers.get("Authorization"))
+        body = self.ANSWERS.get(self.path.split("?", 1)[0])
+        data = json.dumps(body or {"id": "api.context.404.app_error"}).encode()
+        self.send_response(200 if body else 404)
+        self.send_header("X-Version-Id", "11.9.0.42.abc.true")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def tls_target(tmp_path: Path) -> Iterator[tuple[str, str, ThreadingHTTPServer]]:
+    """An HTTPS server on 127.0.0.1 whose certificate (mmload's own CA) names ``localhost``."""
+    from mmload.configure.tls import generated_tls
+
+    tls = generated_tls(tmp_path, "target-check", ["localhost"])
+    (tmp_path / "key.pem").write_text(tls.key_pem)
+    (tmp_path / "cert.pem").write_text(tls.cert_pem)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _MattermostLike)
+    server.authorizations = []  # type: ignore[attr-defined]
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{server.server_address[1]}", str(tls.ca_file), server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def check_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k != "MMLOAD_CA_FILE"}
+    return subprocess.run(
+        [MMLOAD, "target", "check", *args], capture_output=True, text=True, timeout=60,
+        env={**clean, **env},
+    )  # fmt: skip
+
+
+def test_tls_verified_with_the_ca_given(
+    tls_target: tuple[str, str, ThreadingHTTPServer],
+) -> None:
+    url, ca, _server = tls_target
+    res = check_env({"MMLOAD_CA_FILE": ca}, "--target", url)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "  TLS: certificate verified" in res.stdout
+    assert "server: 11.9.0 build 42 (X-Version-Id 11.9.0.42.abc.true)" in res.stdout
+    assert "license: enterprise" in res.stdout
+
+
+def test_an_unverified_certificate_blocks_and_gets_no_token(
+    tls_target: tuple[str, str, ThreadingHTTPServer], token_file: Path
+) -> None:
+    """Without its CA the certificate does not verify: a blocking warning in words, the rest
+    still read, and the admin token is never sent over that connection."""
+    url, _ca, server = tls_target
+    res = check_env({}, "--target", url, "--admin-token-file", str(token_file))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "warning: TLS certificate NOT verified: " in res.stdout
+    assert "every user of the run verifies it and would fail" in res.stdout
+    assert "server: 11.9.0 build 42" in res.stdout
+    assert "note: settings not read: the token is not sent over unverified TLS" in res.stdout
+    assert server.authorizations and not any(server.authorizations)  # type: ignore[attr-defined]
