@@ -90,6 +90,11 @@ def iso(ts: datetime | None) -> str | None:
     return ts.astimezone(UTC).isoformat().replace("+00:00", "Z") if ts else None
 
 
+def iso_epoch(t: float) -> str:
+    """Epoch seconds as :func:`iso` writes them."""
+    return iso(datetime.fromtimestamp(t, UTC)) or ""
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
 
@@ -314,6 +319,23 @@ class CeilingLog(_Model):
     intervals: list[CeilingInterval] = Field(default_factory=list)
 
 
+class AbortFired(_Model):
+    """The abort rule that ended an ``aborted`` run (run.json ``abort``)."""
+
+    rule: str
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    for_s: float | None = None
+    since: datetime | None = None
+    at: datetime | None = None
+
+    def sentence(self) -> str:
+        """``aborted by error_rate above 0.2 for 30 s: 0.43 at 2026-...``."""
+        value = "" if self.value is None else f": {self.metric} {self.value:.4g}"
+        return f"aborted by the rule {self.rule}{value} at {iso(self.at) or '?'}"
+
+
 class RunMeta(_Model):
     """run.json, typed. Written by the load engine, read by every reader of a record."""
 
@@ -329,8 +351,9 @@ class RunMeta(_Model):
     tool_version: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    outcome: Literal["running", "completed", "interrupted", "failed"] = "running"
+    outcome: Literal["running", "completed", "interrupted", "failed", "aborted"] = "running"
     error: str | None = None
+    abort: AbortFired | None = None  # outcome aborted: the rule that fired
     slos: list[SloVerdict] = Field(default_factory=list)
     supported_users: float | None = None
     totals: dict[str, Any] = Field(default_factory=dict)
@@ -393,7 +416,9 @@ def run_verdict(meta: RunMeta) -> RunVerdict:
     passed = [s for s in meta.slos if s.status == "pass"]
     reasons = [s.sentence() for s in failed]
     reasons += [s.sentence() + " (not a pass)" for s in unmeasured if not s.optional]
-    if meta.outcome != "completed":
+    if meta.outcome == "aborted":
+        reasons.append(meta.abort.sentence() if meta.abort else "the run was aborted")
+    elif meta.outcome != "completed":
         why = f": {meta.error}" if meta.error else ""
         reasons.append(f"the run did not complete (outcome {meta.outcome}{why})")
     if reasons:

@@ -132,10 +132,14 @@ def run_verdict(meta: dict[str, Any]) -> RunVerdict:
 
 
 def exit_for(result: Any, fail_on_slo: bool) -> None:
-    """The exit code of a finished run: 130 interrupted, 1 when an SLO failed or could not be
-    measured (unless ``fail_on_slo`` is off), else 0. A failed run raised RunFailed already."""
+    """The exit code of a finished run: 130 interrupted, 1 aborted by a rule (one line naming
+    it) or when an SLO failed or could not be measured (unless ``fail_on_slo`` is off), else 0.
+    A failed run raised RunFailed already."""
     if result.meta["outcome"] == "interrupted":
         sys.exit(130)
+    if result.meta["outcome"] == "aborted":
+        meta = record.parse_meta(result.meta, "run.json")
+        raise RunFailed(meta.abort.sentence() if meta.abort else "the run was aborted")
     verdict = run_verdict(result.meta)
     if fail_on_slo and verdict.status == "FAIL":
         raise RunFailed("FAIL: " + "; ".join(verdict.reasons))
@@ -291,7 +295,18 @@ def register(group: click.Group) -> None:
         help=f"Parent folder of the run record.  [default: {default_of(RunOptions, 'out')}]",
     )
     @click.option("--prometheus", help="Prometheus base URL for server-side SLOs.")
-    @click.option("--rate-cap", type=float, help="Cap on requests per second for the whole run.")
+    @click.option(
+        "--rate-cap",
+        "--max-rps",
+        "rate_cap",
+        type=float,
+        help="Hard cap on requests per second for the whole run (--max-rps: the same cap).",
+    )
+    @click.option(
+        "--max-users",
+        type=int,
+        help="Hard cap on users at once (after --scale and --users; ceiling: its max_users).",
+    )
     @click.option("--master-bind", help="Address the master listens on for remote workers.")
     @click.option("--master-port", type=int, help="Port the master listens on (0: free port).")
     @click.option(
@@ -308,8 +323,8 @@ def register(group: click.Group) -> None:
 
         Writes a new run record under --out and prints its path. Ctrl-C stops cleanly and keeps
         what was measured (outcome: interrupted). Exit codes: 0 every SLO passed, 1 an SLO
-        failed or could not be measured (see --no-fail-on-slo) or the run failed, 2 bad input,
-        130 interrupted.
+        failed or could not be measured (see --no-fail-on-slo), the run failed, or an abort
+        rule of the scenario stopped it (outcome: aborted), 2 bad input, 130 interrupted.
         """
         result = execute_run(scenario, flags, yes)
         exit_for(result, fail_on_slo)

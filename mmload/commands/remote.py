@@ -72,7 +72,16 @@ def load_group() -> None:
     again, `fetch` copies its record later."""
 
 
-RUN_FLAGS = ("scale", "users", "duration", "hold", "label", "architecture", "rate_cap")
+RUN_FLAGS = (
+    "scale",
+    "users",
+    "duration",
+    "hold",
+    "label",
+    "architecture",
+    "rate_cap",
+    "max_users",
+)
 
 
 @load_group.command("start")
@@ -93,7 +102,14 @@ RUN_FLAGS = ("scale", "users", "duration", "hold", "label", "architecture", "rat
 )
 @click.option("--label", help="A label for the run, e.g. the ESR under test.")
 @click.option("--architecture", help="The architecture under test.")
-@click.option("--rate-cap", type=float, help="Cap on requests per second for the whole run.")
+@click.option(
+    "--rate-cap",
+    "--max-rps",
+    "rate_cap",
+    type=float,
+    help="Hard cap on requests per second for the whole run (--max-rps: the same cap).",
+)
+@click.option("--max-users", type=int, help="Hard cap on users at once (as `mmload run`).")
 @click.option("--target", help="Base URL to load.  [default: site_url of outputs.json]")
 @click.option(
     "--prometheus", help="Prometheus URL as the coordinator sees it.  [default: the metrics node]"
@@ -213,7 +229,7 @@ def _follow_and_fetch(reached: Any, state: Any, fail_on_slo: bool) -> None:
 
 def _fetch_and_judge(reached: Any, state: Any, remote: Any, fail_on_slo: bool) -> None:
     """Copy the record back, print where it is and exit by its verdict (0 also for a failed
-    SLO when ``fail_on_slo`` is off; a failed or interrupted run never exits 0)."""
+    SLO when ``fail_on_slo`` is off; a failed, aborted or interrupted run never exits 0)."""
     from mmload import record
     from mmload.lifecycle.remote_load import fetch_record
 
@@ -326,6 +342,7 @@ def load_stop_cmd(config: str, grace: float | None) -> None:
 @click.option("--label")
 @click.option("--architecture")
 @click.option("--rate-cap", type=float)
+@click.option("--max-users", type=int)
 @click.option("--remote-workers", type=int)
 @click.option("--master-bind")
 @click.option("--master-port", type=int)

@@ -201,6 +201,55 @@ class PromQueries(StrictModel):
     cpu_percent: str = "100 * max(rate(process_cpu_seconds_total[{window}]))"
 
 
+ABORT_RATES = (
+    "error_rate",
+    "auth_error_rate",
+    "rate_limited_rate",
+    "server_error_rate",
+    "transport_error_rate",
+    "http_5xx_rate",
+)
+ABORT_MS = ("p99_ms", "avg_ms", "login_p99_ms")
+AbortMetric = Literal[
+    "error_rate",
+    "auth_error_rate",
+    "rate_limited_rate",
+    "server_error_rate",
+    "transport_error_rate",
+    "http_5xx_rate",
+    "p99_ms",
+    "avg_ms",
+    "login_p99_ms",
+]
+MAX_ABORT_RULES = 20
+MAX_ABORT_WINDOW_S = 590  # the live statistics keep the last 600 s
+
+
+class AbortRule(StrictModel):
+    """Stop the run when ``metric`` over the last ``window_s`` seconds (ending 2 s ago; 10 s is
+    the live view's window) stays above ``above`` for ``for_s`` seconds. Rates are 0..1,
+    latencies in ms."""
+
+    metric: AbortMetric
+    above: Number(0, MAX_MS)
+    for_s: Number(0, DAY_S) = Field(30.0, description="how long the breach must hold")
+    window_s: Count(1, MAX_ABORT_WINDOW_S) = Field(
+        10, description="whole seconds the metric is measured over (the live view's: 10)"
+    )
+
+    @model_validator(mode="after")
+    def _rate_within_one(self) -> AbortRule:
+        if self.metric in ABORT_RATES and self.above >= 1:
+            raise ValueError(f"above: {self.metric} is a rate: give a value below 1")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The rule in words: ``error_rate above 0.2 for 30 s``."""
+        window = "" if self.window_s == 10 else f" (window {self.window_s} s)"
+        return f"{self.metric} above {self.above:g} for {self.for_s:g} s{window}"
+
+
 class Ceiling(StrictModel):
     """The feedback loop of the ceiling scenario (like Mattermost's load-test coordinator)."""
 
@@ -272,6 +321,11 @@ class Scenario(StrictModel):
     herd: Herd = Herd()
     rate_cap: Number(MIN_RATE, MAX_RATE) | None = Field(
         None, description="requests per second, whole run"
+    )
+    abort: list[AbortRule] = Field(
+        default_factory=list,
+        max_length=MAX_ABORT_RULES,
+        description="rules that stop the run (outcome aborted) when one holds for its for_s",
     )
     locustfile: str | None = Field(None, description="custom locustfile; relative to the scenario")
     request_timeout_s: Number(0.1, 3600) = 60.0
@@ -349,7 +403,12 @@ class RunOptions(StrictModel):
     architecture: str | None = Field(None, max_length=80, description="e.g. a tier or ct2XL220")
     out: str = "runs"
     prometheus: str | None = Field(None, pattern=r"^https?://\S+$")
-    rate_cap: Number(MIN_RATE, MAX_RATE) | None = None
+    rate_cap: Number(MIN_RATE, MAX_RATE) | None = Field(
+        None, description="requests per second, whole run (--max-rps is the same flag)"
+    )
+    max_users: Count(1, MAX_USERS) | None = Field(
+        None, description="hard cap on users at once, after --scale and --users"
+    )
     master_bind: str = "127.0.0.1"
     master_port: Count(0, 65535) = Field(0, description="0: a free port")
     expect_workers_timeout_s: Number(1, DAY_S) = 60.0
@@ -436,7 +495,8 @@ def load_scenario(name_or_path: str) -> tuple[Scenario, Path]:
 
 def apply_options(scenario: Scenario, opts: RunOptions) -> Scenario:
     """The scenario as this run uses it: scaled, then explicit --users/--hold/--rate-cap (and a
-    ceiling's --duration; other kinds turn --duration into a hold in ``mmload.load.phases``)."""
+    ceiling's --duration; other kinds turn --duration into a hold in ``mmload.load.phases``),
+    then the --max-users cap on the users (a ceiling: on its max_users and start_users)."""
     s = scenario.scaled(opts.scale)
     upd: dict = {}
     ceiling = s.ceiling.model_dump()
@@ -450,4 +510,20 @@ def apply_options(scenario: Scenario, opts: RunOptions) -> Scenario:
         upd["ceiling"] = {**ceiling, "max_duration_s": opts.duration}
     if opts.rate_cap is not None:
         upd["rate_cap"] = opts.rate_cap
-    return s.revalidated(upd, "--users/--duration/--rate-cap") if upd else s
+    if upd:
+        s = s.revalidated(upd, "--users/--duration/--rate-cap")
+    return capped(s, opts.max_users)
+
+
+def capped(scenario: Scenario, max_users: int | None) -> Scenario:
+    """``scenario`` with never more than ``max_users`` users at once (None: as it is)."""
+    if max_users is None:
+        return scenario
+    c = scenario.ceiling
+    ceiling = {
+        **c.model_dump(),
+        "max_users": min(c.max_users, max_users),
+        "start_users": min(c.start_users, max_users),
+    }
+    upd = {"users": min(scenario.users, max_users), "ceiling": ceiling}
+    return scenario.revalidated(upd, "--max-users")

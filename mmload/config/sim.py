@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mmload.config.base import StrictModel
 from mmload.config.bounds import Count, Number
@@ -92,6 +92,18 @@ class WorkerPool(StrictModel):
     size: int = Field(ge=1, le=100_000)
     service_ms: Number(0, 60_000, lo_open=True)
     queue_max: Count(0, 100_000_000) | None = None
+    degrade_after_s: Number(0, 86_400) | None = Field(
+        None,
+        description="from this long after the simulator started, each request holds its slot "
+        "degraded_service_ms instead (a failover, a lost node: the pool overflows mid-run)",
+    )
+    degraded_service_ms: Number(0, 60_000, lo_open=True) | None = None
+
+    @model_validator(mode="after")
+    def _degrade_both(self) -> WorkerPool:
+        if (self.degrade_after_s is None) != (self.degraded_service_ms is None):
+            raise ValueError("give degrade_after_s and degraded_service_ms together")
+        return self
 
 
 class Profile(StrictModel):

@@ -66,6 +66,7 @@ def initial_meta(
             "workers": o.workers,
             "remote_workers": o.remote_workers,
             "rate_cap": s.rate_cap,
+            "max_users": o.max_users,
             "prometheus": o.prometheus,
         },
         "target": o.target,

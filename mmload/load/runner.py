@@ -6,8 +6,9 @@ process, or a master and workers), fixes the start time and hands out the plans,
 scenario's phase driver (:mod:`mmload.load.phases`) or the ceiling loop
 (:mod:`mmload.load.ceiling`), then stops everything, records the arrivals that never came
 (``pending``), and writes the final run.json with the summary (and, with ``--prometheus``,
-prometheus.json). A stopped run ends ``interrupted`` with its data kept; a target that does not
-answer the probe, or answers no request of the run, ends ``failed`` with the first error.
+prometheus.json). A stopped run ends ``interrupted`` with its data kept, one stopped by an abort
+rule (:mod:`mmload.load.abort`) ``aborted``; a target that does not answer the probe, or answers
+no request of the run, ends ``failed`` with the first error.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mmload import record
 from mmload.config.scenario import RunOptions, Scenario
 from mmload.errors import RunFailed
 from mmload.load import prom, slo
+from mmload.load.abort import AbortWatch
 from mmload.load.arrivals import Arrival
 from mmload.load.ceiling import CeilingLoop
 from mmload.load.clock import WALL, Clock
@@ -96,6 +98,7 @@ class ScenarioRun:
         self.licensed = licensed
         self.prom_check = prom_check
         self.stop = StopFlag()
+        self.watch = AbortWatch(scenario.abort, self.stop, tuple(scenario.slos.exclude))
         self.role = role_for(opts, scenario.locustfile, announce_master)
         self.t0: float | None = None  # the first scheduled arrival, once the plans are out
         self.ceiling: CeilingLoop | None = None
@@ -235,6 +238,7 @@ class ScenarioRun:
         return True
 
     def _tick(self) -> None:
+        self.watch.check(self.clock.time(), self.writer.live)
         if self.on_tick:
             self.on_tick(self.status.snapshot(self.clock.time()))
         self.role.watch()
@@ -284,9 +288,9 @@ class ScenarioRun:
         if missing:
             self.writer.add_arrivals("master", missing)
 
-    # ---- run.json ----------------------------------------------------------------------
     def _final_meta(self, error: str | None) -> dict[str, Any]:
         extra: dict[str, Any] = {"error": error, "workers_reported": sorted(self.writer.batches)}
+        extra.update(self.watch.record())
         if self.failed_at:
             extra["failed_at"] = self.failed_at
         if self.stop:

@@ -231,6 +231,10 @@ class FifoWorkerPool:
         self.service_s = pool.service_ms / 1000.0
         self.queue_max = pool.queue_max
         self.clock = clock
+        self.degrade_at: float | None = None  # when the service time becomes degraded_s
+        if pool.degrade_after_s is not None and pool.degraded_service_ms is not None:
+            self.degrade_at = clock() + pool.degrade_after_s
+            self.degraded_s = pool.degraded_service_ms / 1000.0
         self.idle: deque[float] = deque([0.0] * pool.size)  # free slots: when each got free
         self.waiters: deque[asyncio.Future[float]] = deque()
 
@@ -273,7 +277,8 @@ class FifoWorkerPool:
     async def serve(self, handler: Callable[[], Awaitable[T]]) -> T:
         """Run ``handler()`` in a slot: wait, run, hold until the scheduled finish, release."""
         start = await self.acquire()
-        finish = start + self.service_s
+        degraded = self.degrade_at is not None and start >= self.degrade_at
+        finish = start + (self.degraded_s if degraded else self.service_s)
         try:
             result = await handler()
             now = self.clock()

@@ -47,6 +47,19 @@ def test_hold_reaches_the_masters_command_line() -> None:
     assert argv[argv.index("--hold") + 1] == "30.0" and "--duration" not in argv
 
 
+def test_the_hard_caps_reach_the_masters_command_line() -> None:
+    """--max-users and --max-rps (the --rate-cap it names) pass through to the master."""
+    result = CliRunner().invoke(cli, ["load", "start", "--help"])
+    assert "--max-users" in result.output and "--max-rps" in result.output
+    assert {"max_users", "rate_cap"} <= set(remote.RUN_FLAGS)
+    plan = plan_load(DeploymentOutputs.model_validate(OUTPUTS))
+    argv = master_argv(plan, "storm", {"max_users": 40, "rate_cap": 25.0}, 2, "/r/runs")
+    assert argv[argv.index("--max-users") + 1] == "40"
+    assert argv[argv.index("--rate-cap") + 1] == "25.0"
+    master = CliRunner().invoke(cli, ["load", "master", "--help"]).output
+    assert "--max-users" in master and "--rate-cap" in master
+
+
 def _record(tmp_path: Path, outcome: str, passed: bool) -> Path:
     run = tmp_path / "run"
     run.mkdir()
@@ -64,6 +77,7 @@ def _record(tmp_path: Path, outcome: str, passed: bool) -> Path:
         ("completed", False, False, 0),
         ("failed", True, False, 1),
         ("interrupted", True, False, 130),
+        ("aborted", True, False, 1),
     ],
 )
 def test_fetched_record_exit_code(

@@ -55,6 +55,7 @@ def run_facts(rep: RunReport) -> dict[str, Any]:
         "scenario_kind": run.scenario_kind,
         "outcome": run.outcome,
         "error": run.error,
+        "abort": run.abort.sentence() if run.abort else None,
         "label": run.label,
         "architecture": run.architecture,
         "server_version": run.server_version,
@@ -287,7 +288,10 @@ def parameter_rows(rep: RunReport) -> list[list[str]]:
             f"{clean(f['started_at']) or MISSING} → {clean(f['ended_at']) or MISSING} "
             f"({fmt(f['duration_s'])} s)",
         ],
-        ["outcome", f["outcome"] + (f": {f['error']}" if f["error"] else "")],
+        [
+            "outcome",
+            f["outcome"] + (f": {f['error'] or f['abort']}" if f["error"] or f["abort"] else ""),
+        ],
         ["Prometheus", p.get("prometheus") or "none given (no server-side figures)"],
         ["mmload", f["tool_version"] or MISSING],
     ]
