@@ -310,3 +310,26 @@ def test_pool_capacity_survives_late_timers() -> None:
     first, second = asyncio.run(run())
     assert first == 100.0
     assert second == pytest.approx(100.010)  # starts at the scheduled hand-over, not at 100.025
+
+
+def test_a_pool_degrades_at_its_time_in_virtual_time() -> None:
+    """From ``degrade_after_s`` after the pool started, a request holds its slot
+    ``degraded_service_ms``; before, ``service_ms``. One of the two alone is refused."""
+    from mmload.sim.costs import FifoWorkerPool
+
+    now = [100.0]
+    spec = WorkerPool(size=1, service_ms=10, degrade_after_s=5, degraded_service_ms=50)
+    pool = FifoWorkerPool(spec, clock=lambda: now[0])
+
+    async def handler() -> str:
+        return "ok"
+
+    async def served_at(t: float) -> float:
+        now[0] = t
+        await pool.serve(handler)
+        return pool.idle[-1]  # the slot is free from the scheduled finish
+
+    assert asyncio.run(served_at(104.9)) == pytest.approx(104.910)
+    assert asyncio.run(served_at(105.0)) == pytest.approx(105.050)
+    with pytest.raises(ValueError, match="together"):
+        WorkerPool(size=1, service_ms=10, degrade_after_s=5)

@@ -290,7 +290,7 @@ def parameter_rows(rep: RunReport) -> list[list[str]]:
         ],
         [
             "outcome",
-            f["outcome"] + (f": {f['error'] or f['abort']}" if f["error"] or f["abort"] else ""),
+            f["abort"] or (f["outcome"] + (f": {f['error']}" if f["error"] else "")),
         ],
         ["Prometheus", p.get("prometheus") or "none given (no server-side figures)"],
         ["mmload", f["tool_version"] or MISSING],
