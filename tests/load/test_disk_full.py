@@ -119,8 +119,8 @@ def test_a_full_disk_fails_the_run_and_keeps_every_written_row(
     )
     try:
         run_dir = _wait_for_parts(out)
-        _fill(disk)
-        assert shutil.disk_usage(disk).free == 0
+        assert _fill(disk) > 0  # written until ENOSPC (the run may free a page or two after:
+        # a failed write removes its temporary file)
         written = _parts(run_dir)  # nothing more can be written from here on
         filled_at = time.time()
         stdout, stderr = proc.communicate(timeout=60)
