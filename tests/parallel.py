@@ -46,6 +46,7 @@ TIMING = frozenset(
     {
         "tests/bench/test_bench_smoke.py",
         "tests/lifecycle/test_load_remote.py",
+        "tests/load/test_abort_run.py",
         "tests/load/test_ceiling_run.py",
         "tests/load/test_ctrl_c.py",
         "tests/load/test_disk_full.py",

@@ -19,7 +19,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from mmload import __version__
 from mmload.errors import RunFailed, UserError
+
+# mmload's own requests before a run (target probe, license): named so a server's log tells them
+# from the users' web-app traffic.
+PROBE_USER_AGENT = f"mmload/{__version__} (target probe)"
 
 OFF_TARGET = "redirect_off_target"
 
@@ -217,7 +222,8 @@ def http_get(url: str, timeout: float, context: Callable[[], ssl.SSLContext]) ->
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
     conn.sock = open_socket(url, timeout, context)
     try:
-        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", path, headers={"User-Agent": PROBE_USER_AGENT})
         resp = conn.getresponse()
         body = resp.read()
     finally:

@@ -21,6 +21,7 @@ import pytest
 
 from mmload import record
 from mmload.errors import UserError
+from mmload.load.pin import PROBE_USER_AGENT
 from mmload.load.preflight import probe_license
 from mmload.load.prom import check_prometheus
 from mmload.net import free_port
@@ -82,7 +83,7 @@ class ProbeOnly(_Quiet):
     request (the users')."""
 
     def do_GET(self) -> None:
-        probe = self.headers.get("User-Agent", "").startswith("Python-urllib")
+        probe = self.headers.get("User-Agent", "") == PROBE_USER_AGENT
         if probe and self.path.startswith("/api/v4/config/client"):
             self._json({"Version": "11.7.0", "BuildNumber": "1"})
         else:
