@@ -31,9 +31,11 @@ from mmload.load.pin import is_loopback
 from mmload.record import RunVerdict
 
 
-def confirm_target(target: str, yes: bool) -> None:
-    """Loading a non-loopback target needs --yes or an interactive confirmation. The check
-    resolves the target once for the run: its connections go to the addresses judged here."""
+def confirm_target(target: str, yes: bool, scenario: Any = None, *, probe: bool = True) -> None:
+    """Loading a non-loopback target needs --yes or an interactive confirmation that names the
+    target, its version and the load (users, peak login rate). The check resolves the target
+    once for the run: its connections go to the addresses judged here. ``probe`` off: the
+    target is not reachable from here (a deployment's private address), its version unasked."""
     if yes or is_loopback(target):
         return
     if not sys.stdin.isatty():
@@ -42,8 +44,36 @@ def confirm_target(target: str, yes: bool) -> None:
             source="command line",
             field="--target",
         )
-    if not click.confirm(f"Send load to {target}?", default=False):
+    if not click.confirm(confirmation_text(target, scenario, probe=probe), default=False):
         raise click.exceptions.Abort()
+
+
+def confirmation_text(target: str, scenario: Any = None, *, probe: bool = True) -> str:
+    """``Send sev0-login-storm (15,000 users, peak 16.7 logins/s over 15 min) to URL
+    (Mattermost 11.7.0 (build 1))?``: what a TAM confirms before loading a real server."""
+    from mmload.load.preflight import probe_target
+
+    version = "as the deployment's agents reach it"
+    if probe:
+        try:
+            version = f"Mattermost {probe_target(target, timeout_s=5.0) or 'of unknown version'}"
+        except RunFailed as exc:
+            version = f"not answering: {exc}"
+    load = ""
+    if scenario is not None:
+        load = f"{scenario.name}"
+        if scenario.kind != "ceiling":
+            from mmload.load.storm_check import duration, storm_of
+
+            storm = storm_of(scenario)
+            load += (
+                f" ({storm.users:,} users, peak {storm.peak_per_s:,.1f} logins/s over "
+                f"{duration(storm.arrival_s)})"
+            )
+        else:
+            load += f" (ceiling, up to {scenario.ceiling.max_users:,} users)"
+        load += " "
+    return f"Send {load}to {target} ({version})?"
 
 
 def _fmt_ms(v: Any) -> str:
@@ -188,7 +218,7 @@ def execute_run(scenario_ref: str, flags: dict[str, Any], yes: bool) -> Any:
     sources = flags.pop("source_addresses", ())
     opts = model_from_flags(RunOptions, flags)
     scenario, path = prepared_scenario(scenario_ref, opts)
-    confirm_target(opts.target, yes)  # resolves the target's host once: its pinned addresses
+    confirm_target(opts.target, yes, scenario)  # resolves the target's host once: pinned
     use_source_addresses(sources, opts)
     from mmload.load.runner import ScenarioRun  # imports Locust (gevent monkey-patching)
 

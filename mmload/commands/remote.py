@@ -152,7 +152,7 @@ def load_start_cmd(config: str, scenario: str, fail_on_slo: bool, **flags: Any) 
     Exit codes as `mmload run`: 0 every SLO passed, 1 an SLO failed or could not be measured
     (see --no-fail-on-slo) or the run failed, 2 bad input, 130 interrupted.
     """
-    from mmload.commands.load import confirm_target
+    from mmload.commands.load import confirm_target, prepared_scenario
     from mmload.config.scenario import SCENARIO_DIR, RunOptions, load_scenario
     from mmload.errors import UserError
     from mmload.lifecycle.hosts import reach
@@ -178,10 +178,11 @@ def load_start_cmd(config: str, scenario: str, fail_on_slo: bool, **flags: Any) 
         remote_mmload=opts.remote_mmload,
         remote_dir=opts.remote_dir,
     )
-    model_from_flags(
+    run_opts = model_from_flags(
         RunOptions, {**run_flags, "target": plan.target, "prometheus": plan.prometheus}
     )
-    confirm_target(plan.target, flags["yes"])
+    spec_run = prepared_scenario(scenario, run_opts)[0]
+    confirm_target(plan.target, flags["yes"], spec_run, probe=False)
     builtin = path.resolve().parent == SCENARIO_DIR.resolve()
     state = start_load(
         reached,
