@@ -258,11 +258,6 @@ class Deployment(StrictModel):
         current directory. The one rule provision, configure and the lifecycle all use."""
         return Path(self.working_dir).expanduser() / self.name
 
-    @property
-    def zones(self) -> list[str]:
-        """The AZs to use: as given, else the region's first two."""
-        return self.availability_zones or [f"{self.region}a", f"{self.region}b"]
-
 
 def load_deployment(path: str | Path) -> Deployment:
     """Read and validate deployment.yaml (a mistake is a one-line UserError)."""

@@ -9,10 +9,13 @@ apply (an instance type moto rejects) followed by a destroy that must still leav
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.provision.conftest import (
     OPERATOR,
@@ -165,6 +168,53 @@ def check_no_secrets(moto: MotoServer, workdir: Path, secret_arn: str, cli_text:
         assert secret not in cli_text
 
 
+def planned_changes(tmp: Path, env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    """`mmload infra plan`, then every resource it would change: address -> (actions, the
+    attributes forcing a replacement, the attributes that differ)."""
+    replan = cli("infra", "plan", "-c", "deployment.yaml", cwd=tmp, env=env)
+    assert replan.returncode == 0, replan.stdout[-3000:] + replan.stderr
+    show = subprocess.run(
+        ["terraform", "show", "-json", "tfplan"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    out = {}
+    for c in json.loads(show.stdout)["resource_changes"]:
+        change = c["change"]
+        before, after = change["before"] or {}, change["after"] or {}
+        if change["actions"] != ["no-op"]:
+            keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+            out[c["address"]] = (change["actions"], change.get("replace_paths") or [], keys)
+    return out
+
+
+def replan_with_another_image(tmp: Path, env: dict[str, str], workdir: Path) -> None:
+    """Drift: after the image changed (a newer Ubuntu build, another ami_id) a later plan is
+    the plan with the same image: the image adds no change and forces no replacement
+    (lifecycle ignore_changes = [ami]; without it every instance would be replaced). The
+    same-image plan is not empty against moto, whose instances read back a few attributes
+    differently from AWS (vpc_security_group_ids; associate_public_ip_address, which replaces
+    the private app nodes): those changes are the same in both plans."""
+    same = planned_changes(tmp, env, workdir)
+    path = tmp / "deployment.yaml"
+    data = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**data, "ami_id": "ami-0a1b2c3d4e5f60718"}, sort_keys=False))
+    try:
+        other = planned_changes(tmp, env, workdir)
+    finally:
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+    actions = {address: change[0] for address, change in other.items()}
+    assert actions == {address: change[0] for address, change in same.items()}
+    for address, (acts, replace_paths, keys) in other.items():
+        assert ["ami"] not in replace_paths, address  # the image forces no replacement
+        if acts == ["update"]:
+            assert "ami" not in keys, address  # nor an in-place change
+
+
 def good_flow(tmp: Path, moto: MotoServer) -> None:
     env, name = tf_env(tmp), "mm-life"
     emulator_deployment(tmp / "deployment.yaml", moto, name)
@@ -184,6 +234,7 @@ def good_flow(tmp: Path, moto: MotoServer) -> None:
     parsed = load_outputs(workdir / "outputs.json")
     assert parsed.ssh_jump_host == outputs["hosts"]["coordinator"][0]["public_ip"]
     check_security(moto, name)
+    replan_with_another_image(tmp, env, workdir)
     shown = cli("infra", "output", "-c", "deployment.yaml", cwd=tmp, env=env)
     assert shown.returncode == 0 and json.loads(shown.stdout) == outputs
     texts = plan.stdout + plan.stderr + apply.stdout + apply.stderr + shown.stdout

@@ -32,7 +32,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def plain(value: Any) -> Any:
     """python-hcl2's output without the quotes it keeps around labels and string literals."""
     if isinstance(value, dict):
-        return {plain(k): plain(v) for k, v in value.items()}
+        return {plain(k): plain(v) for k, v in value.items() if k != "__is_block__"}
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, str) and len(value) > 1 and value[0] == value[-1] == '"':
