@@ -198,7 +198,14 @@ class PromQueries(StrictModel):
         '(sum(rate(mattermost_api_time_count{{status_code=~"5.."}}[{window}])) or vector(0))'
         " / sum(rate(mattermost_api_time_count[{window}]))"
     )
-    cpu_percent: str = "100 * max(rate(process_cpu_seconds_total[{window}]))"
+    # The app nodes' CPU, as Mattermost's load-test coordinator measures it: node_exporter's
+    # idle time per app node (job node-app in the metrics role's prometheus.yml), busy share of
+    # all its CPUs in percent, averaged over the nodes. Not process_cpu_seconds_total: that is
+    # one process's use in cores (100 = one core) and matches Prometheus's own process too.
+    cpu_percent: str = (
+        "avg(100 * (1 - avg by (instance) "
+        '(rate(node_cpu_seconds_total{{job="node-app",mode="idle"}}[{window}]))))'
+    )
 
 
 ABORT_RATES = (

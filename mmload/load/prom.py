@@ -77,7 +77,10 @@ def server_measures(
 
 # The report's server panels (record.PROMETHEUS_PANELS), in Mattermost's metric names.
 PANEL_QUERIES = {
-    "app_cpu_percent": "100 * rate(process_cpu_seconds_total[{window}])",
+    "app_cpu_percent": (  # per app node: the busy share of all its CPUs (node_exporter)
+        "100 * (1 - avg by (instance) "
+        '(rate(node_cpu_seconds_total{{job="node-app",mode="idle"}}[{window}])))'
+    ),
     "db_connections": "mattermost_db_master_connections_total",
     "api_p99_ms": (
         "1000 * histogram_quantile(0.99, sum by (handler, le) "

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,51 +23,29 @@ from mmload.net import free_port
 from mmload.sim.launcher import SimProcess
 from tests.conftest import MMLOAD
 from tests.load.conftest import run_dir_from, run_mmload, write_scenario
+from tests.load.promserver import NodeCpuExporter, running_prometheus
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def prometheus(sim_endpoints: SimProcess, tmp_path: Path) -> Iterator[str]:
+    """Prometheus scraping the simulator (job mattermost) and a stand-in node_exporter for its
+    app node (job node-app, one CPU 25 % busy) every second."""
     target = urlsplit(sim_endpoints.metrics_url or "").netloc
-    cfg = tmp_path / "prometheus.yml"
-    cfg.write_text(
+    node = NodeCpuExporter([0.25])
+    config = (
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n  - job_name: mattermost\n"
         f"    static_configs: [{{targets: ['{target}']}}]\n"
+        "  - job_name: node-app\n"
+        f"    static_configs: [{{targets: ['{node.target}']}}]\n"
     )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={cfg}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "prom.log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, (tmp_path / "prom.log").read_text()[-2000:]
-            assert proc.poll() is None, (tmp_path / "prom.log").read_text()[-2000:]
-            time.sleep(0.2)
-        yield url
+        with running_prometheus(config, tmp_path) as url:
+            yield url
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        node.stop()
 
 
 def test_server_side_slos_from_prometheus(sim: str, prometheus: str, tmp_path: Path) -> None:
@@ -80,7 +57,7 @@ def test_server_side_slos_from_prometheus(sim: str, prometheus: str, tmp_path: P
         arrival_s=2,
         hold_s=6,
         idle={"min_ms": 100, "avg_ms": 300},
-        slos={"http_5xx_rate": 0.00025, "cpu_percent": 400},
+        slos={"http_5xx_rate": 0.00025, "cpu_percent": 100},
     )
     res = run_mmload(
         *("run", str(f), "--target", sim, "--out", str(tmp_path / "runs")),
@@ -92,7 +69,12 @@ def test_server_side_slos_from_prometheus(sim: str, prometheus: str, tmp_path: P
     server = {v["name"]: v for v in meta["slos"] if v["source"] == "prometheus"}
     assert set(server) == {"http_5xx_rate", "cpu_percent"}
     assert server["http_5xx_rate"]["value"] == 0.0 and server["http_5xx_rate"]["passed"] is True
-    assert server["cpu_percent"]["value"] > 0 and server["cpu_percent"]["passed"] is True
+    # Measured from the app node's node_exporter (job node-app), a share of all its CPUs, so at
+    # most 100. Not checked exactly here: on a busy machine the stand-in's scrapes are uneven
+    # over a run this short and rate() drifts from its 25 % (test_cpu_slo.py checks the value
+    # exactly, over a full window).
+    assert 0 < server["cpu_percent"]["value"] <= 100
+    assert server["cpu_percent"]["passed"] is True
     # the engine stored the run window's server panels for the report (record.PromSnapshot)
     snap = record.read_prometheus(run_dir)
     assert snap is not None and snap.url == prometheus
