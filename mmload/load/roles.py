@@ -186,6 +186,8 @@ class MasterRole:
         if self.runner is None:
             return
         self._stop_dispatch()
+        with contextlib.suppress(Exception):  # STOPPING before any worker stops: Locust's master
+            self.runner.stop(send_stop_to_client=False)  # would hand a stopped one's users on
         with contextlib.suppress(Exception):
             for client in self.runner.clients.all:
                 self.runner.server.send_to_client(Message("stop", None, client.id))
@@ -194,8 +196,6 @@ class MasterRole:
             if not self.remote and self.local.all_exited():
                 break
             clock.sleep(STOP_POLL_S)
-        with contextlib.suppress(Exception):
-            self.runner.stop(send_stop_to_client=False)  # its state and events: nothing to wait for
 
     def quit(self) -> None:
         if self.runner is not None:
