@@ -33,7 +33,10 @@ def test_arrivals_on_schedule_while_the_server_falls_behind(tmp_path: Path) -> N
         websocket={"enabled": False},
     )
     with running_sim(users=100, profile_file=profile, log_path=tmp_path / "sim.log") as sim:
-        res = run_mmload("run", str(scenario), "--target", sim.url, "--out", str(tmp_path / "runs"))
+        out = str(tmp_path / "runs")  # the SLOs fail by design here (a server that falls behind)
+        res = run_mmload(
+            "run", str(scenario), "--target", sim.url, "--out", out, "--no-fail-on-slo"
+        )
     assert res.returncode == 0, res.stdout + res.stderr
     run_dir = run_dir_from(res.stdout)
     arr = record.read_table(run_dir, "arrivals").to_pandas()

@@ -167,6 +167,16 @@ def test_the_whole_action_mix_runs_against_the_simulator(
     res = run_mmload("run", str(scenario), "--target", own_sim.url, "--out", str(tmp_path / "r"))
     assert res.returncode == 0, res.stdout + res.stderr
     df = record.read_table(run_dir_from(res.stdout), "requests").to_pandas()
-    assert df["error"].isna().all(), df[df["error"].notna()][["name", "error"]].drop_duplicates()
+    errors = df[df["error"].notna()]
+    # The two users race each other: one may act on a thread whose root post the other deleted
+    # an instant before its socket said so (the web app has the same window). That 404, after a
+    # DeletePost, on a few thread calls, is the only error allowed.
+    thread_calls = df["name"].str.contains("/threads/{thread_id}", regex=False)
+    raced = errors["error"].str.contains("app.thread.get.app_error", regex=False)
+    raced &= thread_calls.loc[errors.index]
+    assert raced.all(), errors[~raced][["name", "error"]].drop_duplicates()
+    if raced.any():
+        assert (df["name"] == "DELETE /api/v4/posts/{post_id}").any()
+        assert raced.sum() <= max(2, 0.05 * thread_calls.sum()), errors[["name", "error"]]
     names = set(df["name"])
     assert names >= MIX_REQUESTS, MIX_REQUESTS - names
