@@ -10,6 +10,7 @@ deployment's tag (or lives in its tagged VPC), as the operator policy requires.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,9 +251,23 @@ class Sweeper:
             self.say(f"deleting VPC {vpc}")
             self.ec2.delete_vpc(VpcId=vpc)
 
+    def untagged_buckets(self, tagged: list[str]) -> list[str]:
+        """This deployment's file buckets that carry no tags: an apply killed between S3's
+        CreateBucket and PutBucketTagging leaves one (named by Terraform's ``bucket_prefix``,
+        ``<name>-files-<timestamp>``), and the resumed apply makes another."""
+        pattern = re.compile(rf"^{re.escape(self.name)}-files-\d{{20,}}$")
+        listed = self.aws.client("s3").list_buckets().get("Buckets", [])
+        return sorted(
+            b["Name"] for b in listed if pattern.match(b["Name"]) and b["Name"] not in tagged
+        )
+
     def buckets(self, resources: list[Tagged]) -> None:
         s3 = self.aws.client("s3")
-        for bucket in self.ids("s3:bucket", resources):
+        tagged = self.ids("s3:bucket", resources)
+        orphans = self.untagged_buckets(tagged)
+        for bucket in orphans:
+            self.say(f"bucket {bucket} has no tags (left by an interrupted apply)")
+        for bucket in [*tagged, *orphans]:
             self.say(f"emptying and deleting bucket {bucket}")
             pages = s3.get_paginator("list_object_versions").paginate(Bucket=bucket)
             for page in pages:
