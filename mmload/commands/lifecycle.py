@@ -156,6 +156,7 @@ def down_cmd(config: str, yes: bool) -> None:
     from mmload.lifecycle.aws import Aws
     from mmload.lifecycle.pipeline import UpState
     from mmload.lifecycle.status import deployment_resources
+    from mmload.lifecycle.sweep import Sweeper
     from mmload.provision.deploy import TerraformProgress, prepare
 
     dep, workdir = _deployment(config)
@@ -169,8 +170,13 @@ def down_cmd(config: str, yes: bool) -> None:
         prepared.driver.init()
         prepared.driver.destroy()
     UpState.load(workdir).forget()
+    aws = Aws.for_deployment(dep)
+    with aws_calls("down: untagged file buckets"):  # an interrupted apply's, not in the state
+        Sweeper(
+            aws, dep.name, lambda line: console.print(f"down: {line}", highlight=False)
+        ).buckets([])
     with aws_calls("down: checking the tags"):
-        left = deployment_resources(Aws.for_deployment(dep), dep.name)
+        left = deployment_resources(aws, dep.name)
     if left:
         for r in left:
             err_console.print(f"left: {r.arn}", highlight=False, soft_wrap=True)
