@@ -256,11 +256,13 @@ def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_cleanly_and_keeps_the_data(sim: str, tmp_path: Path, sig: int) -> None:
-    f = _storm_file(tmp_path, arrival_s=30, hold_s=10)
+    # a long arrival window: the signal comes as soon as parts are flushed (a worker process
+    # starts in ~7 s alone, several times that on a busy machine), well before the run's end
+    f = _storm_file(tmp_path, arrival_s=40, hold_s=10)
     out = tmp_path / "runs"
     proc = _start_run(f, sim, out, *(["--workers", "1"] if sig == signal.SIGTERM else []))
     try:
-        run_dir = _wait_for_parts(out)
+        run_dir = _wait_for_parts(out, timeout=40.0)
         time.sleep(1.0)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
