@@ -19,8 +19,9 @@ from mmload.net import free_port
 
 
 @contextmanager
-def running_prometheus(config: str, tmp: Path) -> Iterator[str]:
-    """Prometheus with ``config`` (prometheus.yml text); yields its URL once it is ready."""
+def running_prometheus(config: str, tmp: Path, ready_s: float = 30.0) -> Iterator[str]:
+    """Prometheus with ``config`` (prometheus.yml text); yields its URL once it is ready
+    (within ``ready_s``); stopped by its pid at the end."""
     cfg = tmp / "prometheus.yml"
     cfg.write_text(config)
     log = tmp / "prom.log"
@@ -37,7 +38,7 @@ def running_prometheus(config: str, tmp: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 30
+        deadline = time.time() + ready_s
         while True:
             try:
                 with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
@@ -52,7 +53,7 @@ def running_prometheus(config: str, tmp: Path) -> Iterator[str]:
     finally:
         os.kill(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -13,8 +13,6 @@ name) as a value that follows the clock; Prometheus scrapes it like any other ta
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -28,9 +26,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mmload import record
-from mmload.net import free_port
 from mmload.sim.launcher import running_sim
 from tests.conftest import MMLOAD
+from tests.load.promserver import running_prometheus
 
 # The storm's simulator limits logins per client address (2/s, burst 5), so that some of the
 # storm's logins get 429: its report has errors, failed arrivals and a FAIL verdict to show.
@@ -69,45 +67,14 @@ def db_gauge_exporter() -> Iterator[str]:
 @contextmanager
 def prometheus(targets: list[str], tmp: Path) -> Iterator[str]:
     """A real Prometheus scraping ``targets`` (host:port) every second; yields its URL."""
-    cfg = tmp / "prometheus.yml"
     listed = ", ".join(f"'{t}'" for t in targets)
-    cfg.write_text(
+    config = (
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n  - job_name: mattermost\n"
         f"    static_configs: [{{targets: [{listed}]}}]\n"
     )
-    port = free_port()
-    log = tmp / "prometheus.log"
-    proc = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={cfg}",
-            f"--storage.tsdb.path={tmp / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/-/ready", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
+    with running_prometheus(config, tmp, ready_s=60.0) as url:
         yield url
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def panel_queries(sim_metrics: str, db: str) -> dict[str, str]:
