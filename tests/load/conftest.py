@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,3 +47,14 @@ def write_scenario(path: Path, **fields: object) -> Path:
     """A scenario YAML file (JSON is valid YAML)."""
     path.write_text(json.dumps(fields), encoding="utf-8")
     return path
+
+
+def wait_for_parts(out: Path, timeout: float, poll_s: float = 0.2) -> Path:
+    """The run folder under ``out`` once it has flushed both a requests and an arrivals part."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        reqs = list(out.glob("*/requests/part-*.parquet"))
+        if reqs and list(out.glob("*/arrivals/part-*.parquet")):
+            return reqs[0].parent.parent
+        time.sleep(poll_s)
+    raise AssertionError(f"no flushed parts appeared in {timeout:g} s")

@@ -36,7 +36,7 @@ from mmload.load.collector import Collector
 from mmload.load.phases import expected_s
 from mmload.load.recorder import RecordWriter
 from tests.conftest import MMLOAD
-from tests.load.conftest import run_dir_from, run_mmload, write_scenario
+from tests.load.conftest import run_dir_from, run_mmload, wait_for_parts, write_scenario
 from tests.load.fakes import Events
 
 pytestmark = pytest.mark.slow
@@ -92,16 +92,6 @@ def _fill(mnt: Path) -> int:
     return written
 
 
-def _wait_for_parts(out: Path, timeout: float = 30.0) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        reqs = list(out.glob("*/requests/part-*.parquet"))
-        if reqs and list(out.glob("*/arrivals/part-*.parquet")):
-            return reqs[0].parent.parent
-        time.sleep(0.05)
-    raise AssertionError("no parts were written")
-
-
 def _parts(run_dir: Path) -> dict[Path, int]:
     return {p: pq.read_metadata(p).num_rows for p in sorted(run_dir.glob("*/part-*.parquet"))}
 
@@ -118,7 +108,7 @@ def test_a_full_disk_fails_the_run_and_keeps_every_written_row(
         text=True,
     )
     try:
-        run_dir = _wait_for_parts(out)
+        run_dir = wait_for_parts(out, timeout=30.0, poll_s=0.05)
         assert _fill(disk) > 0  # written until ENOSPC (the run may free a page or two after:
         # a failed write removes its temporary file)
         written = _parts(run_dir)  # nothing more can be written from here on

@@ -18,7 +18,7 @@ import pytest
 
 from mmload import hdr, record
 from tests.conftest import MMLOAD
-from tests.load.conftest import run_dir_from, run_mmload, write_scenario
+from tests.load.conftest import run_dir_from, run_mmload, wait_for_parts, write_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -216,22 +216,12 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _wait_for_parts(out: Path, timeout: float = 20.0) -> Path:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        parts = list(out.glob("*/requests/part-*.parquet"))
-        if parts and list(out.glob("*/arrivals/part-*.parquet")):
-            return parts[0].parent.parent
-        time.sleep(0.2)
-    raise AssertionError("no flushed parts appeared")
-
-
 def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path: Path) -> None:
     f = _storm_file(tmp_path, arrival_s=30, hold_s=10)
     out = tmp_path / "runs"
     proc = _start_run(f, sim, out, "--workers", "1")
     try:
-        run_dir = _wait_for_parts(out)
+        run_dir = wait_for_parts(out, timeout=20.0)
         assert record.read_run(run_dir)["outcome"] == "running"
         workers = _children(proc.pid)
         assert len(workers) == 1
@@ -262,7 +252,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_data(sim: str, tmp_path: Path, sig: 
     out = tmp_path / "runs"
     proc = _start_run(f, sim, out, *(["--workers", "1"] if sig == signal.SIGTERM else []))
     try:
-        run_dir = _wait_for_parts(out, timeout=40.0)
+        run_dir = wait_for_parts(out, timeout=40.0)
         time.sleep(1.0)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=30)
