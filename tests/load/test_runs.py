@@ -217,11 +217,13 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path: Path) -> None:
-    f = _storm_file(tmp_path, arrival_s=30, hold_s=10)
+    # a long arrival window: a worker process starts in ~7 s alone and several times that on
+    # a busy machine (CI runs three test modules at once), so the kill still lands mid-run
+    f = _storm_file(tmp_path, arrival_s=60, hold_s=10)
     out = tmp_path / "runs"
     proc = _start_run(f, sim, out, "--workers", "1")
     try:
-        run_dir = wait_for_parts(out, timeout=20.0)
+        run_dir = wait_for_parts(out, timeout=50.0)
         assert record.read_run(run_dir)["outcome"] == "running"
         workers = _children(proc.pid)
         assert len(workers) == 1
