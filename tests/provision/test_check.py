@@ -139,23 +139,67 @@ def test_every_tier_and_variant_passes(plans: dict[str, dict]) -> None:
     assert {f.label for f in FLOWS} <= big  # 200,000 has OpenSearch and Redis too
 
 
-def test_each_needed_rule_removed_fails_naming_it(plans: dict[str, dict]) -> None:
-    plan = plans["tier-200000"]  # every component present
+# Variants whose network differs: every component (200,000), RDS for PostgreSQL instead of
+# Aurora, and an existing VPC (its CIDR read from a data source, no VPC or subnets of its own).
+MUTATED = ("tier-200000", "rds-postgres", "existing-vpc")
+
+
+def _rule_names(plan: dict) -> dict[str, tuple[str, str]]:
+    """Every rule of the rules files present in ``plan``: name -> (direction, component)."""
     reg = registry()
     groups = {c.name: c.security_group for c in reg.components}
-    names = [
-        f"{groups[comp]}_{r.name}"
+    planned = {r["name"] for r in plan["planned_values"]["root_module"]["resources"]}
+    return {
+        f"{groups[comp]}_{r.name}": (direction, comp)
         for comp, rules in load_rules(TEMPLATE_DIR, reg).items()
-        for r in [*rules.ingress, *rules.egress]
-    ]
-    assert len(names) > 30
-    for name in names:
-        failed = [v.line() for v in _check(_without(plan, name)) if not v.ok]
+        for direction, items in (("ingress", rules.ingress), ("egress", rules.egress))
+        for r in items
+        if f"{groups[comp]}_{r.name}" in planned
+    }
+
+
+@pytest.mark.parametrize("variant", MUTATED)
+def test_each_needed_rule_removed_fails_naming_flow_and_rule(
+    plans: dict[str, dict], variant: str
+) -> None:
+    """One rule removed at a time: every failing line is a needed flow (not the world-open
+    check) whose receiver (ingress rule) or sender (egress rule) is the rule's component, and
+    it names the removed rule."""
+    plan = plans[variant]
+    names = _rule_names(plan)
+    assert len(names) > (30 if variant == "tier-200000" else 25), sorted(names)
+    flows = {f.label: f for f in FLOWS}
+    for name, (direction, component) in names.items():
+        verdicts = [v for v in _check(_without(plan, name)) if not v.ok]
         if name in NOT_A_FLOW:
-            assert failed == [], (name, failed)
+            assert verdicts == [], (variant, name, [v.line() for v in verdicts])
             continue
-        assert failed, f"removing {name} went unnoticed"
-        assert all(f"aws_security_group_rule.{name}" in line for line in failed), failed
+        assert verdicts, f"{variant}: removing {name} went unnoticed"
+        for v in verdicts:
+            assert v.label in flows, (variant, name, v.line())
+            flow = flows[v.label]
+            end = flow.dest if direction == "ingress" else flow.source
+            assert end == component, (variant, name, v.line())
+            assert f"aws_security_group_rule.{name}" in v.reason, (variant, name, v.line())
+
+
+@pytest.mark.parametrize("variant", sorted(variants()))
+def test_coordinator_reaches_prometheus_and_fails_without_its_rule(
+    plans: dict[str, dict], variant: str
+) -> None:
+    """Issue 12 item 6: the coordinator's `--prometheus` (the metrics node's private address,
+    remote_load.py) needs tcp/9090 into the metrics group from the coordinator's group."""
+    (label,) = [
+        f.label for f in FLOWS if (f.source, f.dest, f.port) == ("coordinator", "metrics", 9090)
+    ]
+    verdicts = {v.label: v for v in _check(plans[variant])}
+    assert verdicts[label].ok, verdicts[label].line()
+    mutated = _without(plans[variant], "metrics_prometheus_coordinator")
+    failed = [v.line() for v in _check(mutated) if not v.ok]
+    assert failed == [
+        f"FAIL {label}: missing aws_security_group_rule.metrics_prometheus_coordinator "
+        "(ingress of aws_security_group.metrics)"
+    ], failed
 
 
 def test_agents_given_the_public_address_fail(plans: dict[str, dict]) -> None:
