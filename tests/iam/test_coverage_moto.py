@@ -44,7 +44,7 @@ from tests.conftest import REPO
 from tests.iam.aws_calls import Call, Inventory, Unmapped, authorizations, decode_recording
 from tests.iam.conftest import BEFORE_ISSUE_10, definitions, load_policy
 from tests.iam.inventory import snapshot
-from tests.iam.policy_eval import Request, evaluate, evaluate_with_boundary
+from tests.iam.policy_eval import Decision, Request, evaluate, evaluate_with_boundary
 from tests.lifecycle.moto_quotas import QUOTAS_ENV
 from tests.lifecycle.moto_quotas import command as moto_with_quotas
 from tests.provision.conftest import (
@@ -208,15 +208,29 @@ def describe(e: Evaluated, reason: str) -> str:
     )
 
 
-def denied(evaluated: list[Evaluated], policy: dict, only=lambda e: True) -> list[str]:
+def denials(
+    evaluated: list[Evaluated], policy: dict, only=lambda e: True
+) -> list[tuple[Evaluated, Decision]]:
+    """The evaluated calls (those ``only`` selects) that ``policy`` refuses, with its decision."""
     out = []
     for e in evaluated:
-        if not only(e):
-            continue
-        decision = evaluate([policy], e.request)
-        if not decision.allowed:
-            out.append(describe(e, f"{decision.reason} {decision.statements}"))
+        if only(e) and not (decision := evaluate([policy], e.request)).allowed:
+            out.append((e, decision))
     return out
+
+
+def denied(evaluated: list[Evaluated], policy: dict, only=lambda e: True) -> list[str]:
+    return [describe(e, f"{d.reason} {d.statements}") for e, d in denials(evaluated, policy, only)]
+
+
+def coverage_denials(
+    evaluated: list[Evaluated], main: dict, readonly: dict
+) -> list[tuple[Evaluated, Decision]]:
+    """The coverage check: every call against the operator policy, and the read-only steps'
+    calls against the read-only policy too; what either refuses."""
+    return denials(evaluated, main) + denials(
+        evaluated, readonly, lambda e: "readonly" in e.step.policies
+    )
 
 
 def without_deployment_tag(request: Request) -> Request:
@@ -329,10 +343,11 @@ def test_every_recorded_call_is_allowed_and_caught_without_its_action(recorded) 
     ):
         assert needed in actions, f"{needed} was never exercised: the flow is not what it claims"
 
-    main = main_policy()
-    failures = denied(evaluated, main)
-    readonly = readonly_policy()
-    failures += denied(evaluated, readonly, lambda e: "readonly" in e.step.policies)
+    main, readonly = main_policy(), readonly_policy()
+    failures = [
+        describe(e, f"{d.reason} {d.statements}")
+        for e, d in coverage_denials(evaluated, main, readonly)
+    ]
     assert not failures, f"{len(failures)} denied:\n" + "\n".join(failures[:60])
 
     # The tag conditions decide: the same calls without the mmload:deployment tag (in the
@@ -385,6 +400,42 @@ def test_the_policy_before_issue_10_misses_the_secret_read_and_the_sweep(recorde
         if not evaluate([old], e.request).allowed
     }
     assert missing == {"secretsmanager:GetSecretValue", "tag:GetResources"}, missing
+
+
+ISSUE_12_MISSING = ("secretsmanager:GetSecretValue", "tag:GetResources")
+
+
+def test_the_coverage_check_fails_naming_exactly_the_two_actions_issue_12_found(
+    recorded,
+) -> None:
+    """Done-when of issue 12: the shipped policy with the two actions the review found missing
+    taken out again fails the same check as the shipped one passes, over the same recording
+    (every step, both policies), naming those two actions and nothing else; and the calls that
+    need them are mmload's own: configure's secret read and the sweeper's listing."""
+    evaluated, problems, _ = recorded
+    assert not problems, "\n".join(problems)
+    from mmload.configure import run as configure_run
+    from mmload.configure.secrets import read_db_password
+
+    # The step calls the function `mmload configure` reads the password with.
+    assert configure_run.read_db_password is read_db_password
+    main, readonly = main_policy(), readonly_policy()
+    assert not coverage_denials(evaluated, main, readonly)
+    for action in ISSUE_12_MISSING:
+        main = without_action(main, action)
+    refused = coverage_denials(evaluated, main, readonly)
+    refused_actions = ISSUE_12_MISSING
+    assert {e.request.action for e, _ in refused} == set(ISSUE_12_MISSING), [
+        describe(e, d.reason) for e, d in refused
+    ]
+    steps = {a: {e.step.name for e, _ in refused if e.request.action == a} for a in refused_actions}
+    assert steps["secretsmanager:GetSecretValue"] == {"configure: read the database secret"}
+    # `mmload sweep` (its listing), `mmload status` and `mmload down`'s check, not only the
+    # test's own tagging call.
+    assert {"sweep: list expired deployments", "status", "destroy"} <= steps["tag:GetResources"]
+    # The secret refused is the deployment's RDS-managed one.
+    secret = {e.request.resource for e, _ in refused if e.request.action == ISSUE_12_MISSING[0]}
+    assert len(secret) == 1 and ":secret:rds!" in secret.pop(), secret
 
 
 def test_the_app_role_reaches_only_its_own_bucket_through_the_boundary(recorded) -> None:
