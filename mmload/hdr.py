@@ -65,6 +65,12 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
 
 
+@cache
+def _layout() -> HdrHistogram:
+    """One empty histogram, read for the layout's constants only (never recorded into)."""
+    return new_histogram()
+
+
 def value_us(latency_ms: float) -> int:
     """The value recorded for a latency: whole microseconds, at least 1."""
     us = int(latency_ms * 1000)
@@ -312,14 +318,82 @@ def decode_sparse(encoded: str | bytes) -> Sparse:
 
 def bucket_index(values_us: np.ndarray) -> np.ndarray:
     """Vectorised ``HdrHistogram._counts_index_for`` for mmload's layout (values clamped to it)."""
-    h = new_histogram()
-    v = np.clip(np.asarray(values_us, dtype=np.int64), LOWEST_US, HIGHEST_US)
+    return _index_of(np.clip(np.asarray(values_us, dtype=np.int64), LOWEST_US, HIGHEST_US))
+
+
+def _index_of(v: np.ndarray) -> np.ndarray:
+    """``HdrHistogram._counts_index_for`` of non-negative int64 values, unclamped."""
+    h = _layout()
     _, bit_length = np.frexp((v | h.sub_bucket_mask).astype(np.float64))
     bucket = (
         bit_length.astype(np.int64) - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
     )
     sub = v >> (bucket + h.unit_magnitude)
     return ((bucket + 1) << h.sub_bucket_half_count_magnitude) + (sub - h.sub_bucket_half_count)
+
+
+def of_values_us(values_us: Sequence[int] | np.ndarray) -> Sparse:
+    """The histogram ``record_value`` of each whole-microsecond value builds (values outside
+    the layout dropped as hdrh drops them)."""
+    v = np.asarray(values_us, dtype=np.int64)
+    v = v[v >= 0]
+    if v.size == 0:
+        return EMPTY
+    idx = _index_of(v)
+    idx, cnt = np.unique(idx[idx < counts_len()], return_counts=True)
+    if idx.size == 0:
+        return EMPTY
+    return Sparse(idx.astype(np.int64), cnt.astype(np.int64))
+
+
+_LEB128_STEPS = np.uint64(1) << (np.arange(1, 8, dtype=np.uint64) * np.uint64(7))
+_LEB128_SHIFTS = np.arange(8, dtype=np.uint64) * np.uint64(7)
+
+
+def _zigzag_leb128(values: np.ndarray) -> bytes:
+    """ZigZag LEB128 of int64 values, vectorised (hdrh's varint encoding, for |v| < 2**55)."""
+    if values.size and int(np.abs(values).max()) >= 1 << 55:
+        raise ValueError("histogram count too large for the vectorised encoder")
+    zz = ((values << 1) ^ (values >> 63)).astype(np.uint64)
+    nbytes = 1 + (zz[:, None] >= _LEB128_STEPS[None, :]).sum(axis=1)
+    groups = ((zz[:, None] >> _LEB128_SHIFTS[None, :]) & np.uint64(0x7F)).astype(np.uint8)
+    cols = np.arange(8)[None, :]
+    groups[cols < nbytes[:, None] - 1] |= 0x80  # the continuation bit on all but the last
+    return groups[cols < nbytes[:, None]].tobytes()
+
+
+@cache
+def _headers() -> tuple[int, tuple[int, int, int, int, int, float]]:
+    """What hdrh writes for mmload's layout: the compression cookie, and the payload header's
+    fields but its length (cookie, offset, digits, lowest, highest, conversion ratio)."""
+    h = new_histogram()
+    h.record_value(LOWEST_US)
+    raw = base64.b64decode(h.encode())
+    compression_cookie = _EXT_HEADER.unpack_from(raw)[0]
+    cookie, _, *rest = _PAYLOAD_HEADER.unpack_from(zlib.decompress(raw[_EXT_HEADER.size :]))
+    return compression_cookie, (cookie, *rest)
+
+
+def encode_sparse(s: Sparse) -> str:
+    """The wire encoding of a sparse histogram: byte for byte what ``HdrHistogram.encode`` gives
+    for the same counts (tests check it), without a dense array or hdrh's per-call ctypes.
+
+    Counts run from index 0 to the last non-empty bucket; a run of ``g`` empty buckets is the
+    token ``-g`` (as hdrh's encoder writes it, a single empty bucket included).
+    """
+    if s.total == 0:
+        return encode(new_histogram())
+    gaps = np.diff(s.idx, prepend=-1) - 1
+    tokens = np.empty(2 * s.idx.size, dtype=np.int64)
+    tokens[0::2] = -gaps
+    tokens[1::2] = s.cnt
+    tokens = tokens[(np.arange(tokens.size) % 2 == 1) | (tokens != 0)]  # no empty zero runs
+    varints = _zigzag_leb128(tokens)
+    compression_cookie, (cookie, *fields) = _headers()
+    payload = _PAYLOAD_HEADER.pack(cookie, len(varints), *fields)
+    compressed = zlib.compress(payload + varints)
+    raw = _EXT_HEADER.pack(compression_cookie, len(compressed)) + compressed
+    return base64.b64encode(raw).decode("ascii")
 
 
 def of_values_ms(values_ms: Iterable[float] | np.ndarray) -> Sparse:

@@ -5,9 +5,10 @@ event and keeps the rows, the arrivals and HDR histograms (per endpoint, per 10 
 time and time from the scheduled start). Every ``flush_s`` it hands a batch to its sink: the
 local :class:`~mmload.load.recorder.RecordWriter`, or the master through a Locust custom message.
 
-The request event is every request's hot path, so a sample is only appended there (as the
-lowest value of its HDR sub-bucket); the histograms are built per batch, one ``record_value``
-per distinct sub-bucket — the same counts, at a fraction of hdrh's per-value Python cost.
+The request event is every request's hot path, so a sample (whole µs) is only appended there;
+the histograms are built and encoded per batch with numpy (:func:`mmload.hdr.of_values_us`,
+:func:`mmload.hdr.encode_sparse`): the same counts and bytes as hdrh's ``record_value`` and
+``encode``, without hdrh's per-value Python or its per-call ctypes buffers in the users' loop.
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import gevent
-from hdrh.histogram import HdrHistogram
 
 from mmload import hdr, record
 from mmload.load.clock import WALL, Clock
+from mmload.load.gcpolicy import hold_full_collections, release_full_collections
 
 log = logging.getLogger(__name__)
 
@@ -31,24 +31,12 @@ REQUEST_COLUMNS = [f.name for f in record.REQUEST_SCHEMA]
 
 Batch = dict[str, Any]
 
-_LAYOUT = hdr.new_histogram()  # the bucket layout every histogram of the record shares
-_SUB_MASK = _LAYOUT.sub_bucket_mask
-_SUB_SHIFT = _LAYOUT.sub_bucket_half_count_magnitude + 1
 
-
-def lowest_equivalent(us: int) -> int:
-    """The lowest value of the HDR sub-bucket holding ``us`` (hdrh's
-    ``get_lowest_equivalent_value``, in integer arithmetic): it is counted where ``us`` is."""
-    shift = (us | _SUB_MASK).bit_length() - _SUB_SHIFT
-    return us >> shift << shift
-
-
-def histogram_of(samples: list[int]) -> HdrHistogram:
-    """A record histogram of ``samples`` (µs), one ``record_value`` per distinct value."""
-    h = hdr.new_histogram()
-    for value, count in Counter(samples).items():
-        h.record_value(value, count)
-    return h
+def hdr_entry(key: tuple[int, str, str], samples_us: list[int]) -> list[Any]:
+    """A batch's histogram: [window, name, kind, encoded, count] of one key's samples."""
+    win, name, kind = key
+    histogram = hdr.of_values_us(samples_us)
+    return [win, name, kind, hdr.encode_sparse(histogram), histogram.total]
 
 
 def _error_text(exception: Any) -> str | None:
@@ -126,8 +114,7 @@ class Collector:
         samples = self._samples.get(key)
         if samples is None:
             samples = self._samples[key] = []
-        shift = (us | _SUB_MASK).bit_length() - _SUB_SHIFT  # lowest_equivalent, inlined
-        samples.append(us >> shift << shift)
+        samples.append(us)
 
     def add_arrival(self, row: dict[str, Any]) -> None:
         """One arrival row (columns of record.ARRIVAL_SCHEMA; times as epoch seconds)."""
@@ -141,15 +128,11 @@ class Collector:
         rows["worker"] = [self.worker] * len(buf)
         arrivals, self._arrivals = self._arrivals, []
         samples, self._samples = self._samples, {}
-        hists = {key: histogram_of(values) for key, values in samples.items()}
         return {
             "worker": self.worker,
             "requests": rows,
             "arrivals": arrivals,
-            "hdr": [
-                [win, name, kind, hdr.encode(h), h.get_total_count()]
-                for (win, name, kind), h in hists.items()
-            ],
+            "hdr": [hdr_entry(key, values) for key, values in samples.items()],
         }
 
     def flush(self) -> None:
@@ -163,7 +146,8 @@ class Collector:
                 self.on_error(exc)
 
     def start(self) -> None:
-        """Flush every ``flush_s`` seconds in the background."""
+        """Flush every ``flush_s`` seconds in the background; no full garbage collections in
+        this process until :meth:`stop` (see :mod:`mmload.load.gcpolicy`)."""
 
         def loop() -> None:
             while True:
@@ -171,6 +155,7 @@ class Collector:
                 self.flush()
 
         if self._greenlet is None:
+            hold_full_collections()
             self._greenlet = gevent.spawn(loop)
 
     def stop(self) -> None:
@@ -181,3 +166,6 @@ class Collector:
         self.flush()
         with contextlib.suppress(ValueError):
             self.environment.events.request.remove_listener(self.on_request)
+        found = release_full_collections()
+        if found:
+            log.debug("the deferred full collection freed %d objects", found)

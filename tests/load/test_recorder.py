@@ -14,7 +14,7 @@ import gevent
 import pytest
 
 from mmload import hdr, record
-from mmload.load.collector import Collector, histogram_of, lowest_equivalent
+from mmload.load.collector import Collector, hdr_entry
 from mmload.load.livestats import LiveStats
 from mmload.load.recorder import RecordWriter
 from tests.load.fakes import Events, FakeClock
@@ -162,17 +162,19 @@ def test_live_windows_use_whole_seconds_inside_the_range() -> None:
 
 
 def test_batch_histograms_count_exactly_what_per_value_recording_counts() -> None:
-    """The collector records each sample as the lowest value of its HDR sub-bucket and builds the
-    histograms per batch: the counts (and so the encoding and every percentile) are those of
-    hdrh's own record_value for every raw value, out-of-range values dropped alike."""
+    """The collector builds and encodes each batch's histograms with numpy: the counts, the
+    encoding and every percentile are those of hdrh's own record_value for every raw value,
+    out-of-range values dropped alike."""
     rng = random.Random(3)
     values = [max(1, int(rng.lognormvariate(8, 3))) for _ in range(50_000)]
     values += [1, 2047, 2048, 2049, 4095, 4096, 10**9, hdr.HIGHEST_US, 10**13]
     reference = hdr.new_histogram()
     for v in values:
         reference.record_value(v)
-    built = histogram_of([lowest_equivalent(v) for v in values])
-    assert list(built.counts) == list(reference.counts)
-    assert hdr.encode(built) == hdr.encode(reference)
-    assert built.get_total_count() == len(values) - 1  # 10**13 µs (4 months) is dropped
-    assert all(lowest_equivalent(v) == reference.get_lowest_equivalent_value(v) for v in values)
+    win, name, kind, encoded, count = hdr_entry((60, "GET /x", "service"), values)
+    assert (win, name, kind) == (60, "GET /x", "service")
+    assert encoded == hdr.encode(reference)
+    assert list(hdr.Line(win, name, "w", kind, count, encoded).histogram().counts) == list(
+        reference.counts
+    )
+    assert count == reference.get_total_count() == len(values) - 1  # 10**13 µs is dropped

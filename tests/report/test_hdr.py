@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,31 @@ def test_compact_merges_flushes_exactly(tmp_path: Path) -> None:
     assert got["p99_ms"] == want.get_value_at_percentile(99) / 1000.0
     pcts = hdr.run_percentiles(tmp_path)
     assert pcts.endpoints["GET /x"]["count"] == only.count == pcts.overall["count"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_numpy_encoder_writes_hdrh_s_bytes(seed: int) -> None:
+    """encode_sparse(of_values_us(v)) is byte for byte hdrh's encode() of record_value(v): runs
+    of one empty bucket, long runs, the layout's extremes and counts past 32 bits included."""
+    rng = random.Random(seed)
+    n = rng.choice([1, 2, 3, 17, 500, 20_000])
+    values = [int(rng.lognormvariate(rng.uniform(0, 16), 2.5)) for _ in range(n)]
+    values += rng.sample([0, 1, 2, 3, 2047, 2048, hdr.HIGHEST_US, 10**13], k=seed % 4)
+    reference = hdr.new_histogram()
+    for v in values:
+        reference.record_value(v)
+    if seed % 5 == 0:
+        reference.record_value(values[0], 2**40)
+        values_sparse = hdr.sparse_of(reference)
+    else:
+        values_sparse = hdr.of_values_us(values)
+        assert values_sparse.total == reference.get_total_count()
+    assert hdr.encode_sparse(values_sparse) == hdr.encode(reference)
+    assert hdr.decode_sparse(hdr.encode_sparse(values_sparse)).cnt.tolist() == (
+        values_sparse.cnt.tolist()
+    )
+
+
+def test_the_numpy_encoder_of_nothing_is_an_empty_histogram() -> None:
+    assert hdr.encode_sparse(hdr.EMPTY) == hdr.encode(hdr.new_histogram())
+    assert hdr.of_values_us([]).total == 0 and hdr.of_values_us([10**13]).total == 0
