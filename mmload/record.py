@@ -336,6 +336,21 @@ class AbortFired(_Model):
         return f"aborted by the rule {self.rule}{value} at {iso(self.at) or '?'}"
 
 
+class ArrivalCurve(_Model):
+    """The requested arrival curve (run.json ``arrival_curve``; records before it have none):
+    the arrivals the scenario's curve asks for in each ``window_s`` window from ``t0``, the
+    first window's start (the schedule's origin), not rounded to users."""
+
+    curve: str = "uniform"
+    t0: datetime
+    window_s: float = WINDOW_S
+    requested: list[float] = Field(default_factory=list)
+
+    def window_of(self, ts: datetime) -> int:
+        """The window (0-based, negative before ``t0``) a time falls in."""
+        return int((ts - self.t0).total_seconds() // self.window_s)
+
+
 class RunMeta(_Model):
     """run.json, typed. Written by the load engine, read by every reader of a record."""
 
@@ -358,6 +373,7 @@ class RunMeta(_Model):
     supported_users: float | None = None
     totals: dict[str, Any] = Field(default_factory=dict)
     ceiling: CeilingLog | None = None
+    arrival_curve: ArrivalCurve | None = None
     warnings: list[str] = Field(default_factory=list)
     interrupted_detected_by_reader: bool = False
 

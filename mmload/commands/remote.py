@@ -153,6 +153,7 @@ def load_start_cmd(config: str, scenario: str, fail_on_slo: bool, **flags: Any) 
     (see --no-fail-on-slo) or the run failed, 2 bad input, 130 interrupted.
     """
     from mmload.commands.load import confirm_target, prepared_scenario
+    from mmload.config.curves import portable_text
     from mmload.config.scenario import SCENARIO_DIR, RunOptions, load_scenario
     from mmload.errors import UserError
     from mmload.lifecycle.hosts import reach
@@ -191,7 +192,7 @@ def load_start_cmd(config: str, scenario: str, fail_on_slo: bool, **flags: Any) 
         run_flags,
         out=opts.out,
         workers_per_agent=opts.workers_per_agent,
-        scenario_text=None if builtin else path.read_text(encoding="utf-8"),
+        scenario_text=None if builtin else portable_text(spec, path),
         population=spec.population,
     )
     click.echo(

@@ -25,8 +25,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mmload.config.actions import load_table
+from mmload.config.arrivals import Arrivals, UniformCurve, with_curve_totals
 from mmload.config.base import StrictModel
 from mmload.config.bounds import DAY_S, MAX_RATE, MAX_RUN_S, MAX_USERS, MIN_RATE, Count, Number
+from mmload.config.curves import with_replay_read
 from mmload.config.loader import field_path, load_model
 from mmload.config.sim import DEFAULT_PASSWORD
 from mmload.errors import UserError
@@ -298,7 +300,11 @@ class Scenario(StrictModel):
     kind: Kind
     users: Count(1, MAX_USERS) = 100
     arrival_s: Number(0, MAX_RUN_S) = Field(
-        60.0, description="arrivals spread uniformly over this time"
+        60.0, description="the arrival window (arrivals follow the curve of arrivals:)"
+    )
+    arrivals: Arrivals = Field(
+        default_factory=UniformCurve,
+        description="the arrival curve: uniform (default), poisson, ramp, steps, spike, replay",
     )
     hold_s: Number(0, MAX_RUN_S) = Field(60.0, description="after the last arrival")
     actions: bool = Field(True, description="run the action mix after the initial load")
@@ -336,6 +342,14 @@ class Scenario(StrictModel):
     )
     locustfile: str | None = Field(None, description="custom locustfile; relative to the scenario")
     request_timeout_s: Number(0.1, 3600) = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _curve_totals(cls, data: object) -> object:
+        """users and arrival_s left out: the curve's own (mmload.config.arrivals)."""
+        if isinstance(data, dict) and isinstance(data.get("arrivals"), dict):
+            return with_curve_totals(data)
+        return data
 
     @field_validator("action_weights")
     @classmethod
@@ -497,7 +511,7 @@ def load_scenario(name_or_path: str) -> tuple[Scenario, Path]:
         if not lf.is_file():
             raise UserError("locustfile not found", source=str(path), field="locustfile")
         scenario = scenario.model_copy(update={"locustfile": str(lf)})
-    return scenario, path
+    return with_replay_read(scenario, path), path
 
 
 def apply_options(scenario: Scenario, opts: RunOptions) -> Scenario:

@@ -20,6 +20,7 @@ from mmload.config.scenario import Scenario
 from mmload.errors import UserError
 from mmload.load.clock import WALL, Clock
 from mmload.load.context import StopFlag
+from mmload.load.curves import peak_rate
 from mmload.load.schedule import ArrivalSchedule, Backoff, arrival_schedule, herd_offsets
 from mmload.load.status import RunStatus
 
@@ -28,9 +29,10 @@ HERD_SAMPLE = 500  # simulated clients whose latest reconnect bounds the herd ph
 HERD_MARGIN_S = 2.0  # after the latest reconnect, for its reload to finish
 
 
-def spawn_rate(users: int, over_s: float) -> float:
-    """Spawn everyone well before their slots: 4x the arrival rate, at least 50/s."""
-    return max(50.0, 4.0 * users / max(1.0, over_s))
+def spawn_rate(users: int, over_s: float, peak_per_s: float = 0.0) -> float:
+    """Spawn everyone well before their slots: 4x the mean arrival rate and 2x the curve's
+    peak, at least 50/s."""
+    return max(50.0, 4.0 * users / max(1.0, over_s), 2.0 * peak_per_s)
 
 
 @dataclass
@@ -67,7 +69,8 @@ def arrivals_then_hold(
     """Start every user (each waits for its slot) and wait for the last arrival; the end of the
     arrivals (epoch), or None when stopped."""
     p.enter("arrivals")
-    p.set_users(scenario.users, spawn_rate(scenario.users, schedule.duration_s))
+    rate = spawn_rate(scenario.users, schedule.duration_s, peak_rate(schedule))
+    p.set_users(scenario.users, rate)
     end = t0 + schedule.duration_s
     return end if p.wait_until(end) else None
 

@@ -10,6 +10,7 @@ that log in as soon as they spawn and run the default action mix.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -92,9 +93,9 @@ class Plan:
             sources=list(PINNED.sources),
         )
 
-    @property
+    @functools.cached_property
     def schedule(self) -> ArrivalSchedule:
-        """When the scheduled users arrive (seconds after ``t0``)."""
+        """When the scheduled users arrive (seconds after ``t0``; computed once)."""
         return arrival_schedule(self.scenario, self.schedule_users)
 
     def next_user_index(self) -> int:

@@ -9,9 +9,11 @@ from typing import Any
 from mmload import __version__, record
 from mmload.config.scenario import RunOptions, Scenario
 from mmload.errors import UserError
+from mmload.load.curves import requested_windows
 from mmload.load.diskspace import check_free_space, estimate_bytes
 from mmload.load.phases import expected_s
 from mmload.load.recorder import RecordWriter
+from mmload.load.schedule import ArrivalSchedule, arrival_schedule
 
 
 def disk_warning(
@@ -42,6 +44,19 @@ def open_record(
             source="command line",
             field="--out",
         ) from None
+
+
+def note_schedule(meta: dict[str, Any], scenario: Scenario, t0: float) -> ArrivalSchedule:
+    """The run's arrival schedule, its requested curve kept in run.json (``arrival_curve``)."""
+    schedule = arrival_schedule(scenario)
+    if schedule.users:
+        meta["arrival_curve"] = {
+            "curve": scenario.arrivals.curve,
+            "t0": record.iso_epoch(t0),
+            "window_s": record.WINDOW_S,
+            "requested": requested_windows(schedule, record.WINDOW_S),
+        }
+    return schedule
 
 
 def initial_meta(

@@ -43,7 +43,7 @@ from mmload.load.preflight import (
 )
 from mmload.load.recorder import describe
 from mmload.load.roles import role_for
-from mmload.load.runmeta import disk_warning, open_record
+from mmload.load.runmeta import disk_warning, note_schedule, open_record
 from mmload.load.schedule import arrival_schedule
 from mmload.load.signals import install_signal_handlers, restore_signal_handlers
 from mmload.load.status import RunStatus, Snapshot
@@ -233,7 +233,7 @@ class ScenarioRun:
         self.t0 = self.clock.time() + self.role.lead_s
         self.role.distribute(self.scenario, self.t0)
         self.status.t0 = self.t0
-        self.status.schedule = arrival_schedule(self.scenario)
+        self.status.schedule = note_schedule(self.writer.meta, self.scenario, self.t0)
         self.status.users_spawned = lambda: self.role.runner.user_count
         return True
 

@@ -13,7 +13,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mmload.config.arrivals import PoissonCurve
 from mmload.config.scenario import Scenario, WebSocketSpec
+from mmload.load.curves import CurveArrivals, PoissonArrivals
 
 
 def uniform_offset(index: int, users: int, spread_s: float) -> float:
@@ -45,6 +47,10 @@ class ArrivalSchedule(Protocol):
         """How many users are scheduled to have arrived ``elapsed_s`` seconds after the start."""
         ...
 
+    def expected(self, elapsed_s: float) -> float:
+        """The requested curve: arrivals asked for by ``elapsed_s`` (not rounded to users)."""
+        ...
+
 
 @dataclass(frozen=True)
 class UniformArrivals:
@@ -67,13 +73,27 @@ class UniformArrivals:
             return self.users
         return min(self.users, math.floor(elapsed_s * self.users / self.spread_s) + 1)
 
+    def expected(self, elapsed_s: float) -> float:
+        if self.spread_s <= 0:
+            return float(self.users) if elapsed_s >= 0 else 0.0
+        return self.users * min(1.0, max(0.0, elapsed_s / self.spread_s))
+
 
 def arrival_schedule(scenario: Scenario, users: int | None = None) -> ArrivalSchedule:
     """The arrival curve of ``scenario`` for ``users`` scheduled users (default: all of them;
-    a ceiling run schedules none: its users arrive as the loop adds them)."""
+    a ceiling run schedules none: its users arrive as the loop adds them): ``arrivals:``
+    uniform (the default), poisson, or a rate profile (:mod:`mmload.load.curves`)."""
     if users is None:
         users = 0 if scenario.kind == "ceiling" else scenario.users
-    return UniformArrivals(users, scenario.arrival_s)
+    curve = scenario.arrivals
+    if isinstance(curve, PoissonCurve):
+        return PoissonArrivals(users, scenario.arrival_s, curve.seed)
+    segments = curve.segments()
+    if segments is None and curve.curve == "replay":
+        raise ValueError("a replay curve whose source was not read (config.curves)")
+    if segments is None or users == 0:
+        return UniformArrivals(users, scenario.arrival_s)
+    return CurveArrivals(users, scenario.arrival_s, segments)
 
 
 def global_index(worker_index: int, workers: int, local_index: int) -> int:
