@@ -88,6 +88,19 @@ def arrivals(aw: pd.DataFrame, axis: Axis) -> go.Figure:
     return fig
 
 
+def arrival_curve(cw: pd.DataFrame, axis: Axis) -> go.Figure:
+    """The requested curve vs the arrivals scheduled and started, per curve window (per s)."""
+    fig = _fig("arrivals/s", axis)
+    width = (cw["start_s"].iloc[1] - cw["start_s"].iloc[0]) if len(cw) > 1 else record.WINDOW_S
+    x = cw["time"] + timedelta(seconds=float(width) / 2)
+    fig.add_trace(
+        _line(x, cw["requested"] / width, "requested", line={"dash": "dot", "color": "#5f6368"})
+    )
+    fig.add_trace(_line(x, cw["scheduled"] / width, "scheduled", line={"dash": "dash"}))
+    fig.add_trace(_line(x, cw["started"] / width, "started"))
+    return fig
+
+
 def logins(w: pd.DataFrame, axis: Axis) -> go.Figure:
     """Login requests per second: answered 200, and failed (any error)."""
     fig = _fig("logins/s", axis)

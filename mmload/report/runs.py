@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from mmload import hdr, record
 from mmload.errors import UserError
+from mmload.report.curve import curve_windows
 from mmload.report.model import TIMING_COLUMNS, RunSummary
 
 WINDOW_S = record.WINDOW_S
@@ -90,6 +91,7 @@ class RunReport:
     axis: tuple[datetime, datetime] | None  # the time range every time plot shares
     prometheus: record.PromSnapshot | None
     notes: list[str] = field(default_factory=list)
+    curve_windows: pd.DataFrame | None = None  # requested vs started per curve window
 
 
 def _parse_ts(value: Any) -> datetime | None:
@@ -627,7 +629,7 @@ def build_run_report(run_dir: str | Path) -> RunReport:
     windows, endpoint_windows = window_tables(rows, h, index)
     spawned = spawned_users(run_dir)
     windows["spawned_users"] = spawned.reindex(index).to_numpy() if spawned is not None else np.nan
-    sev0 = aw = recon = rw = None
+    sev0 = aw = recon = rw = cw = None
     if arrivals is not None:
         logins = arrivals[arrivals["phase"] == "login"]
         herd = arrivals[arrivals["phase"] == "reconnect"]
@@ -639,6 +641,7 @@ def build_run_report(run_dir: str | Path) -> RunReport:
             sev0 = sev0_summary(logins, endpoints)
             sev0["phases"] = {str(k): int(v) for k, v in arrivals["phase"].value_counts().items()}
             aw = arrival_windows(logins, index, connected)
+            cw = curve_windows(run, logins)
         if len(herd):
             recon = reconnect_summary(herd, drop_at)
             rw = reconnect_windows(herd, index)
@@ -672,6 +675,7 @@ def build_run_report(run_dir: str | Path) -> RunReport:
         axis=axis,
         prometheus=prometheus,
         notes=notes,
+        curve_windows=cw,
     )
 
 

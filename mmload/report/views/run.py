@@ -109,6 +109,7 @@ def document(rep: RunReport) -> dict[str, Any]:
         ),
         "windows": records(rep.windows),
         "arrival_windows": records(rep.arrival_windows),
+        "arrival_curve": records(rep.curve_windows),
         "reconnect_windows": records(rep.reconnect_windows),
         "endpoint_windows": records(rep.endpoint_windows),
     }
@@ -192,6 +193,33 @@ def sev0_rows(s: dict[str, Any]) -> list[list[Any]]:
         ["all 429 responses", fmt(s["status_429"])],
         ["outcomes", ", ".join(f"{k}: {v:,}" for k, v in sorted(s["outcomes"].items()))],
     ]
+
+
+CURVE_HEADERS = ["from (s)", "requested", "scheduled", "started", "started vs requested"]
+
+
+def curve_section(rep: RunReport) -> Section | None:
+    """The requested arrival curve against the scheduled and started arrivals, per window."""
+    cw, curve = rep.curve_windows, rep.run.arrival_curve
+    if cw is None or curve is None:
+        return None
+    worst = cw["started_off"].abs().max()
+    text = (
+        f"The {curve.curve} curve the scenario asked for, in {fmt(curve.window_s, 0)} s windows "
+        f"from the schedule's start ({clean(curve.t0)}), and the arrivals the run scheduled "
+        f"and started in each; the furthest window is {pct(worst, 1)} off the request."
+    )
+    rows = [
+        [
+            fmt(r.start_s, 0),
+            f"{r.requested:,.1f}".removesuffix(".0"),
+            fmt(r.scheduled),
+            fmt(r.started),
+            pct(r.started_off, 1),
+        ]
+        for r in cw.itertuples()
+    ]
+    return Section("Arrival curve: requested vs started", [Text(text), Table(CURVE_HEADERS, rows)])
 
 
 def error_rows(errors: pd.DataFrame, limit: int = 25) -> list[list[Any]]:
@@ -371,6 +399,10 @@ def figures(rep: RunReport, top: int) -> list[Figure]:
     if aw is not None and len(aw):
         title = "Arrivals: scheduled vs started vs logged in vs failed (cumulative, window ends)"
         out.append(Figure("arrivals", title, lambda: plots.arrivals(aw, ax)))
+    cw = rep.curve_windows
+    if cw is not None and len(cw):
+        title = "Arrival curve: requested vs scheduled vs started per window (arrivals/s)"
+        out.append(Figure("arrival-curve", title, lambda: plots.arrival_curve(cw, ax)))
     if len(w) and w["login_requests"].sum():
         out.append(Figure("logins", "Logins per second", lambda: plots.logins(w, ax)))
     if len(w) and w["login_p99_ms"].notna().any():
@@ -488,6 +520,8 @@ def view(rep: RunReport, top: int = 8) -> View:
     if rep.sev0:
         title = "Logins" if rep.run.scenario_kind == "ceiling" else "Sev0 login storm"
         sections.append(Section(title, [Table(["", ""], sev0_rows(rep.sev0), kv=True)]))
+    if (curve := curve_section(rep)) is not None:
+        sections.append(curve)
     if rep.reconnects:
         sections.append(
             Section("Reconnect herd", [Table(["", ""], reconnect_rows(rep.reconnects), kv=True)])
