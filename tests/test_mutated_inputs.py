@@ -12,6 +12,7 @@ and derandomized (the same ones in CI), with no deadline; each runs under a SIGA
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,7 +148,9 @@ def _yaml(doc: Any) -> str:
 
 
 def use_scenario(path: Path) -> None:
-    """What `mmload run` does with the file before any traffic, plus a plan's first names."""
+    """What `mmload run` does with the file before any traffic, plus a plan's first names (the
+    built-ins' replayed curves beside it)."""
+    shutil.copytree(SCENARIO_DIR / "curves", path.parent / "curves", dirs_exist_ok=True)
     scenario, _ = load_scenario(str(path))
     scenario = apply_options(scenario, RunOptions(target="http://127.0.0.1:9", scale=0.5))
     plan = Plan.for_process(scenario, 1_800_000_000.0, 2, 0, "w0")
