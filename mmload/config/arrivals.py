@@ -199,12 +199,14 @@ Arrivals = Annotated[
     Field(discriminator="curve"),
 ]
 
+ARRIVALS: TypeAdapter = TypeAdapter(Arrivals)
+
 
 def with_curve_totals(data: dict) -> dict:
     """Scenario data with ``users`` and ``arrival_s`` taken from its curve's profile where the
     data leaves them out (an invalid curve is left for the model's own validation to name)."""
     try:
-        curve = TypeAdapter(Arrivals).validate_python(data["arrivals"])
+        curve = ARRIVALS.validate_python(data["arrivals"])
     except ValidationError:
         return data
     segments = curve.segments()

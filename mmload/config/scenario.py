@@ -2,8 +2,8 @@
 
 A scenario is a YAML file in ``scenarios/`` (or any path). Its ``kind`` decides how users arrive:
 
-- ``storm``: ``users`` arrive uniformly over ``arrival_s`` (open model), then everyone stays
-  connected for ``hold_s``.
+- ``storm``: ``users`` arrive over ``arrival_s`` (open model; uniformly, or by the curve of
+  ``arrivals:``, :mod:`mmload.config.arrivals`), then everyone stays connected for ``hold_s``.
 - ``herd``: ``users`` arrive over ``arrival_s``, settle, then an outage of ``herd.outage_s``
   ends and every client reconnects at the time the web client's backoff rule gives it.
 - ``steady``: ``users`` arrive over ``arrival_s`` and run the action mix for ``hold_s`` (the

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from mmload.config.scenario import SCENARIO_DIR, Scenario, load_scenario
+from mmload.config.scenario import (
+    SCENARIO_DIR,
+    RunOptions,
+    Scenario,
+    apply_options,
+    load_scenario,
+)
 from mmload.load.curves import peak_rate, requested_windows
 from mmload.load.phases import spawn_rate
 from mmload.load.plan import Plan
@@ -127,6 +133,12 @@ def test_the_loaded_scenario_reads_its_csv(tmp_path: Path) -> None:
     assert s.arrivals.curve == "replay" and len(s.arrivals.counts) == 90
     assert (s.users, s.arrival_s) == (15_000, 900)
     assert max(requested_windows(arrival_schedule(s), 10)) == 540
+    # --scale 0.1 (as `mmload run sev0-replay-restart --scale 0.1`): 1,500 users in 90 s, every
+    # 1 s of the run holding a 10 s count of the curve, scaled to 0.1
+    scaled = apply_options(s, RunOptions(target="http://127.0.0.1:9", scale=0.1))
+    assert (scaled.users, scaled.arrival_s) == (1500, 90)
+    raw = [int(line.split(",")[1]) for line in CURVE.read_text().splitlines()[3:]]
+    assert per_window(offsets(scaled), 1, 90) == [c // 10 for c in raw]
 
 
 @pytest.mark.parametrize("workers", [1, 3])
