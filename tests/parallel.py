@@ -52,6 +52,7 @@ TIMING = frozenset(
         "tests/load/test_disk_full.py",
         "tests/load/test_distributed_and_prometheus.py",
         "tests/load/test_open_model.py",
+        "tests/load/test_replay_run.py",
         "tests/load/test_runs.py",
         "tests/load/test_verdicts.py",
         "tests/load/test_webapp_flow.py",
