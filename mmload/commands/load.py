@@ -178,8 +178,10 @@ def exit_for(result: Any, fail_on_slo: bool) -> None:
 def prepared_scenario(scenario_ref: str, opts: RunOptions) -> tuple[Any, Path]:
     """The scenario as a run uses it (local `run` and the remote master alike): loaded, the
     flags applied, and --duration as the whole run (the hold gets what the phases leave)."""
+    from mmload.load.population import with_credentials
+
     scenario, path = load_scenario(scenario_ref)
-    scenario = apply_options(scenario, opts)
+    scenario = with_credentials(apply_options(scenario, opts), opts)
     if opts.duration is not None:
         from mmload.load.phases import with_total_duration
 
@@ -345,6 +347,16 @@ def register(group: click.Group) -> None:
         multiple=True,
         help="A local address to send from (repeat it: users are spread over them round robin, "
         "HTTP and WebSocket; e.g. past a rate limiter keyed by address).",
+    )
+    @click.option(
+        "--credentials",
+        help="The customer's users: CSV login_id,password[,method][,totp_secret] or JSONL "
+        "(docs/customer-sev0.md); never echoed or recorded (the record names each user by a "
+        "salted hash of its login id).",
+    )
+    @click.option(
+        "--credentials-salt-file",
+        help="The salt of those names (hex, 0600)  [default: <credentials>.salt, made once].",
     )
     @click.option("--yes", is_flag=True, help="Do not ask before loading a non-loopback target.")
     @fail_on_slo_option

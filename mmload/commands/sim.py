@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +15,7 @@ from pydantic import SecretStr
 
 from mmload.commands.common import default_of, model_from_flags
 from mmload.config.loader import read_token_file, read_yaml, validate_model
-from mmload.config.sim import NAMED_PROFILES, PopulationSpec, Profile, SimSettings
+from mmload.config.sim import NAMED_PROFILES, OpenIdSettings, PopulationSpec, Profile, SimSettings
 from mmload.errors import UserError
 
 POPULATION_FLAGS = (
@@ -27,6 +28,7 @@ POPULATION_FLAGS = (
     "password",
 )
 DEFAULT_PROFILE = default_of(SimSettings, "profile_name")
+OPENID_SECRET_ENV = "MMLOAD_SIM_OPENID_SECRET"
 SIM_FLAGS = {  # SimSettings fields whose flag is not spelt like the field
     "ws_auth_timeout_s": "--ws-auth-timeout",
     "ws_ping_interval_s": "--ws-ping-interval",
@@ -161,6 +163,22 @@ def load_profile(name: str | None, path: str | None) -> tuple[str, Profile]:
     help="A file holding the token of the simulated system admin (GET /api/v4/config, "
     "/api/v4/cluster/status); never printed.",
 )
+@click.option(
+    "--accounts",
+    type=click.Path(dir_okay=False),
+    help="A credentials file (as `run --credentials`): the first users take its login ids, "
+    "passwords and methods (ldap, mfa, openid); never printed.",
+)
+@click.option(
+    "--openid-discovery",
+    help="OpenIdSettings.DiscoveryEndpoint: the IdP's .well-known/openid-configuration URL.",
+)
+@click.option("--openid-client-id", help="OpenIdSettings.Id: this server's client at the IdP.")
+@click.option(
+    "--openid-secret-file",
+    type=click.Path(dir_okay=False),
+    help=f"The client secret in a file [default: ${OPENID_SECRET_ENV}]; never printed.",
+)
 def sim_command(
     host: str,
     port: int,
@@ -173,6 +191,10 @@ def sim_command(
     database: str | None,
     db_max_open_conns: int | None,
     admin_token_file: str | None,
+    accounts: str | None,
+    openid_discovery: str | None,
+    openid_client_id: str | None,
+    openid_secret_file: str | None,
     **population: Any,
 ) -> None:
     """Run the Mattermost API v4 simulator until Ctrl-C / SIGTERM.
@@ -199,6 +221,17 @@ def sim_command(
         update["metrics_port"] = None
     if admin_token_file is not None:
         update["admin_token"] = SecretStr(read_token_file(admin_token_file, "--admin-token-file"))
+    if accounts is not None:
+        from mmload.config.credentials import read_credentials
+
+        update["accounts"] = read_credentials(Path(accounts))
+        if len(update["accounts"]) > spec.users:
+            raise UserError(
+                f"{len(update['accounts'])} users, more than --users {spec.users}",
+                source=accounts,
+                field="--accounts",
+            )
+    update["openid"] = openid_settings(openid_discovery, openid_client_id, openid_secret_file)
     settings = settings.model_copy(update=update)
 
     def ready(running: Any) -> None:
@@ -224,11 +257,43 @@ def sim_command(
             )
         if admin_token_file is not None:
             click.echo(f"  admin: the token in {admin_token_file} (GET /api/v4/config)")
+        if settings.accounts:
+            click.echo(f"  accounts: the first {len(settings.accounts)} users from {accounts}")
+        if settings.openid is not None:
+            click.echo(f"  openid: {settings.openid.discovery_endpoint}")
         click.echo("  stop with Ctrl-C or SIGTERM")
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_until_signal(settings, ready))
     click.echo("mmload sim stopped")
+
+
+def openid_settings(
+    discovery: str | None, client_id: str | None, secret_file: str | None
+) -> OpenIdSettings | None:
+    """The IdP of the OpenID sign-in, from its three flags (the secret from a file or
+    ``$MMLOAD_SIM_OPENID_SECRET``, never from the command line); None without any."""
+    secret_env = os.environ.get(OPENID_SECRET_ENV)
+    if discovery is None and client_id is None and secret_file is None:
+        return None
+    if not (discovery and client_id):
+        raise UserError(
+            "give --openid-discovery and --openid-client-id together",
+            source="command line",
+            field="--openid-discovery" if not discovery else "--openid-client-id",
+        )
+    if secret_file is not None:
+        secret = read_token_file(secret_file, "--openid-secret-file")
+    elif secret_env:
+        secret = secret_env.strip()
+    else:
+        raise UserError(
+            f"the client secret: --openid-secret-file or ${OPENID_SECRET_ENV}",
+            source="command line",
+            field="--openid-secret-file",
+        )
+    values = {"discovery_endpoint": discovery, "client_id": client_id, "client_secret": secret}
+    return validate_model(OpenIdSettings, values, "command line")
 
 
 @click.command("seed")

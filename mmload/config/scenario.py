@@ -28,6 +28,7 @@ from mmload.config.actions import load_table
 from mmload.config.arrivals import Arrivals, UniformCurve, with_curve_totals
 from mmload.config.base import StrictModel
 from mmload.config.bounds import DAY_S, MAX_RATE, MAX_RUN_S, MAX_USERS, MIN_RATE, Count, Number
+from mmload.config.credentials import Accounts, AccountsSummary
 from mmload.config.curves import with_replay_read
 from mmload.config.loader import field_path, load_model
 from mmload.config.sim import DEFAULT_PASSWORD
@@ -43,7 +44,9 @@ MIN_BACKOFF_S = 0.1  # the web client never retries faster; smaller values spin
 
 
 class Population(StrictModel):
-    """Who logs in: user i (1-based) is ``username_pattern.format(i=i)`` with ``password``."""
+    """Who logs in: user i (1-based) is ``username_pattern.format(i=i)`` with ``password`` —
+    or, with ``accounts`` (``run --credentials``), credential ``i % size`` of the customer's
+    file (``mmload.config.credentials``; its summary is what the plan and record see)."""
 
     username_pattern: str = "user-{i}"
     password: str = Field(DEFAULT_PASSWORD, repr=False)
@@ -51,6 +54,8 @@ class Population(StrictModel):
     size: Count(1, 100_000_000) = Field(
         20_000, description="users that exist on the server; indexes wrap"
     )
+    accounts: Accounts | None = Field(None, repr=False, description="set by --credentials only")
+    accounts_summary: AccountsSummary | None = None
 
     @model_validator(mode="after")
     def _pattern_has_i(self) -> Population:
@@ -432,6 +437,10 @@ class RunOptions(StrictModel):
     )
     master_bind: str = "127.0.0.1"
     master_port: Count(0, 65535) = Field(0, description="0: a free port")
+    credentials: str | None = Field(None, description="the customer's users (CSV or JSONL)")
+    credentials_salt_file: str | None = Field(
+        None, description="salt of the record names (default: <credentials>.salt, made 0600)"
+    )
     expect_workers_timeout_s: Number(1, DAY_S) = 60.0
 
     @field_validator("target")

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mmload.config.base import StrictModel
 from mmload.config.bounds import Count, Number
+from mmload.config.credentials import Credential
 
 DEFAULT_PASSWORD = "Loadtest-1!"
 MAX_PASSWORD_BYTES = 72  # Mattermost caps passwords at 72 bytes (bcrypt's limit, kept for PBKDF2)
@@ -192,6 +193,16 @@ class WebappPlugin(StrictModel):
     bundle_path: str = Field("", max_length=512)
 
 
+class OpenIdSettings(StrictModel):
+    """``OpenIdSettings`` as the server uses them: the IdP's discovery document (its
+    authorization, token and userinfo endpoints) and this server's client at the IdP."""
+
+    discovery_endpoint: str = Field(pattern=r"^https?://\S+$")
+    client_id: str = Field(min_length=1, max_length=512)
+    client_secret: SecretStr = Field(description="from a file or $MMLOAD_SIM_OPENID_SECRET only")
+    scope: str = Field("openid profile email", max_length=512)
+
+
 class SimSettings(StrictModel):
     """Everything `mmload sim` needs to start."""
 
@@ -231,6 +242,18 @@ class SimSettings(StrictModel):
     admin_token: SecretStr | None = Field(
         None, description="the token of the one system admin (GET /api/v4/config); never shown"
     )
+    accounts: list[Credential] = Field(
+        default_factory=list,
+        repr=False,
+        description="--accounts: the first users take these login ids, passwords and methods",
+    )
+    openid: OpenIdSettings | None = Field(None, description="the OpenID Connect IdP, if any")
+
+    @model_validator(mode="after")
+    def _accounts_fit(self) -> SimSettings:
+        if len(self.accounts) > self.population.users:
+            raise ValueError(f"--accounts has {len(self.accounts)} users, more than --users")
+        return self
 
     @field_validator("host")
     @classmethod

@@ -18,6 +18,7 @@ from typing import Any
 
 import gevent
 
+from mmload.config.credentials import Credential, record_name
 from mmload.config.scenario import Population, Scenario
 from mmload.errors import RunFailed
 from mmload.load.pin import PINNED
@@ -103,13 +104,26 @@ class Plan:
         return global_index(self.worker_index, self.workers, next(self.counter))
 
     def username(self, index: int) -> str:
-        """Username of global user ``index`` (0-based), wrapping around the population."""
+        """The name of global user ``index`` (0-based, wrapping around the population) in the
+        record: its username, or for a customer's credentials the salted hash of its login id."""
         pop = self.scenario.population
+        if pop.accounts is not None:
+            return record_name(pop.accounts.salt, self.account(index).login_id)
         return pop.username_pattern.format(i=pop.first_user + index % pop.size)
+
+    def account(self, index: int) -> Credential:
+        """How global user ``index`` logs in: its credential from the customer's file, or the
+        pattern's username with the population's password."""
+        pop = self.scenario.population
+        if pop.accounts is not None:
+            return pop.accounts.credentials[index % len(pop.accounts.credentials)]
+        name = pop.username_pattern.format(i=pop.first_user + index % pop.size)
+        return Credential(login_id=name, password=pop.password)
 
     def credentials(self, index: int) -> tuple[str, str]:
         """Login id and password of global user ``index``."""
-        return self.username(index), self.scenario.population.password
+        account = self.account(index)
+        return account.login_id, account.password
 
     def arrival_time(self, index: int) -> float | None:
         """Scheduled login time (epoch) of global user ``index``, or None if not scheduled."""

@@ -1,7 +1,9 @@
 """The population's secret off the wire: a worker reads who logs in, with which password, from
 its own file (mode 0600), never from the master's messages.
 
-The master's plan carries the scenario without ``population.password``. Whoever starts a
+The master's plan carries the scenario without ``population.password`` and without a
+customer's credentials (``population.accounts``, from ``run --credentials``: only their summary
+travels, and each user is named in the record by its salted hash). Whoever starts a
 worker puts the population beside it first: a local master in a private temporary folder
 (``--population``), ``mmload load start`` on every agent over SSH, an operator by hand for
 ``mmload worker`` (``--population``, else ``$MMLOAD_POPULATION_FILE``, else
@@ -17,12 +19,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mmload.config.scenario import Population
+from mmload.config.credentials import read_accounts
+from mmload.config.scenario import Population, RunOptions, Scenario
 from mmload.errors import RunFailed
 
 POPULATION_ENV = "MMLOAD_POPULATION_FILE"
 DEFAULT_FILE = "~/.mmload/population.json"
-SECRET_FIELDS = {"password"}
+SECRET_FIELDS = {"password", "accounts"}
 
 
 def default_path() -> Path:
@@ -61,3 +64,20 @@ def read_population(path: Path) -> Population:
 def public_fields(population: Population) -> dict[str, object]:
     """What the plan may say about the population (everything but its password)."""
     return population.model_dump(mode="json", exclude=SECRET_FIELDS)
+
+
+def with_credentials(scenario: Scenario, opts: RunOptions) -> Scenario:
+    """The scenario with the customer's users of ``--credentials`` as its population (one
+    credential per user index, wrapping); as it is without the flag. A bad file: UserError."""
+    if not opts.credentials:
+        return scenario
+    accounts = read_accounts(opts.credentials, opts.credentials_salt_file)
+    population = scenario.population.model_copy(
+        update={
+            "accounts": accounts,
+            "accounts_summary": accounts.summary(),
+            "size": len(accounts.credentials),
+            "first_user": 1,
+        }
+    )
+    return scenario.model_copy(update={"population": population})

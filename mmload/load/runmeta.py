@@ -12,6 +12,7 @@ from mmload.errors import UserError
 from mmload.load.curves import requested_windows
 from mmload.load.diskspace import check_free_space, estimate_bytes
 from mmload.load.phases import expected_s
+from mmload.load.population import SECRET_FIELDS
 from mmload.load.recorder import RecordWriter
 from mmload.load.schedule import ArrivalSchedule, arrival_schedule
 
@@ -70,7 +71,7 @@ def initial_meta(
             "name": s.name,
             "kind": s.kind,
             "file": scenario_file,
-            "spec": s.model_dump(mode="json", exclude={"population": {"password"}}),
+            "spec": s.model_dump(mode="json", exclude={"population": SECRET_FIELDS}),
         },
         "parameters": {
             "scale": o.scale,

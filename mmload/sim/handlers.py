@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from mmload.sim import payloads as P
+from mmload.sim.auth import authenticate
 from mmload.sim.core import SimCore
 from mmload.sim.errors import ApiError, bad_body, bad_param, forbidden
 from mmload.sim.ids import is_valid_id, new_id
@@ -212,11 +213,26 @@ class Handlers:
                 "Enter a valid email or username and/or password.",
                 "user not found",
             )
-        if not await self._check_password(user, password):
+        token = props.get("token") if isinstance(props.get("token"), str) else ""
+        try:
+            how = await authenticate(user, password, token, self._check_password)
+        except ApiError:
             core.metrics.logins_fail.inc()
-            raise ApiError(
-                401, INVALID_CREDENTIALS, "Enter a valid email or username and/or password."
-            )
+            raise
+        if how == "password":
+            how = "email" if login_id.strip().lower() == user.email else "username"
+        ldap_only = "true" if props.get("ldap_only") == "true" else "false"
+        mfa = "true" if user.mfa_secret else "false"
+        core.metrics.logins_by_method.labels(how, mfa, ldap_only).inc()
+        return await self.start_session(user, req, always_cookies=False)
+
+    async def start_session(
+        self, user: User, req: web.Request, *, always_cookies: bool
+    ) -> web.Response:
+        """``DoLogin`` + ``AttachSessionCookies``: a new session (saved, last login, online),
+        its token in the ``Token`` header and the session cookies — for the API login only when
+        asked with ``X-Requested-With: XMLHttpRequest``, for an OAuth completion always."""
+        core = self.core
         session = self.state.create_session(user)
         store = core.store
         await store.save_session(session)
@@ -225,7 +241,7 @@ class Handlers:
         core.metrics.logins.inc()
         resp = raw_json(self.user_bytes(user))
         resp.headers["Token"] = session.token
-        if req.headers.get("X-Requested-With") == "XMLHttpRequest":
+        if always_cookies or req.headers.get("X-Requested-With") == "XMLHttpRequest":
             secure = req.secure or req.headers.get("X-Forwarded-Proto", "").lower() == "https"
             max_age = self.core.settings.session_length_web_hours * 3600
             set_login_cookies(resp, session, secure, max_age)
@@ -242,9 +258,8 @@ class Handlers:
                 "Your account is locked because of too many failed password "
                 "attempts. Please reset your password.",
             )
-        ok, new_hash = await self.core.passwords.verify(
-            user.number, self.pop.spec.password, password
-        )
+        real = user.password if user.password is not None else self.pop.spec.password
+        ok, new_hash = await self.core.passwords.verify(user.number, real, password)
         if new_hash:
             await store.update_password(user, new_hash, now_ms())
         await store.attempt_result(user, ok, claim)

@@ -65,6 +65,14 @@ class SimMetrics:
             ["limiter"],
             registry=r,
         )
+        self.logins_by_method = Counter(
+            "mmload_sim_logins_by_method",
+            "Successful logins by how the user authenticated (simulator only): method email, "
+            "username, ldap or openid; mfa true when a TOTP code was checked; ldap_only as the "
+            "login body said it.",
+            ["method", "mfa", "ldap_only"],
+            registry=r,
+        )
         self.categories_created = Counter(
             "mmload_sim_sidebar_category_creations",
             "Users whose sidebar categories of a team were created on first load.",

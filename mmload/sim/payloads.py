@@ -60,7 +60,7 @@ def user_body(user: User) -> dict[str, Any]:
         "delete_at": 0,
         "username": user.username,
         "auth_data": "",
-        "auth_service": "",
+        "auth_service": user.auth_service,
         "email": user.email,
         "email_verified": True,
         "nickname": "",

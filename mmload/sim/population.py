@@ -16,15 +16,24 @@ the same population, in the simulator and in the bulk-import file.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from mmload.config.credentials import Credential
 from mmload.config.sim import PopulationSpec
 from mmload.sim.ids import seeded_id
 
 EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: create_at of every seeded object
 DEFAULT_CHANNELS = ("town-square", "off-topic")
 DEFAULT_DISPLAY = {"town-square": "Town Square", "off-topic": "Off-Topic"}
+
+
+def username_from(text: str) -> str:
+    """A valid Mattermost username from ``text``: lowercase ``a-z 0-9 . - _``, a letter
+    first, at most 64 characters."""
+    name = re.sub(r"[^a-z0-9._-]", "-", text.lower())[:63]
+    return name if name[:1].isalpha() else f"u{name}"[:64]
 
 
 @dataclass(slots=True)
@@ -37,6 +46,10 @@ class User:
     email: str
     team: int
     position: int
+    auth_service: str = ""  # "" (email/username), "ldap" or "openid" (--accounts)
+    auth_data: str = ""  # the IdP's subject of an OpenID user, once it signed in
+    mfa_secret: str = ""  # base32 TOTP secret: MFA active
+    password: str | None = None  # its own password (--accounts); None: the population's
 
     @property
     def first_name(self) -> str:
@@ -142,6 +155,24 @@ class Population:
                 channel = Channel(cid, team.index, k, name, display, "O", first, chan_members)
                 team.channels.append(channel)
                 self.channels[cid] = channel
+
+    def apply_accounts(self, accounts: list[Credential]) -> None:
+        """``mmload sim --accounts``: user k takes credential k's login id (an email, or a
+        username whose email is ``<it>@<domain>``), password, auth service (``ldap``,
+        ``openid``) and TOTP secret; teams and channels stay the seeded users'."""
+        taken = {u.username for u in self.users[len(accounts) :]}
+        for user, cred in zip(self.users, accounts, strict=False):
+            login = cred.login_id.strip().lower()
+            if "@" in login:
+                user.email, base = login, username_from(login.split("@", 1)[0])
+            else:
+                user.email, base = f"{username_from(login)}@{self.spec.email_domain}", login
+            user.username = base if base not in taken else f"{base}-{user.number}"
+            taken.add(user.username)
+            user.password = cred.password
+            user.auth_service = {"ldap": "ldap", "openid": "openid"}.get(cred.method, "")
+            user.mfa_secret = cred.totp_secret or ""
+        self._by_login = None
 
     # -- queries ----------------------------------------------------------------------------
     def user(self, number: int) -> User:

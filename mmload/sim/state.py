@@ -74,6 +74,8 @@ class SimState:
     def __init__(self, settings: SimSettings, population: Population | None = None):
         self.settings = settings
         self.pop = population or Population(settings.population)
+        if settings.accounts:
+            self.pop.apply_accounts(settings.accounts)
         self.sessions: dict[str, Session] = {}
         self.user_sessions: dict[int, deque[str]] = {}
         self.statuses: dict[str, dict[str, Any]] = {}

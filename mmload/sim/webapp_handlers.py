@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from mmload.sim import handlers
+from mmload.sim import handlers, openid
 from mmload.sim import payloads as P
 from mmload.sim.core import SimCore
 from mmload.sim.errors import ApiError, bad_body, bad_param, forbidden
@@ -121,6 +121,7 @@ def add_routes(core: SimCore, r: Router) -> None:
     r("GET", "/api/v4/channels/{channel_id}/members", "getChannelMembers", h.channel_members)
     r("POST", "/api/v4/channels/group/search", "searchGroupChannels", h.search_group_channels)
     handlers.add_routes(h, r)
+    openid.add_routes(h, r)
 
 
 def etag_response(ctx: Ctx, etag: str, body: Any) -> web.Response:

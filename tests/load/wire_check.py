@@ -1,7 +1,9 @@
 """``mmload run`` as a master in this process, recording every Locust message it sends to or
 receives from its workers (tests/load/test_population_off_the_wire.py).
 
-usage: wire_check.py PASSWORD -- RUN-ARGS...
+usage: wire_check.py PASSWORD [SECRET...] -- RUN-ARGS...
+
+Every secret is searched for in every message; the population file is checked for PASSWORD.
 
 Locust's ZeroMQ server is wrapped where it serialises (``send_to_client``) and parses
 (``recv_from_client``) messages: the recorded bytes are exactly what crosses the socket, before
@@ -20,7 +22,8 @@ import locust.rpc.zmqrpc as zmqrpc
 
 import mmload.load.roles as roles
 
-password = sys.argv[1]
+secrets = sys.argv[1 : sys.argv.index("--")]
+password = secrets[0]
 run_args = sys.argv[sys.argv.index("--") + 1 :]
 wire: list[tuple[str, str, bytes]] = []  # (direction, message type, bytes)
 files: list[dict[str, object]] = []
@@ -65,14 +68,14 @@ try:
     main(run_args)
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 1
-needle = password.encode()
+needles = [s.encode() for s in secrets]
 print(
     json.dumps(
         {
             "code": code,
             "types": sorted({f"{d}: {t}" for d, t, _ in wire}),
             "messages": len(wire),
-            "with_password": [f"{d}: {t}" for d, t, b in wire if needle in b],
+            "with_password": [f"{d}: {t}" for d, t, b in wire if any(n in b for n in needles)],
             "files": files,
         }
     )

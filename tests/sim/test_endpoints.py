@@ -483,6 +483,11 @@ def test_version_header_matches_hello_format(sim: SimHandle) -> None:
 # the schemas in definitions.yaml (ScheduledPost, ChannelBookmarkWithFileInfo) or model.Draft.
 NOT_IN_EXCERPTS = {
     ("GET", "/api/v4/cluster/status"),  # system.yaml's excerpt stops short of the cluster API
+    # the web router's OAuth client endpoints (web/oauth.go): pages, not API v4 operations
+    ("GET", "/oauth/{service}/login"),
+    ("GET", "/oauth/{service}/complete"),
+    ("GET", "/signup/{service}/complete"),
+    ("GET", "/login/{service}/complete"),
     ("POST", "/api/v4/drafts"),
     ("GET", "/api/v4/users/{user_id}/teams/{team_id}/drafts"),
     ("DELETE", "/api/v4/users/{user_id}/channels/{channel_id}/drafts"),

@@ -60,11 +60,19 @@ class ApiClient:
             h["X-Page-Load-Context"] = self.page_load_context
         return h
 
-    def request(self, method: str, path: str, name: str, json: Any = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        name: str,
+        json: Any = None,
+        expect: tuple[int, str] | None = None,
+    ) -> Any:
         """One API call named by its endpoint template; returns the response (failures recorded).
 
         ``path`` is relative to /api/v4; ``name`` is the template without the prefix, e.g.
-        ``/channels/{channel_id}/posts``.
+        ``/channels/{channel_id}/posts``. ``expect``: an answer (status, error id) that is the
+        expected one here, recorded as a success (the MFA login's first step).
         """
         if self.limiter:
             self.limiter.wait()
@@ -77,7 +85,7 @@ class ApiClient:
             catch_response=True,
         ) as resp:
             status = resp.status_code or 0
-            if 200 <= status < 400:
+            if 200 <= status < 400 or (expect and error_id(resp, status) == expect):
                 resp.success()
             else:
                 resp.failure(error_message(resp))
@@ -111,6 +119,15 @@ def json_or_none(resp: Any) -> Any:
         return resp.json()
     except Exception:
         return None
+
+
+def error_id(resp: Any, status: int) -> tuple[int, str] | None:
+    """(status, the error JSON's id) of a failed response, else None."""
+    try:
+        body = resp.json()
+    except Exception:
+        return None
+    return (status, body["id"]) if isinstance(body, dict) and body.get("id") else None
 
 
 def error_message(resp: Any) -> str:

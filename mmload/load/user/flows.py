@@ -24,8 +24,9 @@ from mmload.config.scenario import Scenario
 from mmload.load.arrivals import Arrival
 from mmload.load.context import RunContext
 from mmload.load.plan import Plan
-from mmload.load.user.client import ApiClient, error_message, json_or_none
+from mmload.load.user.client import ApiClient
 from mmload.load.user.legacy import LegacyFlow
+from mmload.load.user.login import LoginMethods
 from mmload.load.user.polls import Polls
 from mmload.load.user.session import SessionStore
 from mmload.load.user.webapp11 import LoginFailed, Webapp11Flow
@@ -45,7 +46,7 @@ def json_or_none_text(raw: object) -> object:
 __all__ = ["ArrivalFlow", "LoginFailed"]
 
 
-class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls):
+class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls, LoginMethods):
     """Login, initial load, WebSocket, reconnect and reload, like the web app."""
 
     ctx: RunContext
@@ -117,24 +118,14 @@ class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls):
 
     # ---- login and initial load -----------------------------------------------------------
     def login(self, arrival: Arrival) -> None:
-        """config/client, license/client (together in 11.x), then POST /users/login (cookies +
-        Token header)."""
+        """config/client, license/client (together in 11.x), then the sign-in of the user's
+        method (password, LDAP, MFA: POST /users/login; OpenID: through the IdP)."""
         if self.legacy:
             self.http.request("GET", "/config/client?format=old", "/config/client")
             self.http.request("GET", "/license/client?format=old", "/license/client")
         else:
             self.config_and_license()
-        login_id, password = self.plan.credentials(self.index)
-        resp = self.http.request(
-            "POST",
-            "/users/login",
-            "/users/login",
-            json={"login_id": login_id, "password": password},
-        )
-        if resp.status_code != 200:
-            raise LoginFailed(f"login: {error_message(resp)}")
-        self.http.adopt_session(resp)
-        body = json_or_none(resp) or {}
+        body = self.sign_in()  # by the credential's method (mmload.load.user.login)
         self.session.user_id = body.get("id", "me")
         self.session.logged_in = True
         arrival.logged_in = time.time()
