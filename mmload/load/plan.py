@@ -120,6 +120,14 @@ class Plan:
         name = pop.username_pattern.format(i=pop.first_user + index % pop.size)
         return Credential(login_id=name, password=pop.password)
 
+    def typed_name(self, index: int) -> str:
+        """What a user types to find global user ``index`` (a mention, a search): its username,
+        or a customer's login id up to any ``@``. Sent to the target only, never recorded."""
+        pop = self.scenario.population
+        if pop.accounts is None:
+            return self.username(index)
+        return self.account(index).login_id.split("@", 1)[0]
+
     def credentials(self, index: int) -> tuple[str, str]:
         """Login id and password of global user ``index``."""
         account = self.account(index)

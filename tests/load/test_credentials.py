@@ -72,6 +72,8 @@ def test_record_names_are_salted_hashes_stable_per_salt(tmp_path: Path) -> None:
     names = [plan.username(i) for i in range(5)]
     assert all(n.startswith("u-") and len(n) == 18 for n in names) and len(set(names)) == 5
     assert plan.username(5) == names[0]  # indexes wrap around the population
+    # what others type to find them (mentions, searches) goes to the target only
+    assert [plan.typed_name(i) for i in (0, 1, 2)] == ["ann", "bert", "cleo"]
     salt = scenario.population.accounts.salt
     assert names[0] == record_name(salt, "ANN@corp.example ")  # Mattermost's ids: any case
     other = tmp_path / "other.salt"

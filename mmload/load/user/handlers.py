@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import gevent
 
@@ -121,11 +122,12 @@ class ActionHandlers:
         """Typing ``@name``: the autocomplete as the name is typed (ltng ``emulateMention``,
         here at most four prefixes); returns the mention."""
         s = self.session
-        name = self.plan.username(self.rng.randrange(self.scenario.population.size))
+        name = self.plan.typed_name(self.rng.randrange(self.scenario.population.size))
         for n in sorted({max(1, len(name) * k // 4) for k in range(1, 5)}):
             self.http.request(
                 "GET",
-                f"/users/autocomplete?in_team={s.team_id}&in_channel={channel_id}&name={name[:n]}",
+                f"/users/autocomplete?in_team={s.team_id}&in_channel={channel_id}"
+                f"&name={quote(name[:n])}",
                 "/users/autocomplete",
             )
         return f"@{name} "
@@ -233,7 +235,7 @@ class ActionHandlers:
 
     def search_users(self) -> None:
         """SearchUsers: the user search of the web app."""
-        term = self.plan.username(self.rng.randrange(self.scenario.population.size))[:6]
+        term = self.plan.typed_name(self.rng.randrange(self.scenario.population.size))[:6]
         self.http.request(
             "POST",
             "/users/search",

@@ -86,6 +86,15 @@ class LoginMethods:
         oauth_cookie = set_cookie(resp, "MMOAUTH")
         authorize = _location(resp, start, "GET /oauth/openid/login")
         idp = self._idp_session(authorize)
+        try:
+            return self._at_idp(account, idp, authorize, oauth_cookie)
+        finally:
+            idp.client.clientpool.close()  # the browser's IdP tab is done: no idle sockets
+
+    def _at_idp(
+        self, account: Credential, idp: FastHttpSession, authorize: str, oauth_cookie: str | None
+    ) -> dict[str, Any]:
+        """From the IdP's authorization endpoint to the target's session cookies."""
         url, resp = self._follow(idp, authorize, oauth_cookie, host_of(authorize))
         if resp is None:  # the IdP knew the user already: straight back, signed in
             return {}

@@ -194,7 +194,7 @@ class MoreHandlers:
 
     def search_group_channels(self) -> None:
         """SearchGroupChannels: 1-4 characters of someone's name typed in the DM/GM search."""
-        name = self.plan.username(self.rng.randrange(self.scenario.population.size))
+        name = self.plan.typed_name(self.rng.randrange(self.scenario.population.size))
         for n in range(1, self.rng.randint(1, 4) + 1):
             self.http.request(
                 "POST", "/channels/group/search", "/channels/group/search", json={"term": name[:n]}
