@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from mmload.campaign.render import render
+from mmload.campaign.simtarget import check_kinds, sim_profile
 from mmload.config.campaign import Campaign, CampaignArchitecture, CampaignVersion
 from mmload.config.catalog import load_prices
 from mmload.config.deployment import Deployment
 from mmload.config.loader import load_model, validate_model
 from mmload.config.scenario import Scenario, load_scenario
+from mmload.config.sim import Profile
 from mmload.errors import UserError
 from mmload.load.phases import expected_s
 from mmload.provision.init_file import PLACEHOLDER_CIDR
@@ -40,6 +42,9 @@ class Test:
     kind: str  # "ceiling" or "comparison"
     users: int | None
     duration_s: float
+    index: int = 0  # its place in ``scenarios``
+    ref: str = ""  # what `mmload run` is given: a built-in name or the YAML file's path
+    duration_given: float | None = None  # ``duration_s`` of the entry (the run's --duration)
 
     @property
     def title(self) -> str:
@@ -94,6 +99,14 @@ class Plan:
     deployments: list[PlannedDeployment]
     region: str
     as_of: str
+    profiles: dict[tuple[str, str], Profile] = field(default_factory=dict)  # simulator only
+    base: Path = Path()  # the campaign file's folder
+
+    @property
+    def output_dir(self) -> Path:
+        """Where `campaign run` keeps its state and records."""
+        out = Path(self.campaign.output_dir or f"{self.campaign.name}-campaign").expanduser()
+        return out if out.is_absolute() else self.base / out
 
     @property
     def runs(self) -> list[Run]:
@@ -178,6 +191,7 @@ def resolve_test(entry_index: int, campaign: Campaign, base: Path, source: str) 
         scenario, _ = load_scenario(str(ref))
     except UserError as exc:
         raise UserError(str(exc), source=source, field=f"{where}.scenario") from None
+    extra = (entry_index, str(ref), entry.duration_s)
     if scenario.kind == "ceiling":
         if entry.users is not None:
             raise UserError(
@@ -185,16 +199,20 @@ def resolve_test(entry_index: int, campaign: Campaign, base: Path, source: str) 
                 source=source,
                 field=f"{where}.users",
             )
-        return Test(scenario.name, "ceiling", None, entry.duration_s or expected_s(scenario))
+        duration = entry.duration_s or expected_s(scenario)
+        return Test(scenario.name, "ceiling", None, duration, *extra)
     users = entry.users or scenario.users
     sized: Scenario = scenario.model_copy(update={"users": users})
-    return Test(scenario.name, "comparison", users, entry.duration_s or expected_s(sized))
+    return Test(scenario.name, "comparison", users, entry.duration_s or expected_s(sized), *extra)
 
 
 def deployment_of(
     source: str, index: int, arch: CampaignArchitecture, version: CampaignVersion, name: str
 ) -> tuple[float, list[str]]:
-    """$/h of the deployment `mmload up` would build (and the types the table cannot price)."""
+    """$/h of the deployment `mmload up` would build (and the types the table cannot price);
+    a simulator costs nothing."""
+    if arch.sim is not None:
+        return 0.0, []
     data = {
         "name": name,
         "tier": arch.tier,
@@ -234,6 +252,8 @@ def build_plan(path: Path) -> Plan:
     """Read the campaign file and plan it."""
     source = str(path)
     campaign = load_campaign(path)
+    check_kinds(campaign, source)
+    profiles = sim_profiles(campaign, path.parent, source) if campaign.simulated else {}
     tests = [resolve_test(i, campaign, path.parent, source) for i in range(len(campaign.scenarios))]
     deployments = [
         plan_deployment(campaign, tests, source, a, versions, name)
@@ -241,7 +261,18 @@ def build_plan(path: Path) -> Plan:
     ]
     schedule(deployments, campaign.concurrency)
     prices = load_prices()
-    return Plan(campaign, source, tests, deployments, prices.region, prices.as_of)
+    return Plan(
+        campaign, source, tests, deployments, prices.region, prices.as_of, profiles, path.parent
+    )
+
+
+def sim_profiles(campaign: Campaign, base: Path, source: str) -> dict[tuple[str, str], Profile]:
+    """(architecture, version) -> the simulator profile that run uses, each validated."""
+    return {
+        (arch.label, version.label): sim_profile(campaign, v, a, base, source)
+        for a, arch in enumerate(campaign.architectures)
+        for v, version in enumerate(campaign.versions)
+    }
 
 
 def plan_deployment(

@@ -68,6 +68,21 @@ class SimProcess:
         return self.process.returncode
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it ends
+
+
+def die_with_parent() -> None:
+    """In a child before exec (``preexec_fn``): SIGTERM it when its parent thread ends, also
+    by SIGKILL, so a killed caller leaves no process behind (Linux; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+
+
 def read_lines(path: Path) -> list[str]:
     try:
         return path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -130,13 +145,15 @@ def running_sim(
     start_timeout: float = 60.0,
     env: dict[str, str] | None = None,
     log_path: Path | None = None,
+    with_parent: bool = False,
     **flags: object,
 ) -> Iterator[SimProcess]:
     """Start `mmload sim` (FLAGS as keywords), yield it once ready, always stop it after.
 
     Its output goes to ``log_path`` (overwritten), else to a temporary file removed at the end.
     It runs in its own session, so a Ctrl-C meant for the caller reaches it only through the
-    caller (which stops it when the block ends).
+    caller (which stops it when the block ends). ``with_parent``: it also ends when the thread
+    that started it does, even if the caller is SIGKILLed (:func:`die_with_parent`).
     """
     temporary = log_path is None
     sim: SimProcess | None = None
@@ -153,6 +170,7 @@ def running_sim(
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                 start_new_session=True,
+                preexec_fn=die_with_parent if with_parent else None,
             )
         try:
             sim = wait_until_ready(proc, log_path, start_timeout)
