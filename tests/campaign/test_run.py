@@ -57,7 +57,7 @@ def write_campaign(root: Path, **extra: Any) -> Path:
             "stable_intervals": 2,
             "stable_tolerance": 0.25,
             "spawn_rate": 50,
-            "max_duration_s": 14,
+            "max_duration_s": 10,
         },
         "slos": {"p99_ms": 2000, "avg_ms": 60, "http_5xx_rate": None, "cpu_percent": None},
     }
@@ -160,55 +160,34 @@ def test_campaign_runs_resumes_and_reports(tmp_path: Path) -> None:
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["cost_usd"] == 0
 
-    # 1. SIGINT after the first finished run: the runs in progress stop and keep their data.
+    # 1. SIGKILLed in the middle: no simulator or run is left behind.
     proc = start(path, tmp_path / "run1.log")
-    wait_for(out, 1, proc)
-    pids = pids_of(out)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(120) == 130, (tmp_path / "run1.log").read_text()
-    assert_gone(pids)
-    first = finished_records(out)
-    got = statuses(out)
-    assert len(first) >= 1 and "running" not in got and "interrupted" in got, got
-    for e in state_of(out)["runs"].values():
-        if e["status"] == "interrupted" and e["record"]:
-            assert json.loads((out / e["record"] / "run.json").read_text())["outcome"] in (
-                "interrupted",
-                "completed",
-            )
-    status = run_cli("campaign", "status", str(path), "--json")
-    doc = json.loads(status.stdout)
-    assert (doc["status"], doc["runs_total"], doc["runs_done"]) == ("interrupted", RUNS, len(first))
-    assert doc["spent_usd"] == 0
-
-    # 2. Resumed, then SIGKILLed: no simulator or run is left behind.
-    proc = start(path, tmp_path / "run2.log")
-    wait_for(out, len(first) + 1, proc)
+    wait_for(out, 2, proc)
     pids = pids_of(out)
     proc.kill()
     proc.wait(30)
     assert_gone(pids)
-    second = finished_records(out)
-    assert {k: second[k] for k in first} == first  # nothing finished was redone
+    first = finished_records(out)
+    assert 2 <= len(first) < RUNS
     doc = json.loads(run_cli("campaign", "status", str(path), "--json").stdout)
-    assert doc["status"].startswith("stopped") and doc["runs_done"] == len(second)
-    assert doc["running"]  # as the killed process left it
+    assert doc["status"].startswith("stopped") and doc["runs_done"] == len(first)
+    assert doc["runs_total"] == RUNS and doc["running"]  # as the killed process left them
+    assert doc["spent_usd"] == 0
 
-    # 3. Resumed to the end.
-    proc = start(path, tmp_path / "run3.log")
-    assert proc.wait(WAIT_S * 2) == 0, (tmp_path / "run3.log").read_text()
+    # 2. Resumed to the end: nothing finished is redone; the killed runs are.
+    proc = start(path, tmp_path / "run2.log")
+    assert proc.wait(WAIT_S * 2) == 0, (tmp_path / "run2.log").read_text()
     final = finished_records(out)
     assert len(final) == RUNS
-    assert {k: final[k] for k in second} == second
+    assert {k: final[k] for k in first} == first
     runs = state_of(out)["runs"]
-    for key, e in runs.items():
-        assert e["attempts"] == (1 if key in first else e["attempts"])
-        assert e["attempts"] >= 1
-    assert sum(e["attempts"] for e in runs.values()) > RUNS  # some were interrupted, re-run
+    assert all(runs[k]["attempts"] == 1 for k in first)
+    assert sum(e["attempts"] for e in runs.values()) > RUNS  # the killed ones ran again
     records = sorted(p.parent for p in (out / "runs").glob("**/run.json"))
-    assert len(records) == RUNS  # one record per run: the interrupted attempts are set aside
+    assert len(records) == RUNS  # one record per run: killed attempts are set aside
+    assert list((out / "interrupted").glob("**/run.json"))
 
-    # 4. The report against a recomputation from the records themselves.
+    # 3. The report against a recomputation from the records themselves.
     rep = run_cli("campaign", "report", str(path), timeout=180)
     assert rep.returncode == 0, rep.stderr
     report_dir = out / "report"
@@ -256,16 +235,123 @@ def test_campaign_runs_resumes_and_reports(tmp_path: Path) -> None:
         assert rows[(arch, "v1")]["verdict"] is None
 
 
-def test_campaign_over_budget_or_bad_is_refused_before_starting(tmp_path: Path) -> None:
-    path = write_campaign(tmp_path, architectures=[{"name": "small", "sim": {"users": 0}}])
-    res = run_cli("campaign", "run", str(path))
-    assert res.returncode == 2 and res.stdout == ""
+def write_comparison(root: Path) -> Path:
+    """2 versions x 1 architecture x 1 repeat of a bounded run at fixed users."""
+    path = write_campaign(root)
+    steady = {
+        "name": "small-steady",
+        "kind": "steady",
+        "users": 50,
+        "arrival_s": 1,
+        "hold_s": 4,
+        "action_weights": {"RemoveCustomStatus": 1},
+        "only_listed_actions": True,
+        "client": "webapp-legacy",
+        "idle": {"min_ms": 800, "avg_ms": 1000},
+        "websocket": {"enabled": False},
+        "slos": {"p99_ms": 2000, "avg_ms": None, "http_5xx_rate": None, "cpu_percent": None},
+    }
+    (root / "steady.yaml").write_text(json.dumps(steady))
+    campaign = yaml.safe_load(path.read_text())
+    campaign |= {
+        "architectures": campaign["architectures"][1:],
+        "scenarios": [{"scenario": "steady.yaml", "users": 6, "duration_s": 4}],
+        "repeats": 1,
+        "concurrency": 1,
+    }
+    path.write_text(yaml.safe_dump(campaign, sort_keys=False))
+    return path
+
+
+def test_comparison_runs_interrupted_and_resumed(tmp_path: Path) -> None:
+    path = write_comparison(tmp_path)
+    out = tmp_path / "out"
+    proc = start(path, tmp_path / "run1.log")
+    deadline = time.monotonic() + WAIT_S
+    while not list((out / "runs").glob("**/run.json")):  # the first run has its record
+        assert proc.poll() is None and time.monotonic() < deadline, statuses(out)
+        time.sleep(0.2)
+    pids = pids_of(out)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(120) == 130, (tmp_path / "run1.log").read_text()
+    assert_gone(pids)
+    (key,) = [k for k, e in state_of(out)["runs"].items() if e["status"] == "interrupted"]
+    meta = json.loads((out / state_of(out)["runs"][key]["record"] / "run.json").read_text())
+    assert meta["outcome"] == "interrupted"  # the run kept what it measured
+    assert statuses(out).count("pending") == 1
+
+    proc = start(path, tmp_path / "run2.log")
+    assert proc.wait(WAIT_S) == 0, (tmp_path / "run2.log").read_text()
+    runs = state_of(out)["runs"]
+    assert [e["status"] for e in runs.values()] == ["finished", "finished"]
+    assert runs[key]["attempts"] == 2
+    assert list((out / "interrupted").glob("**/run.json"))
+    records = {e["version"]: str(out / e["record"]) for e in runs.values()}
+    for version, rec in records.items():
+        meta = json.loads((Path(rec) / "run.json").read_text())
+        assert (meta["label"], meta["architecture"], meta["outcome"]) == (
+            version,
+            "large",
+            "completed",
+        )
+        assert meta["parameters"]["users"] == 6
     assert (
-        res.stderr.strip().splitlines()
-        == [
-            f"mmload: error: {path}: architectures[0].sim.users: Input should be between 1 and "
-            "1000000"
-        ]
-        or "architectures[0].sim.users" in res.stderr
+        run_cli(
+            "campaign",
+            "report",
+            str(path),
+            "--format",
+            "json",
+            "--out",
+            str(tmp_path / "rep"),
+            timeout=180,
+        ).returncode
+        == 0
     )
+    (item, second) = json.loads((tmp_path / "rep" / "campaign.json").read_text())["comparisons"]
+    assert item["previous_version"] is None and second["previous_version"] == "v1"
+    cmp = run_cli("compare", records["v1"], records["v2"], "--format", "json", timeout=180)
+    rows = json.loads(cmp.stdout)["rows"]
+    assert second["worsened"] == sum(r["change"] == "worsened" for r in rows)
+    assert second["improved"] == sum(r["change"] == "improved" for r in rows)
+
+
+REAL = {
+    "name": "esr-h2",
+    "versions": [{"label": "esr-11.7", "mattermost": {"version": "11.7.1", "sha256": "ab" * 32}}],
+    "architectures": [{"tier": 2000}],
+    "repeats": 1,
+    "budget_usd": 1,
+}
+
+
+def test_run_refuses_over_budget_and_bad_files_before_starting(tmp_path: Path) -> None:
+    path = tmp_path / "real.yaml"
+    path.write_text(yaml.safe_dump(REAL))
+    res = run_cli("campaign", "run", str(path))
+    assert res.returncode == 1 and res.stdout == ""
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith(f"mmload: error: {path}: budget_usd: the plan costs $")
+    assert line.endswith("over the cap of $1.00: refused")
+    assert not (tmp_path / "esr-h2-campaign").exists()  # nothing started
+
+    sim = write_campaign(tmp_path)
+    data = yaml.safe_load(sim.read_text())
+    data["architectures"][1]["sim"]["pool_sise"] = 2
+    sim.write_text(yaml.safe_dump(data))
+    res = run_cli("campaign", "run", str(sim))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip().splitlines() == [
+        f"mmload: error: {sim}: architectures[1].sim.pool_sise: unknown field (check the spelling)"
+    ]
+    data["architectures"][1]["sim"] = {"users": 200}  # v1's profile has a pool: sizes only
+    data["versions"][1] = {"label": "v2", "sim": {"profile": "v10.2"}}
+    sim.write_text(yaml.safe_dump(data))
+    for cmd in ("run", "status", "report"):
+        res = run_cli("campaign", cmd, str(sim))
+        assert res.returncode == 2 and res.stdout == ""
+        assert res.stderr.strip().splitlines() == [
+            f"mmload: error: {sim}: architectures[0].sim: a worker pool needs pool_size and "
+            "service_ms (version v2's profile has no worker_pool)"
+        ]
     assert not (tmp_path / "out").exists()
