@@ -224,6 +224,7 @@ class Handlers:
         ldap_only = "true" if props.get("ldap_only") == "true" else "false"
         mfa = "true" if user.mfa_secret else "false"
         core.metrics.logins_by_method.labels(how, mfa, ldap_only).inc()
+        core.metrics.logins.inc()  # AuthenticateUserForLogin's count (not an OAuth sign-in's)
         return await self.start_session(user, req, always_cookies=False)
 
     async def start_session(
@@ -238,7 +239,6 @@ class Handlers:
         await store.save_session(session)
         await store.update_last_login(user, session.create_at)
         await store.save_status(self.state.set_status(user, "online"))
-        core.metrics.logins.inc()
         resp = raw_json(self.user_bytes(user))
         resp.headers["Token"] = session.token
         if always_cookies or req.headers.get("X-Requested-With") == "XMLHttpRequest":

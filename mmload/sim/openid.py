@@ -154,7 +154,6 @@ class OpenIdFlow:
             if found is not None and found.auth_service == "openid":
                 user = found
         if user is None or not sub:
-            self.core.metrics.logins_fail.inc()
             raise ApiError(
                 400, "api.user.login_by_oauth.not_found.app_error", "No such OpenID user here."
             )
