@@ -121,8 +121,14 @@ class CampaignRun:
                 while wait(futures, timeout=POLL_S).not_done:
                     pass
             status = self.final_status()
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:  # not a failed run: a fault of the campaign itself, said as it is
+                status = "failed"
+                state.event(f"campaign fault: {errors[0]!r}")
             state.set(status=status, pid=None, ended_at=now_iso())
             state.event(f"campaign {status}")
+            if errors:
+                raise errors[0]
             return status
 
     def register(self, state: State) -> None:
