@@ -187,6 +187,7 @@ class CampaignRun:
                         self.one_run(run, url)
             except (RunFailed, UserError, OSError) as exc:
                 self.state.update_deployment(d.name, f"{d.name}: failed: {exc}", status="failed")
+                self.say(f"{d.name}: failed: {exc}")
                 for run in runs:
                     if self.state.run(run_key(run))["status"] not in (DONE, "interrupted"):
                         self.state.update_run(run_key(run), status="failed", error=str(exc))
