@@ -141,7 +141,7 @@ class PostgresHost:
         return self
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # returns once it listens
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:

@@ -238,7 +238,7 @@ def render_proxy(root: Path, app_port: int, http_port: int, https_port: int) -> 
     return conf / "nginx.conf"
 
 
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -19,7 +19,7 @@ from mmload.net import free_port
 
 
 @contextmanager
-def running_prometheus(config: str, tmp: Path, ready_s: float = 30.0) -> Iterator[str]:
+def running_prometheus(config: str, tmp: Path, ready_s: float = 60.0) -> Iterator[str]:
     """Prometheus with ``config`` (prometheus.yml text); yields its URL once it is ready
     (within ``ready_s``); stopped by its pid at the end."""
     cfg = tmp / "prometheus.yml"

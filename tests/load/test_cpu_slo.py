@@ -38,7 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = {"global": {"scrape_interval": "1s"}, "scrape_configs": jobs}
     try:
         with running_prometheus(yaml.safe_dump(config), tmp_path_factory.mktemp("prom")) as url:
-            deadline = time.time() + 30
+            deadline = time.time() + 60  # returns at the second scrape of every node
             query = PromQueries().cpu_percent.format(window="5s")
             while prom_query(url, query) is None or prom_query(url, "count(up == 1)") != 3:
                 assert time.time() < deadline, "Prometheus never had two scrapes of every node"

@@ -47,10 +47,10 @@ class MotoServer:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # returns once it answers
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).close()
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=5).close()
                 return
             except OSError:
                 if self.proc.poll() is not None:
