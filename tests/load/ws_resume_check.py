@@ -10,6 +10,7 @@ import socket
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -38,6 +39,15 @@ def login(base: str) -> tuple[str, str]:
     )
     cookies = [c.split(";", 1)[0] for c in headers.get_all("Set-Cookie")]
     return headers["Token"], "; ".join(cookies)
+
+
+def wait_until(done: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Until ``done()`` (as soon as it is, up to ``timeout_s`` on a busy machine; the caller's
+    checks then say what is missing), then 0.5 s more for anything that should not come."""
+    deadline = time.time() + timeout_s
+    while not done() and time.time() < deadline:
+        gevent.sleep(0.05)
+    gevent.sleep(0.5)
 
 
 def main(base: str) -> None:
@@ -69,8 +79,8 @@ def main(base: str) -> None:
     ws.on_missed = lambda: hooks.append("missed")
     assert ws.connect()
     first_id = ws.connection_id
-    call(base, "POST", "/posts", token, {"channel_id": town, "message": "before the drop"})
-    gevent.sleep(0.3)
+    _, before = call(base, "POST", "/posts", token, {"channel_id": town, "message": "before"})
+    wait_until(lambda: any(e["id"] == before["id"] for e in events))  # its event came
     expected_next = ws.server_seq
     ws.ws.sock.shutdown(socket.SHUT_RDWR)  # the network drops the connection
     cut_at = time.time()
@@ -78,12 +88,13 @@ def main(base: str) -> None:
     for i in range(3):
         _, post = call(base, "POST", "/posts", token, {"channel_id": town, "message": f"away {i}"})
         posted.append(post["id"])
-    gevent.sleep(1.5)  # the backoff (0.5-0.6 s), the resume, the replay
+    # the backoff (0.5-0.6 s), the resume, the replay of the three
+    wait_until(lambda: "reconnect" in hooks and {e["id"] for e in events} >= set(posted))
     resumed = {"connection_id": ws.connection_id, "connected": ws.connected, "hooks": list(hooks)}
     # a reconnect the server cannot resume: an id it does not know gets a new one and a hello
     ws.connection_id = "x" * 26
     ws.ws.sock.shutdown(socket.SHUT_RDWR)
-    gevent.sleep(1.5)
+    wait_until(lambda: "missed" in hooks)
     print(
         json.dumps(
             {
