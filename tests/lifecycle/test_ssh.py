@@ -142,7 +142,9 @@ def test_detached_job_survives_a_dropped_connection_and_comes_back_complete(
 ) -> None:
     remote, script = remote_for(tmp_path, ssh_hosts)
     folder, data = str(tmp_path / "remote-job"), tmp_path / "remote-data"
-    job = remote.start_job(COORD, folder, [sys.executable, str(script), str(data), "25"])
+    # 75 parts, 0.2 s apart: 15 s, so that it still runs after the drop and the new connection
+    # through the jump host (seconds of SSH handshakes on a busy machine)
+    job = remote.start_job(COORD, folder, [sys.executable, str(script), str(data), "75"])
     # a streaming connection (like a live status view), then the network drops on both ends
     import subprocess
 
@@ -158,14 +160,14 @@ def test_detached_job_survives_a_dropped_connection_and_comes_back_complete(
     watch.wait()
     state = remote.job_state(job)
     assert state.running, state  # a new connection finds it alive
-    state = remote.wait_job(job, timeout_s=60, poll_s=0.5)
+    state = remote.wait_job(job, timeout_s=120, poll_s=0.5)
     assert (state.phase, state.exit_code) == ("exited", 0)
     log = Path(folder, "out.log").read_text()
-    assert "finished" in log and "wrote 24" in log
+    assert "finished" in log and "wrote 74" in log
 
     local = tmp_path / "back"
     manifest = remote.fetch_dir(COORD, str(data), local)
-    assert len(manifest) == 26
+    assert len(manifest) == 76
     assert (local / "blob.bin").read_bytes() == (data / "blob.bin").read_bytes()
     (local / "part-3.txt").write_text("tampered")
     with pytest.raises(RunFailed, match=r"incomplete: different part-3\.txt"):
@@ -179,19 +181,20 @@ def test_stop_interrupts_the_job_which_saves_what_it_has(tmp_path: Path, ssh_hos
     remote, script = remote_for(tmp_path, ssh_hosts)
     folder, data = str(tmp_path / "job2"), tmp_path / "data2"
     job = remote.start_job(AGENT, folder, [sys.executable, str(script), str(data), "1000"])
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # the job's start: returns at its third part
     while not (data / "part-2.txt").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
+    assert (data / "part-2.txt").exists(), "the job did not start"
     with pytest.raises(RunFailed, match="already running"):
         remote.start_job(AGENT, folder, ["true"])
-    state = remote.stop_job(job, grace_s=20)
+    state = remote.stop_job(job, grace_s=60)
     assert (state.phase, state.exit_code) == ("exited", 0)  # SIGINT: it stopped by itself
     assert (data / "interrupted").exists()
     assert remote.job_state(Job(AGENT, str(tmp_path / "nothing-here"))).phase == "absent"
     # a job killed outright is "lost", not "exited"
     job3 = remote.start_job(AGENT, str(tmp_path / "job3"), ["sleep", "60"])
     remote.signal_job(job3, "KILL")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # each look is an SSH round trip: seconds when busy
     while (state := remote.job_state(job3)).running and time.monotonic() < deadline:
         time.sleep(0.1)
     assert state.phase == "lost", state  # even while unreaped (a zombie) it is not running
