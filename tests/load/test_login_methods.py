@@ -211,3 +211,42 @@ def test_a_storm_logs_every_customer_user_in_through_its_own_method(
     [written] = res["files"]
     assert written["file_mode"] == 0o600 and written["has_password"]
     assert not Path(written["path"]).parent.exists()
+
+
+@pytest.mark.slow
+def test_wrong_credentials_fail_each_arrival_with_a_reason_and_no_secret(
+    tmp_path: Path, world: World
+) -> None:
+    """The same users with wrong secrets — an OpenID password the IdP refuses, an MFA user
+    whose TOTP secret is not the server's, an LDAP password the directory refuses: each arrival
+    fails with the step that failed, and no value of the file is in the record or the output."""
+    rows = {r.method: r for r in reversed(world.rows)}
+    wrong = [
+        Row(rows["openid"].login_id, "Not-the-idp-pw-1!", "openid"),
+        Row(rows["mfa"].login_id, rows["mfa"].password, "mfa", pyotp.random_base32()),
+        Row(rows["ldap"].login_id, "Not-the-ldap-pw-1!", "ldap"),
+    ]
+    csv = tmp_path / "wrong.csv"
+    body = "".join(f"{r.login_id},{r.password},{r.method},{r.totp}\n" for r in wrong)
+    csv.write_text("login_id,password,method,totp_secret\n" + body)
+    scenario = write_scenario(tmp_path / "wrong.yaml", name="wrong", kind="storm", users=3,
+                              arrival_s=1, hold_s=1)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "mmload.cli", "run", str(scenario), "--target", world.sim.url,
+         "--credentials", str(csv), "--out", str(tmp_path / "runs"), "--no-fail-on-slo"],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    run_dir = run_dir_from(out.stdout)
+    arrivals = record.read_table(run_dir, record.ARRIVALS, ["user", "outcome", "error"])
+    errors = sorted(arrivals.to_pandas()["error"])
+    assert errors == [
+        "login: HTTP 401 api.user.check_user_mfa.bad_code.app_error",
+        "login: HTTP 401 ent.ldap.do_login.invalid_password.app_error",
+        "openid: the IdP refused the login (HTTP 200: its form again)",
+    ], errors
+    secrets = [s for r in wrong for s in (r.login_id, r.password, r.totp) if s]
+    assert not [s for s in secrets if s in out.stdout + out.stderr]
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert not [s for s in secrets if s.encode() in path.read_bytes()], path.name
