@@ -419,6 +419,44 @@ def register(group: click.Group) -> None:
             opts.master_host, opts.master_port, opts.locustfile, with_parent, opts.population
         )
 
+    @group.command("population")
+    @click.argument("scenario")
+    @click.option("--credentials", required=True, help="The customer's users (as `run`).")
+    @click.option(
+        "--credentials-salt-file",
+        help="The salt of the record names  [default: <credentials>.salt, made once].",
+    )
+    @click.option(
+        "--out",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="The population file to write (0600), for `mmload worker --population`.",
+    )
+    def population_cmd(
+        scenario: str, credentials: str, credentials_salt_file: str | None, out: str
+    ) -> None:
+        """Write the population file of SCENARIO with the customer's users, for `mmload
+        worker` agents of a `mmload run --remote-workers N --credentials F` master: run it
+        beside the master (the same file and salt), copy the file to each agent (`scp -p`,
+        owner only). Its content is never printed."""
+        from mmload.load.population import with_credentials, write_population
+
+        flags = {"target": "http://127.0.0.1", "credentials": credentials}
+        flags["credentials_salt_file"] = credentials_salt_file
+        opts = model_from_flags(RunOptions, flags)
+        loaded, _ = load_scenario(scenario)
+        population = with_credentials(loaded, opts).population
+        path = Path(out).expanduser()
+        try:
+            write_population(path, population)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write: {exc.strerror}", source=str(path), field="--out"
+            ) from None
+        summary = population.accounts_summary
+        assert summary is not None
+        click.echo(f"wrote {path} (0600): {summary.count:,} users, salt {summary.salt_id}")
+
     @group.command("demo")
     @click.option(
         "--scale",

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from mmload.config.credentials import read_accounts, record_name
-from mmload.config.scenario import RunOptions, Scenario
-from mmload.errors import UserError
+from mmload.config.scenario import RunOptions, Scenario, load_scenario
+from mmload.errors import RunFailed, UserError
 from mmload.load.plan import Plan
-from mmload.load.population import with_credentials
+from mmload.load.population import read_population, with_credentials
 from tests.conftest import run_cli
 
 SECRET = "JBSWY3DPEHPK3PXPJBSWY3DP"
@@ -156,3 +156,38 @@ def test_a_bad_jsonl_line_and_a_bad_salt_are_refused(tmp_path: Path) -> None:
     salt.chmod(0o600)
     with pytest.raises(UserError, match="16 to 64 bytes as hex"):
         read_accounts(str(good), str(salt))
+
+
+def test_a_remote_workers_population_file_carries_the_credentials_and_matches_the_master(
+    tmp_path: Path,
+) -> None:
+    """`mmload population` writes what a `mmload worker` agent reads: the credentials in a
+    0600 file whose summary matches the master's plan (the same file and salt), and only then."""
+    path = write(tmp_path, GOOD)
+    out_file = tmp_path / "agent" / "population.json"
+    out_file.parent.mkdir()
+    out = run_cli(
+        "population", "sev0-login-storm", "--credentials", str(path), "--out", str(out_file)
+    )
+    assert out.returncode == 0, out.stderr
+    assert "5 users" in out.stdout
+    for secret in ("ann@corp.example", "Pw-", SECRET):
+        assert secret not in out.stdout + out.stderr
+    assert stat.S_IMODE(out_file.stat().st_mode) == 0o600
+    opts = RunOptions(target="http://127.0.0.1:8065", credentials=str(path))
+    master = with_credentials(load_scenario("sev0-login-storm")[0], opts)
+    received = Plan.from_message(Plan.for_process(master, 1.0, 2, 1, "w1").to_message())
+    mine = received.with_population(read_population(out_file), str(out_file))
+    assert mine.credentials(3) == ("dan@corp.example", "Pw-dan-1!")
+    assert mine.username(3) == Plan.for_process(master, 1.0, 1, 0, "l").username(3)
+    other = tmp_path / "other.salt"
+    other.write_text("cd" * 32)
+    other.chmod(0o600)
+    out = run_cli("population", "sev0-login-storm", "--credentials", str(path),
+                  "--credentials-salt-file", str(other), "--out", str(out_file))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    with pytest.raises(RunFailed, match="differs from the master's scenario"):
+        received.with_population(read_population(out_file), str(out_file))
+    out = run_cli("population", "sev0-login-storm", "--credentials", str(tmp_path / "missing.csv"),
+                  "--out", "x")  # fmt: skip
+    assert out.returncode == 2 and "missing.csv: cannot read" in out.stderr
