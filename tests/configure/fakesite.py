@@ -22,14 +22,32 @@ NODE_EXPORTER_VERSION = "1.8.2"
 GRAFANA_VERSION = "11.3.0"
 
 SCRIPT = "#!/bin/sh\n# stand-in for {name} (mmload tests)\necho '{name} stand-in'\n"
-# mmctl's local-mode import, as far as the role uses it: `import process … --json` prints the
-# new job, `import job show ID --json` its state. Every call is logged next to the binary.
+# mmctl's local-mode import, as far as the role uses it, on a two-node cluster: `import upload`
+# puts the zip into the server's file store (`filestore/import/<upload id>_<name>`, S3 on a
+# deployment, seen by every node), `import list available` lists it, `import process NAME`
+# starts a job that finds it there (`job show` says success). `--bypass-upload` with a path on
+# this node's disk starts a job that the other node claims, and fails there: the file is not on
+# its disk (issue 12 item 4). Every call is logged next to the binary.
 MMCTL = """#!/bin/sh
 # stand-in for mmctl (mmload tests)
-echo "$MMCTL_LOCAL_SOCKET_PATH $*" >> "$(dirname "$0")/../mmctl-calls.log"
+here="$(dirname "$0")/.."
+echo "$MMCTL_LOCAL_SOCKET_PATH $*" >> "$here/mmctl-calls.log"
+store="$here/filestore/import"
 case "$*" in
-  *"import process"*) echo '{"id": "job1", "type": "import_process", "status": "pending"}' ;;
-  *"import job show job1"*) echo '{"id": "job1", "type": "import_process", "status": "success"}' ;;
+  "--local import list available")
+    ls "$store" 2>/dev/null | grep . || echo "No import files found" ;;
+  "--local import upload "*)
+    mkdir -p "$store" && cp "$4" "$store/u1x2y3z4a5b6c7d8e9f0g1h2i3_$(basename "$4")" || exit 1
+    echo "Upload session successfully created, ID: u1x2y3z4a5b6c7d8e9f0g1h2i3"
+    echo "Import file successfully uploaded, name: u1x2y3z4a5b6c7d8e9f0g1h2i3" ;;
+  *"import process --bypass-upload"*)
+    echo '{"id": "job1", "type": "import_process", "status": "pending"}' ;;
+  "--local import process "*)
+    [ -f "$store/$4" ] || { echo "Error: import file $4 not found" >&2; exit 1; }
+    echo '{"id": "job2", "type": "import_process", "status": "pending"}' ;;
+  *"import job show job1"*)
+    echo '{"id": "job1", "status": "error", "data": {"error": "app-1: no such import file"}}' ;;
+  *"import job show job2"*) echo '{"id": "job2", "type": "import_process", "status": "success"}' ;;
   *) echo "unexpected: $*" >&2; exit 1 ;;
 esac
 """

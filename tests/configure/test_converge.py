@@ -365,17 +365,24 @@ def test_agents_run_the_operators_mmload(converge: Converge) -> None:
 
 
 def test_seed_imported_once_with_mmctl(converge: Converge) -> None:
-    """The seed tasks ran in both converge runs: copy, zip, `mmctl --local import process`,
-    wait for the job, mark it done; the second run imported nothing. mmctl is the stand-in from
-    the emulated tarball (it logs its calls)."""
+    """The seed tasks ran in both converge runs: copy, zip, `mmctl --local import upload` into
+    the server's file store, `import process` of the uploaded name (never `--bypass-upload` with
+    a path on app-0's disk: the stand-in cluster's other node claims that job and fails), wait
+    for the job, mark it done; the second run imported nothing. mmctl is the stand-in from the
+    emulated tarball (fakesite.MMCTL: it logs its calls)."""
     calls = (converge.root / "opt/mattermost/mmctl-calls.log").read_text().splitlines()
     socket = f"{converge.root}/var/lib/mattermost/mattermost_local.socket"
-    zip_path = f"{converge.root}/var/lib/mattermost/import/mmload-seed.zip"
+    (zip_path,) = (converge.root / "var/lib/mattermost/import").glob("mmload-seed-*.zip")
+    uploaded = f"u1x2y3z4a5b6c7d8e9f0g1h2i3_{zip_path.name}"
     assert calls == [
-        f"{socket} --local import process --bypass-upload {zip_path} --extract-content=false "
-        "--json",
-        f"{socket} --local import job show job1 --json",
+        f"{socket} --local import list available",
+        f"{socket} --local import upload {zip_path}",
+        f"{socket} --local import list available",
+        f"{socket} --local import process {uploaded} --extract-content=false --json",
+        f"{socket} --local import job show job2 --json",
     ]
-    with zipfile.ZipFile(zip_path) as z:
+    assert not any("bypass-upload" in c for c in calls)
+    store = converge.root / "opt/mattermost/filestore/import" / uploaded
+    with zipfile.ZipFile(store) as z:
         assert z.read("mmload-seed.jsonl") == b'{"type":"version","version":1}\n'
     assert "  task: Start the import" in converge.output
