@@ -156,6 +156,7 @@ def host_vars(host: HostOut, *, jump: str | None, user: str, key: Path) -> dict[
             f"-W %h:%p {shlex.quote(user)}@{jump}"
         )
         hv["ansible_ssh_common_args"] = f"-o ProxyCommand={shlex.quote(proxy_cmd)}"
+        hv["mmload_jump_host"] = jump  # the first address dialed (group_vars: loopback hosts)
     return hv
 
 

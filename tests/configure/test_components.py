@@ -26,10 +26,12 @@ def plays() -> list[dict]:
 
 
 def test_every_host_component_has_a_role_and_a_play_and_back() -> None:
-    """site.yml runs common on all hosts, then one play per component with hosts: its group,
-    its role, tagged with the role's name."""
+    """site.yml waits for every host (a play without roles), runs common on all hosts, then one
+    play per component with hosts: its group, its role, tagged with the role's name."""
     reg = registry()
-    by_hosts = {p["hosts"]: p["roles"] for p in plays()}
+    wait, *role_plays = plays()
+    assert wait["hosts"] == "all" and "roles" not in wait
+    by_hosts = {p["hosts"]: p["roles"] for p in role_plays}
     assert by_hosts.pop("all") == [{"role": COMMON_TAG, "tags": [COMMON_TAG]}]
     assert set(by_hosts) == set(reg.groups)
     for comp in reg.host_components:

@@ -72,7 +72,10 @@ def test_two_app_nodes_cluster_and_bare_deployment(tmp_path: Path) -> None:
             "name": "Render the proxy site",
             "hosts": "proxy",
             "gather_facts": False,
-            "vars_files": [str(roles / "proxy/defaults/main.yml")],
+            "vars_files": [  # with the shared settings (the listen backlog)
+                str(ANSIBLE_DIR / "group_vars/all.yml"),
+                str(roles / "proxy/defaults/main.yml"),
+            ],
             "tasks": [
                 {
                     "name": "Render",
@@ -94,7 +97,14 @@ def test_two_app_nodes_cluster_and_bare_deployment(tmp_path: Path) -> None:
             "hosts.yml",
             "play.yml",
             "-e",
-            json.dumps({"mattermost_db_password": "pw", "mattermost_version": "11.1.0"}),
+            json.dumps(
+                {
+                    "mattermost_db_password": "pw",
+                    "mattermost_version": "11.1.0",
+                    # above group_vars/all.yml's "" (a vars_file of the proxy play)
+                    "mmload_root": str(tmp_path / "root"),
+                }
+            ),
         ],
         cwd=tmp_path,
         capture_output=True,

@@ -202,7 +202,11 @@ def render_proxy(root: Path, app_port: int, http_port: int, https_port: int) -> 
             "name": "Render the proxy",
             "hosts": "proxy",
             "gather_facts": False,
-            "vars_files": [str(roles / "proxy/defaults/main.yml")],
+            # the shared settings (mmload_somaxconn, the listen backlog) as the playbook has them
+            "vars_files": [
+                str(ANSIBLE_DIR / "group_vars/all.yml"),
+                str(roles / "proxy/defaults/main.yml"),
+            ],
             "tasks": [
                 {
                     "name": "Render",
@@ -218,6 +222,7 @@ def render_proxy(root: Path, app_port: int, http_port: int, https_port: int) -> 
         }
     ]
     ports = {  # extra vars: above the role defaults loaded as vars_files
+        "mmload_root": str(root),  # group_vars/all.yml's "" is a vars_file here, above inventory
         "proxy_app_port": app_port,
         "proxy_listen_port": http_port,
         "proxy_tls_port": https_port,
