@@ -4,6 +4,7 @@ two app nodes (Mattermost clustering, two upstream servers) and no search/cache/
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,62 @@ def test_two_app_nodes_cluster_and_bare_deployment(tmp_path: Path) -> None:
     site = (tmp_path / "mattermost.conf").read_text()
     assert "server 10.0.1.10:8065 max_fails=0;" in site
     assert "server 10.0.1.11:8065 max_fails=0;" in site
+
+
+@pytest.mark.parametrize("bucket", [None, {"name": "mm-files", "region": "us-east-1"}])
+def test_seed_on_two_app_nodes_needs_the_shared_file_store(tmp_path: Path, bucket) -> None:
+    """The seed tasks on a two-node cluster: without a files bucket (each node's local file
+    store) the import is refused before anything is copied, since the node that claims the job
+    could not read the upload; with the bucket the check passes (only that task is judged: the
+    later ones need a Mattermost server, tests/configure/test_converge.py runs them)."""
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory = {
+        "all": {
+            "vars": {"mmload_bucket": bucket},
+            "children": {"app": {"hosts": {"app-0": dict(local), "app-1": dict(local)}}},
+        }
+    }
+    seed = tmp_path / "population.jsonl"
+    seed.write_text('{"type":"version","version":1}\n')
+    playbook = [
+        {
+            "name": "Seed",
+            "hosts": "app",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "The mattermost role's seed tasks",
+                    "ansible.builtin.include_role": {"name": "mattermost", "tasks_from": "seed"},
+                }
+            ],
+        }
+    ]
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(playbook, sort_keys=False))
+    extra = {"mmload_root": str(tmp_path / "root"), "mattermost_seed_file": str(seed)}
+    proc = subprocess.run(
+        [
+            ANSIBLE_PLAYBOOK,
+            "-i",
+            "hosts.yml",
+            "play.yml",
+            "-e",
+            json.dumps(extra),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "ANSIBLE_ROLES_PATH": str(ANSIBLE_DIR / "roles")},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        input="",
+    )
+    out = proc.stdout
+    check = out.split("TASK [mattermost : Check that every app node sees the uploaded seed]")[1]
+    check = check.split("TASK [")[0]
+    if bucket is None:
+        assert proc.returncode != 0
+        assert "needs the S3 file store" in check and "2 app nodes" in check, check
+        assert "TASK [mattermost : Create the import folder]" not in out
+    else:
+        assert "failed" not in check.lower(), check
+        assert "ok: [app-0]" in check
