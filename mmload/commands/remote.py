@@ -110,7 +110,10 @@ RUN_FLAGS = (
     help="Hard cap on requests per second for the whole run (--max-rps: the same cap).",
 )
 @click.option("--max-users", type=int, help="Hard cap on users at once (as `mmload run`).")
-@click.option("--target", help="Base URL to load.  [default: site_url of outputs.json]")
+@click.option(
+    "--target",
+    help="Base URL to load.  [default: the first load_targets of outputs.json, else site_url]",
+)
 @click.option(
     "--prometheus", help="Prometheus URL as the coordinator sees it.  [default: the metrics node]"
 )

@@ -31,7 +31,7 @@ class NodeGroup(StrictModel):
 class DatabaseSize(StrictModel):
     """One writer plus readers, all of one DB instance class."""
 
-    writer: int = Field(ge=1, le=1)
+    writer: int = Field(ge=0, le=1)  # 0: no database (an existing server is the target)
     readers: int = Field(ge=0)
     instance_class: str
 

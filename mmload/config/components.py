@@ -27,10 +27,14 @@ REGISTRY_FILE = Path(__file__).with_name("components.yaml")
 REGISTRY_ENV = "MMLOAD_COMPONENTS"  # another registry file (developing a new component)
 COMMON_TAG = "common"  # the role every host runs first; not a component's
 SEED_TAG = "seed"  # the population import, part of the app's role and run only when asked
-PEER_WORDS = ("self", "operators", "vpc", "anywhere")
+# target: the existing server's ports at target.cidrs (deployment.yaml target:); target_metrics:
+# its Prometheus and metrics endpoint. Egress only, present only when the deployment has one.
+TARGET_PEERS = ("target", "target_metrics")
+PEER_WORDS = ("self", "operators", "vpc", "anywhere", *TARGET_PEERS)
 NAME = r"^[a-z][a-z0-9_]*$"
+RULE_DESCRIPTION = r"^[0-9A-Za-z_ .:/()#,@\[\]+=&;{}!$*-]*$"
 
-PeerKind = Literal["component", "self", "operators", "vpc", "anywhere"]
+PeerKind = Literal["component", "self", "operators", "vpc", "anywhere", "target", "target_metrics"]
 Protocol = Literal["tcp", "udp", "all"]
 PriceList = Literal["ec2", "database", "opensearch", "elasticache"]
 
@@ -73,7 +77,8 @@ class _Rule(StrictModel):
     model_config = ConfigDict(populate_by_name=True)  # the peer by its field name or alias
 
     name: str = Field(pattern=NAME)  # the resource is aws_security_group_rule.<group>_<name>
-    description: str = Field(min_length=1, max_length=255)
+    # the characters AWS accepts in a security-group rule's description
+    description: str = Field(min_length=1, max_length=255, pattern=RULE_DESCRIPTION)
     protocol: Protocol = "tcp"
     ports: tuple[int, int] | None = None  # one port or [from, to]; none with protocol all
 
@@ -84,9 +89,15 @@ class _Rule(StrictModel):
             return {**value, "ports": [value["ports"], value["ports"]]}
         return value
 
+    def _target_peer(self) -> bool:
+        return False
+
     @model_validator(mode="after")
     def _port_range(self) -> _Rule:
-        if self.protocol == "all":
+        if self._target_peer():
+            if self.protocol != "tcp" or self.ports is not None:
+                raise ValueError("a target rule is tcp without ports (the target's own ports)")
+        elif self.protocol == "all":
             if self.ports is not None:
                 raise ValueError("protocol all covers every port: give no ports")
         elif self.ports is None:
@@ -110,6 +121,8 @@ class IngressRule(_Rule):
     def _not_from_the_world(self) -> IngressRule:
         if self.source.kind == "anywhere":
             raise ValueError("ingress from anywhere (0.0.0.0/0) is refused: name who connects")
+        if self.source.kind in TARGET_PEERS:
+            raise ValueError(f"{self.source.kind} is for egress only (connections to the target)")
         return self
 
 
@@ -117,6 +130,9 @@ class EgressRule(_Rule):
     """Where the component may connect."""
 
     destination: Peer = Field(alias="to")
+
+    def _target_peer(self) -> bool:
+        return self.destination.kind in TARGET_PEERS
 
 
 class ComponentRules(StrictModel):
@@ -299,10 +315,17 @@ def load_rules(template_dir: Path, reg: Registry) -> dict[str, ComponentRules]:
 
 
 def resolve_rules(
-    reg: Registry, rules: dict[str, ComponentRules], present: set[str]
+    reg: Registry,
+    rules: dict[str, ComponentRules],
+    present: set[str],
+    target_ports: dict[str, list[int]] | None = None,
 ) -> list[SecurityRule]:
-    """The rules of the present components, without those naming an absent component."""
+    """The rules of the present components, without those naming an absent component.
+
+    ``target_ports``: the ports of each target peer (``target``, ``target_metrics``); a target
+    rule becomes one rule per port (``<group>_<name>_<port>``), none without ports."""
     out: list[SecurityRule] = []
+    target_ports = target_ports or {}
     for comp in reg.components:
         if comp.name not in present or comp.security_group is None:
             continue
@@ -315,18 +338,23 @@ def resolve_rules(
                 if peer.component not in present:
                     continue
                 peer_group = reg.component(peer.component or "").security_group
-            out.append(
-                SecurityRule(
-                    component=comp.name,
-                    security_group=comp.security_group,
-                    direction=direction,  # type: ignore[arg-type]
-                    name=f"{comp.security_group}_{rule.name}",
-                    description=rule.description,
-                    protocol=rule.protocol,
-                    from_port=rule.port_range[0],
-                    to_port=rule.port_range[1],
-                    peer=peer,
-                    peer_group=peer_group,
+            name = f"{comp.security_group}_{rule.name}"
+            ranges = [(name, rule.port_range)]
+            if peer.kind in TARGET_PEERS:
+                ranges = [(f"{name}_{p}", (p, p)) for p in target_ports.get(peer.kind, [])]
+            for rule_name, (low, high) in ranges:
+                out.append(
+                    SecurityRule(
+                        component=comp.name,
+                        security_group=comp.security_group,
+                        direction=direction,  # type: ignore[arg-type]
+                        name=rule_name,
+                        description=rule.description,
+                        protocol=rule.protocol,
+                        from_port=low,
+                        to_port=high,
+                        peer=peer,
+                        peer_group=peer_group,
+                    )
                 )
-            )
     return out

@@ -10,6 +10,7 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -27,6 +28,9 @@ from mmload.config.mattermost import MattermostSettings
 NAME_RE = r"^[a-z][a-z0-9-]{2,24}$"
 REGION_RE = r"^[a-z]{2}(-gov)?-[a-z]+-\d$"
 INSTANCE_RE = r"^[a-z][a-z0-9-]*\.[a-z0-9]+$"
+# A server's base URL: http(s)://host[:port], no path, query or credentials.
+URL_RE = r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?/?$"
+METRICS_URL_RE = r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?(/[A-Za-z0-9._/-]*)?$"  # a path allowed
 DEPLOYMENT_FILE = "deployment.yaml"  # what `-c/--config` reads and `mmload init` writes
 # Operator CIDRs may together open at most this much public address space (a /16) unless
 # allow_wide_operator_cidrs says so.
@@ -174,6 +178,57 @@ class Components(StrictModel):
     detailed_monitoring: bool = True  # EC2 1-minute CloudWatch metrics (moto lacks the API)
 
 
+class TargetSettings(StrictModel):
+    """An existing Mattermost server (the customer's) as the load target: only the agents, the
+    coordinator and the metrics node are built, and load goes to ``url``."""
+
+    url: str = Field(pattern=URL_RE)  # the server's base URL as the agents reach it
+    # The customer's Prometheus: the metrics node federates its series (/federate).
+    prometheus_url: str | None = Field(default=None, pattern=URL_RE)
+    # Mattermost's own metrics endpoint (e.g. http://10.1.2.3:8067/metrics), scraped directly.
+    metrics_url: str | None = Field(default=None, pattern=METRICS_URL_RE)
+    # Where those addresses are: egress to the target's ports goes only there (default anywhere;
+    # it opens nothing inbound).
+    cidrs: list[str] = Field(default_factory=list)
+    ca_file: str | None = None  # the CA the agents verify the target's TLS with (else system)
+
+    @field_validator("url", "prometheus_url", "metrics_url")
+    @classmethod
+    def _port(cls, v: str | None) -> str | None:
+        if v is not None and not 0 < url_port(v) <= 65535:
+            raise ValueError(f"{v}: the port must be 1-65535")
+        return v
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        out = []
+        for cidr in v:
+            try:
+                net = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR (e.g. 198.51.100.0/24)") from None
+            if net.version != 4:
+                raise ValueError(f"{cidr}: only IPv4 target CIDRs are supported")
+            out.append(str(net))
+        return out
+
+    def ports(self, *, metrics: bool = False) -> list[int]:
+        """The TCP ports of the target (``metrics``: of its Prometheus and metrics endpoint)."""
+        urls = [self.prometheus_url, self.metrics_url] if metrics else [self.url]
+        return sorted({url_port(u) for u in urls if u})
+
+
+def url_port(url: str) -> int:
+    """The TCP port of an http(s) URL (80/443 when it names none)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # out of range
+        return 0
+    return port or (443 if parts.scheme == "https" else 80)
+
+
 class Deployment(StrictModel):
     """One deployment.yaml."""
 
@@ -197,6 +252,9 @@ class Deployment(StrictModel):
     ssh: SshSettings = Field(default_factory=SshSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
     components: Components = Field(default_factory=Components)
+    # An existing server to load: no Mattermost stack is built (app, proxy, database, search,
+    # cache, file storage), only the load agents, the coordinator and the metrics node.
+    target: TargetSettings | None = None
     aws: AwsSettings = Field(default_factory=AwsSettings)
     terraform: TerraformSettings = Field(default_factory=TerraformSettings)
 

@@ -73,6 +73,14 @@ class BucketOut(_Out):
     region: str
 
 
+class TargetOut(_Out):
+    """An existing server as the target (deployment.yaml target:): no Mattermost stack here."""
+
+    url: str = Field(min_length=1)
+    prometheus_url: str | None = None  # federated by the metrics node
+    metrics_url: str | None = None  # Mattermost's metrics endpoint, scraped by the metrics node
+
+
 class DeploymentOutputs(_Out):
     """The whole outputs.json."""
 
@@ -84,14 +92,16 @@ class DeploymentOutputs(_Out):
     ssh_private_key_path: str
     ssh_jump_host: str | None = None
     hosts: dict[Group, list[HostOut]]
-    database: DatabaseOut
+    database: DatabaseOut | None = None  # None: an existing server is the target
     search: SearchOut | None = None
     cache: CacheOut | None = None
     bucket: BucketOut | None = None
     proxy_address: str | None = None
     site_url: str
-    # Where load goes: every proxy's private address (agents and the coordinator's probe).
+    # Where load goes: every proxy's private address (agents and the coordinator's probe), or
+    # the existing server's URL (``target``).
     load_targets: list[str] = Field(default_factory=list)
+    target: TargetOut | None = None
 
 
 def load_outputs(path: str | Path, deployment: str | None = None) -> DeploymentOutputs:
@@ -171,7 +181,7 @@ def load_targets(outputs: DeploymentOutputs) -> list[str]:
 
 def deployment_vars(outputs: DeploymentOutputs, *, users: int) -> dict[str, Any]:
     """Variables every role reads: the deployment's endpoints (never a secret)."""
-    db = outputs.database.model_dump(exclude={"master_secret_arn"})
+    db = outputs.database.model_dump(exclude={"master_secret_arn"}) if outputs.database else None
     return {
         "mmload_deployment": outputs.deployment,
         "mmload_users": users,
@@ -181,6 +191,7 @@ def deployment_vars(outputs: DeploymentOutputs, *, users: int) -> dict[str, Any]
         "mmload_search": outputs.search.model_dump() if outputs.search else None,
         "mmload_cache": outputs.cache.model_dump() if outputs.cache else None,
         "mmload_bucket": outputs.bucket.model_dump() if outputs.bucket else None,
+        "mmload_target": outputs.target.model_dump() if outputs.target else None,
     }
 
 

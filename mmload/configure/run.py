@@ -30,7 +30,7 @@ from mmload.configure.secrets import (
     ensure_grafana_password,
     read_db_password,
 )
-from mmload.configure.tls import ProxyTls, generated_tls, own_tls
+from mmload.configure.tls import ProxyTls, generated_tls, own_tls, target_ca
 from mmload.configure.wheel import build_wheel
 from mmload.errors import RunFailed, UserError
 
@@ -71,7 +71,7 @@ def configure(
     installs_app = "mattermost" in roles and has_hosts(outputs, "app")
     extravars = mm.extravars(need_checksum=installs_app)
     secrets: dict[str, str] = {}
-    if installs_app:
+    if installs_app and outputs.database is not None:
         secrets["mattermost_db_password"] = read_db_password(
             outputs.database.master_secret_arn,
             region=outputs.region,
@@ -87,6 +87,8 @@ def configure(
         extravars["mmload_ca_cert"] = tls.ca_pem
         if "proxy" in roles:
             secrets["proxy_tls_key"] = tls.key_pem
+    if roles & registry().mmload_tags and dep.target and dep.target.ca_file:
+        extravars["mmload_ca_cert"] = target_ca(dep.target.ca_file, str(config))
     if "metrics" in roles and has_hosts(outputs, "metrics"):
         password, created = ensure_grafana_password(work)
         secrets["metrics_grafana_admin_password"] = password

@@ -176,6 +176,14 @@ def generated_tls(workdir: Path, deployment: str, names: list[str]) -> ProxyTls:
     )
 
 
+def target_ca(path: str, source: str = "deployment.yaml") -> str:
+    """The PEM of the CA the agents verify an existing server's TLS with (target.ca_file)."""
+    pem = _read(path, "target.ca_file", source)
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise UserError("not a PEM certificate", source=source, field="target.ca_file")
+    return pem.decode("ascii", errors="replace")
+
+
 def _read(path: str, field: str, source: str) -> bytes:
     try:
         return Path(path).expanduser().read_bytes()

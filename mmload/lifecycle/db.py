@@ -116,6 +116,12 @@ def run_psql(reached: Reached, extra: tuple[str, ...], *, reader: bool = False) 
     if shutil.which("psql") is None:
         raise UserError("psql not found: install the PostgreSQL client (postgresql-client)")
     db = reached.outputs.database
+    if db is None:
+        raise UserError(
+            "this deployment has no database (an existing server is its target)",
+            source=str(reached.outputs_path),
+            field="database",
+        )
     endpoint = db.writer_endpoint
     if reader:
         if not db.reader_endpoints:

@@ -277,6 +277,8 @@ def check_license(dep: Deployment, sizing: Sizing, source: str) -> Check:
     problem = license_problem(dep, sizing)
     if problem:
         return Check("license", False, problem, f"set {license_field()} in {source}")
+    if dep.target:
+        return Check("license", True, f"none needed: the target is {dep.target.url}")
     if dep.mattermost.unlicensed:
         return Check("license", True, "unlicensed: true (one app node, no Enterprise features)")
     needs = ", ".join(enterprise_features(sizing))
@@ -292,6 +294,8 @@ def file_sha256(path: Path) -> str:
 
 
 def check_checksum(dep: Deployment, source: str) -> Check:
+    if dep.target:
+        return Check("tarball checksum", True, f"none installed: the target is {dep.target.url}")
     mm = dep.mattermost
     tarball = f"mattermost-{mm.version}-linux-amd64.tar.gz"
     if not mm.sha256:

@@ -119,7 +119,8 @@ def plan_load(
     remote_mmload: str | None = None,
     remote_dir: str = RemoteLoadOptions.model_fields["remote_dir"].default,
 ) -> LoadPlan:
-    """The coordinator, the agents, the target (``site_url``) and Prometheus (the first metrics
+    """The coordinator, the agents, the target (the first of ``load_targets``: a proxy's private
+    address, or the existing server's URL; else ``site_url``) and Prometheus (the first metrics
     node) of a deployment; a UserError names what outputs.json lacks."""
     coordinators = outputs.hosts.get("coordinator") or []
     if not coordinators:
@@ -135,7 +136,7 @@ def plan_load(
         master_host=coordinators[0].private_ip,
         master_port=master_port,
         agents=agents,
-        target=target or outputs.site_url,
+        target=target or (outputs.load_targets or [outputs.site_url])[0],
         prometheus=prometheus,
         remote_mmload=remote_mmload or os.environ.get("MMLOAD_REMOTE_MMLOAD") or REMOTE_MMLOAD,
         remote_dir=remote_dir,

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mmload.config.components import Registry, SecurityRule, load_rules, registry, resolve_rules
 
@@ -32,6 +33,7 @@ PRIVATE_NETS = tuple(
 WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 SG_REF = re.compile(r"^aws_security_group\.([A-Za-z0-9_-]+)\.id$")
 LOAD_TARGETS_OUTPUT = "load_targets"
+SCRAPE_TARGETS_OUTPUT = "scrape_targets"  # the existing server's Prometheus / metrics endpoint
 ADDRESS_REF = re.compile(r"^aws_instance\.([A-Za-z0-9_-]+)\[\d+\]\.(private_ip|public_ip)$")
 
 
@@ -122,6 +124,9 @@ class Network:
     rules: list[Rule] = field(default_factory=list)
     vpc_cidr: str | None = None
     load_target: str | None = None  # "private" | "public" | None (no load_targets output)
+    # An existing server as the target: the URLs the load_targets and scrape_targets outputs
+    # name as constants (no proxy of this deployment).
+    external: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -202,7 +207,19 @@ def network_from_module(planned: dict, config: dict) -> Network:
                 if kind == "aws_instance" and values.get("associate_public_ip_address"):
                     net.public.add(group)
     net.load_target = _load_target_kind(config)
+    net.external = _external_urls(config)
     return net
+
+
+def _external_urls(config: dict) -> dict[str, list[str]]:
+    """The constant URLs of the load_targets and scrape_targets outputs (an existing server)."""
+    out = {}
+    for name in (LOAD_TARGETS_OUTPUT, SCRAPE_TARGETS_OUTPUT):
+        value = config.get("outputs", {}).get(name, {}).get("expression", {})
+        urls = value.get("constant_value") if isinstance(value, dict) else None
+        if isinstance(urls, list):
+            out[name] = [u for u in urls if isinstance(u, str)]
+    return out
 
 
 def _plan_rule(address: str, values: dict, expr: dict) -> Rule | None:
@@ -362,8 +379,50 @@ def evaluate(
         if dst not in present or (flow.source != OPERATORS and src not in present):
             continue
         out.append(_flow_verdict(net, flow, _Ends(src, dst, False), operators, expected or []))
+    out.extend(_external_verdicts(net, present, group_of))
     out.extend(_world_open(net, operators))
     return out
+
+
+# Who connects to an existing server's URLs (the outputs naming them), and why.
+EXTERNAL_FLOWS = {
+    LOAD_TARGETS_OUTPUT: (("agents", "load to the existing server"), ("coordinator", "its probe")),
+    SCRAPE_TARGETS_OUTPUT: (("metrics", "the existing server's metrics"),),
+}
+
+
+def _external_verdicts(net: Network, present: set[str], group_of: dict) -> list[Verdict]:
+    """One verdict per (source, URL) of an existing server: the source's egress admits it."""
+    out = []
+    for output, urls in net.external.items():
+        for source, why in EXTERNAL_FLOWS[output]:
+            group = group_of.get(source)
+            if group not in present:
+                continue
+            for url in urls:
+                parts = urlsplit(url)
+                host = parts.hostname or ""
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                label = f"{source} → {host} tcp/{port} ({why})"
+                ok = any(_egress_to(r, group, host, port, net.vpc_cidr) for r in net.rules)
+                reason = "" if ok else f"no egress rule of aws_security_group.{group} admits it"
+                out.append(Verdict(ok, label, reason))
+    return out
+
+
+def _egress_to(rule: Rule, group: str, host: str, port: int, vpc: str | None) -> bool:
+    """An egress rule of ``group`` admits tcp/``port`` to ``host`` (an address it covers, or
+    any address when the host is a name: a CIDR rule can only be judged by address)."""
+    if rule.direction != "egress" or rule.group != group or not rule.admits("tcp", port):
+        return False
+    nets = rule.networks()
+    if rule.vpc_cidr and vpc:
+        nets.append(ipaddress.ip_network(vpc, strict=False))
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return bool(nets)
+    return any(address in n for n in nets)
 
 
 def _flow_verdict(

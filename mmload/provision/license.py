@@ -30,7 +30,7 @@ def license_problem(dep: Deployment, sizing: Sizing, *, flag: bool = False) -> s
     """Why this deployment cannot go ahead with its license settings, or None (the one rule
     behind init, render, plan and up's preflight). ``flag``: name `mmload init`'s options."""
     mm = dep.mattermost
-    if mm.unlicensed:
+    if mm.unlicensed or dep.target:  # target: an existing server, no Mattermost built here
         return None
     if mm.license_file is None:
         other = "--unlicensed" if flag else "mattermost.unlicensed: true"

@@ -114,6 +114,11 @@ def hcl_list(values: list[str]) -> Markup:
     return Markup("[" + ", ".join(hcl_string(v) for v in values) + "]")
 
 
+def hcl_or_null(value: str | None) -> Markup:
+    """A quoted HCL string, or ``null`` for None (the ``hcl_or_null`` filter)."""
+    return Markup("null") if value is None else hcl_string(value)
+
+
 def _no_join(*_args: object, **_kwargs: object) -> None:
     """Jinja's ``join`` HTML-escapes under autoescape: refused, ``hcl_list`` instead."""
     raise TypeError("the join filter is not for HCL: use hcl_list (a list of quoted strings)")
@@ -225,7 +230,9 @@ def tags_for(dep: Deployment, expires_at: str) -> dict[str, str]:
     }
 
 
-def hcl_rule(rule: SecurityRule, operator_cidrs: Markup) -> dict[str, Any]:
+def hcl_rule(
+    rule: SecurityRule, operator_cidrs: Markup, target_cidrs: Markup = WORLD
+) -> dict[str, Any]:
     """One aws_security_group_rule as ordered (key, HCL value) pairs, aligned like terraform fmt."""
     attrs: list[tuple[str, Markup]] = [
         ("security_group_id", Markup(f"aws_security_group.{rule.security_group}.id")),
@@ -242,18 +249,46 @@ def hcl_rule(rule: SecurityRule, operator_cidrs: Markup) -> dict[str, Any]:
     elif peer == "self":
         attrs.append(("self", Markup("true")))
     else:
-        cidrs = {"operators": operator_cidrs, "vpc": Markup("[local.vpc_cidr]"), "anywhere": WORLD}
+        cidrs = {
+            "operators": operator_cidrs,
+            "vpc": Markup("[local.vpc_cidr]"),
+            "anywhere": WORLD,
+            "target": target_cidrs,
+            "target_metrics": target_cidrs,
+        }
         attrs.append(("cidr_blocks", cidrs[peer]))
     return {"id": rule.name, "attrs": attrs, "width": max(len(k) for k, _ in attrs)}
 
 
-def security_rules(present: set[str], operator_cidrs: list[str]) -> tuple[list[str], list[dict]]:
-    """The present components' security groups, and their rules (``<template>.rules.yaml``)."""
+def target_ports(dep: Deployment) -> dict[str, list[int]]:
+    """The ports of the existing server's addresses, per target peer of the rules (none without
+    ``target:``)."""
+    if dep.target is None:
+        return {}
+    return {"target": dep.target.ports(), "target_metrics": dep.target.ports(metrics=True)}
+
+
+def security_rules(
+    present: set[str], operator_cidrs: list[str], dep: Deployment | None = None
+) -> tuple[list[str], list[dict]]:
+    """The present components' security groups, and their rules (``<template>.rules.yaml``).
+    A target rule that repeats another rule of its group (HTTPS to anywhere) is left out: AWS
+    refuses a duplicate rule."""
     reg = registry()
     groups = [c.security_group for c in reg.components if c.security_group and c.name in present]
-    rules = resolve_rules(reg, load_rules(TEMPLATE_DIR, reg), present)
+    ports = target_ports(dep) if dep else {}
+    rules = resolve_rules(reg, load_rules(TEMPLATE_DIR, reg), present, ports)
     ops = hcl_list(operator_cidrs)
-    return groups, [hcl_rule(r, ops) for r in rules]
+    targets = hcl_list(dep.target.cidrs) if dep and dep.target and dep.target.cidrs else WORLD
+    out, seen = [], set()
+    for rule in rules:
+        hcl = hcl_rule(rule, ops, targets)
+        same = tuple((k, str(v)) for k, v in hcl["attrs"] if k != "description")
+        if same in seen:
+            continue
+        seen.add(same)
+        out.append(hcl)
+    return groups, out
 
 
 def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
@@ -266,7 +301,7 @@ def context(dep: Deployment, workdir: Path, source: str) -> dict[str, Any]:
     width = max(len(k) for k in quoted)
     reg = registry()
     present = sizing.present(reg)
-    groups, rules = security_rules(present, dep.operator_cidrs)
+    groups, rules = security_rules(present, dep.operator_cidrs, dep)
     hosts = [c for c in reg.host_components if c.name in present]
     return {
         "dep": dep,
@@ -308,7 +343,7 @@ def environment() -> Environment:
         autoescape=True,
         finalize=hcl_finalize,
     )
-    env.filters.update(hcl_list=hcl_list, join=_no_join)
+    env.filters.update(hcl_list=hcl_list, hcl_or_null=hcl_or_null, join=_no_join)
     return env
 
 

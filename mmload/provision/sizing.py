@@ -24,6 +24,7 @@ class Sizing:
     agents: NodeGroup
     coordinator: NodeGroup
     metrics: NodeGroup
+    file_storage: NodeGroup  # the S3 bucket: one, none without the Mattermost stack
     target_users: int
     users_per_agent: int
 
@@ -63,6 +64,9 @@ def resolve(dep: Deployment) -> Sizing:
     app_count = ov.app_nodes or tier.app.count
     if dep.mattermost.unlicensed:  # what a server without a license can use (docs/aws.md)
         app_count, search_count, cache_count = 1, 0, 0
+    stack = 0 if dep.target else 1  # an existing server to load: no Mattermost stack at all
+    if not stack:
+        app_count = search_count = cache_count = 0
     return Sizing(
         tier=tier,
         app=NodeGroup(
@@ -70,12 +74,12 @@ def resolve(dep: Deployment) -> Sizing:
             instance_type=ov.app_instance_type or tier.app.instance_type,
         ),
         proxy=NodeGroup(
-            count=ov.proxy_nodes or tier.proxy.count,
+            count=(ov.proxy_nodes or tier.proxy.count) * stack,
             instance_type=ov.proxy_instance_type or tier.proxy.instance_type,
         ),
         database=DatabaseSize(
-            writer=1,
-            readers=ov.db_readers if ov.db_readers is not None else tier.database.readers,
+            writer=stack,
+            readers=(ov.db_readers if ov.db_readers is not None else tier.database.readers) * stack,
             instance_class=ov.db_instance_class or tier.database.instance_class,
         ),
         search=NodeGroup(
@@ -96,6 +100,7 @@ def resolve(dep: Deployment) -> Sizing:
         metrics=NodeGroup(
             count=1, instance_type=load.metrics_instance_type or lt.metrics_instance_type
         ),
+        file_storage=NodeGroup(count=stack, instance_type="s3"),
         target_users=target,
         users_per_agent=per_agent,
     )

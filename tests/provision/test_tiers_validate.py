@@ -44,6 +44,11 @@ def variants() -> dict[str, dict]:
         },
         "components": {"detailed_monitoring": False},
     }
+    # an existing server as the target: agents, coordinator and metrics only
+    out["existing-target"] = {
+        "tier": 2000,
+        "target": {"url": "http://10.1.2.5:8065", "prometheus_url": "http://10.1.2.4:9090"},
+    }
     return out
 
 
@@ -68,7 +73,7 @@ def test_every_tier_is_fmt_clean_and_validates(rendered: Path, tmp_path: Path) -
     fmt = run(["terraform", "fmt", "-check", "-recursive", "-diff", "."], rendered, env)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     dirs = sorted(p for p in rendered.iterdir() if p.is_dir())
-    assert len(dirs) == len(load_catalog().tiers) + 2
+    assert len(dirs) == len(load_catalog().tiers) + 3
     # One init + one validate for all: each tier's root module is called as a child module
     # (Terraform supports this for testing; it only warns that the child's backend is ignored).
     # The provider schema then loads once instead of once per tier.
