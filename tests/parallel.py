@@ -39,6 +39,7 @@ THIS_MACHINE = (
     "tests/configure/test_templates.py",
     "tests/configure/test_from_provisioning.py",
     "tests/configure/test_inventory.py",
+    "tests/configure/test_scale.py",
 )
 
 # Real Locust runs judged on latency, schedule or capacity: at most one of them at a time.
