@@ -133,9 +133,15 @@ def read_salt(path: Path, given: str | None) -> str:
     """The salt in ``path`` (hex, at least 16 bytes); a missing default one is made (0600)."""
     source, field = ("command line", "--credentials-salt-file") if given else (str(path), None)
     if not path.exists() and not given:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(secrets.token_hex(SALT_BYTES) + "\n")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(secrets.token_hex(SALT_BYTES) + "\n")
+        except OSError as exc:
+            raise UserError(
+                f"cannot make the salt {path} ({exc.strerror}): give --credentials-salt-file",
+                source=source,
+            ) from None
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="ascii").strip()
@@ -163,7 +169,13 @@ def read_credentials(path: Path) -> list[Credential]:
     """Every credential of the file, checked (no duplicate login ids)."""
     src = str(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        info = path.stat()
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            mode = info.st_mode & 0o777
+            raise UserError(
+                f"must be readable by its owner only: chmod 600 (it is {mode:o})", source=src
+            )
+        if info.st_size > MAX_FILE_BYTES:
             raise UserError(f"larger than {MAX_FILE_BYTES >> 20} MiB", source=src)
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:

@@ -34,6 +34,7 @@ GOOD = (
 def write(tmp_path: Path, text: str, name: str = "users.csv") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
     return path
 
 
@@ -137,6 +138,15 @@ def test_a_bad_credentials_file_is_exit_2_with_one_line_and_no_secret(
     for secret in ("Secret-9!", "Other-9!", "NOT-BASE32", SECRET, "x" * 73):
         assert secret not in out.stdout + out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_credentials_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    path.chmod(0o644)
+    with pytest.raises(
+        UserError, match=r"users.csv: must be readable by its owner only: chmod 600"
+    ):
+        read_accounts(str(path))
 
 
 def test_a_bad_jsonl_line_and_a_bad_salt_are_refused(tmp_path: Path) -> None:

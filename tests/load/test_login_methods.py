@@ -87,6 +87,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     lines += [f"{r.login_id},{r.password},{r.method},{r.totp}" for r in rows]
     csv = d / "users.csv"
     csv.write_text("\n".join(lines) + "\n")
+    csv.chmod(0o600)
     idp_users = [
         {"username": r.login_id, "password": r.password, "email": r.login_id}
         for r in rows
@@ -229,6 +230,7 @@ def test_wrong_credentials_fail_each_arrival_with_a_reason_and_no_secret(
     csv = tmp_path / "wrong.csv"
     body = "".join(f"{r.login_id},{r.password},{r.method},{r.totp}\n" for r in wrong)
     csv.write_text("login_id,password,method,totp_secret\n" + body)
+    csv.chmod(0o600)
     scenario = write_scenario(tmp_path / "wrong.yaml", name="wrong", kind="storm", users=3,
                               arrival_s=1, hold_s=1)  # fmt: skip
     out = subprocess.run(

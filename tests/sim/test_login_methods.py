@@ -143,6 +143,7 @@ def test_bad_openid_flags_are_exit_2_and_the_secret_never_on_argv(tmp_path: Any)
     assert len(out.stderr.strip().splitlines()) == 1
     accounts = tmp_path / "a.csv"
     accounts.write_text("login_id,password\n" + "".join(f"u{i},Pw-{i}-xyz!\n" for i in range(5)))
+    accounts.chmod(0o600)
     out = run_cli("sim", "--port", "0", "--users", "3", "--accounts", str(accounts))
     assert out.returncode == 2 and "more than --users 3" in out.stderr
     assert "Pw-" not in out.stderr
