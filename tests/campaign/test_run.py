@@ -304,6 +304,10 @@ def test_comparison_runs_interrupted_and_resumed(tmp_path: Path) -> None:
             "completed",
         )
         assert meta["parameters"]["users"] == 6
+    status = run_cli("campaign", "status", str(path))
+    assert status.returncode == 0
+    assert status.stdout.startswith("campaign simh2: finished; 2 of 2 runs finished (2 finished)")
+    assert "spent $0.00 of the planned $0.00" in status.stdout
     assert (
         run_cli(
             "campaign",
@@ -364,3 +368,12 @@ def test_run_refuses_over_budget_and_bad_files_before_starting(tmp_path: Path) -
             "service_ms (version v2's profile has no worker_pool)"
         ]
     assert not (tmp_path / "out").exists()
+    data["architectures"][0]["sim"] = {"users": 200, "pool_size": 1, "service_ms": 20}
+    sim.write_text(yaml.safe_dump(data))
+    res = run_cli("campaign", "status", str(sim))
+    assert res.returncode == 0 and res.stdout.startswith("campaign simh2: not started; 0 of 8")
+    res = run_cli("campaign", "report", str(sim))
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"mmload: error: {sim}: has not run yet (no state in {tmp_path / 'out'}): "
+        f"`mmload campaign run {sim}`"
+    ]
