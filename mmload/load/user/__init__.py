@@ -53,3 +53,16 @@ def _refresh_gevent_clock() -> None:
 
 
 _refresh_gevent_clock()
+
+
+def _untracked_greenlets() -> None:
+    """Users spawn greenlets all the time (a group per web-app phase) and keep four each
+    (theirs, the WebSocket's reader and pinger, the polls): gevent's spawn-tree tracking, a
+    debugging aid, captures each one's spawning stack (frames, a parent reference, shared
+    locals). Off, as gevent documents, for speed and memory."""
+    import gevent
+
+    gevent.config.track_greenlet_tree = False
+
+
+_untracked_greenlets()

@@ -85,10 +85,7 @@ class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls, LoginMethods):
             arrival.loaded = time.time()
             arrival.outcome = "loaded"
             if self.scenario.websocket.enabled:
-                if self._ws_job is None:  # the older web app: after the load
-                    self.connect_websocket()
-                else:
-                    self._ws_job.join()
+                self.await_websocket()
                 if self.ws and self.ws.connected:
                     arrival.ws_connected = self.ws.connected_at or time.time()
         except LoginFailed as exc:
@@ -256,7 +253,13 @@ class ArrivalFlow(Webapp11Flow, LegacyFlow, Polls, LoginMethods):
             except LoginFailed:
                 return
         if self.scenario.websocket.enabled:
-            if self._ws_job is None:
-                self.connect_websocket()
-            else:
-                self._ws_job.join()
+            self.await_websocket()
+
+    def await_websocket(self) -> None:
+        """The WebSocket of this load: opened meanwhile (11.x; joined, then let go: a finished
+        greenlet kept per user is memory for nothing) or now (the older web app)."""
+        job, self._ws_job = self._ws_job, None
+        if job is None:
+            self.connect_websocket()
+        else:
+            job.join()

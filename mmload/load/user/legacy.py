@@ -30,8 +30,7 @@ class LegacyFlow:
         me = http.get_json("/users/me", "/users/me")
         if not isinstance(me, dict):
             raise LoginFailed("users/me failed")
-        s.me = me
-        s.user_id = me.get("id", s.user_id)
+        s.remember_me(me)
         http.request("GET", "/users/me/preferences", "/users/me/preferences")
         teams = http.get_json("/users/me/teams", "/users/me/teams")
         members = http.get_json("/users/me/teams/members", "/users/me/teams/members")
@@ -60,7 +59,9 @@ class LegacyFlow:
             "/users/{user_id}/teams/{team_id}/channels/members",
         )
         if isinstance(chans, list):
-            self.session.channels = [c for c in chans if c.get("type") in ("O", "P")] or chans
+            self.session.remember_channels(
+                [c for c in chans if c.get("type") in ("O", "P")] or chans
+            )
 
     def legacy_view_channel(self, channel_id: str) -> None:
         """Posts (since the last view), the posters' statuses, channel stats, mark viewed."""

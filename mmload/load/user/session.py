@@ -15,9 +15,21 @@ KNOWN_USERS = 100  # other users seen as post authors
 ROOTS_PER_CHANNEL = 30  # root posts kept per channel (replies go to them)
 OWN_POSTS = 20  # the user's own recent posts (edits and deletes pick from them)
 THREADS_KEPT = 50  # root ids of threads (posts with replies) seen
+ME_FIELDS = ("id", "username", "roles")  # of users/me: what a user's later calls need
+CHANNEL_FIELDS = ("id", "name", "type", "team_id")  # of each channel: what its views need
+CATEGORY_FIELDS = (  # a SidebarCategory as updateCategoriesForTeamForUser takes it back
+    *("id", "user_id", "team_id", "type", "display_name", "sorting", "sort_order"),
+    *("muted", "collapsed", "channel_ids"),
+)
 
 
-@dataclass
+def slim(body: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Only ``fields`` of a decoded object: a user keeps what its later calls use, not the
+    server's whole answer (15,000 users each holding their initial load cost ~20 KiB apiece)."""
+    return {k: body[k] for k in fields if k in body}
+
+
+@dataclass(slots=True)
 class SessionStore:
     """A user's session (token, CSRF, cookie header) and its view of the server."""
 
@@ -85,11 +97,22 @@ class SessionStore:
         if not post.get("root_id") and self.channel_id:
             self.roots.setdefault(self.channel_id, []).insert(0, post["id"])
 
+    def remember_me(self, me: dict[str, Any]) -> None:
+        """Take in ``users/me``: its id, username and roles."""
+        self.me = slim(me, ME_FIELDS)
+        self.user_id = me.get("id", self.user_id)
+
+    def remember_channels(self, channels: list[Any]) -> None:
+        """Take in the current team's channels (id, name, type and team of each)."""
+        self.channels = [slim(c, CHANNEL_FIELDS) for c in channels if isinstance(c, dict)]
+
     def remember_categories(self, body: Any) -> None:
         """Take in ``getCategoriesForTeamForUser``'s ``{categories, order}``."""
         cats = body.get("categories") if isinstance(body, dict) else None
         if isinstance(cats, list):
-            self.categories = [c for c in cats if isinstance(c, dict) and c.get("id")]
+            self.categories = [
+                slim(c, CATEGORY_FIELDS) for c in cats if isinstance(c, dict) and c.get("id")
+            ]
 
     def forget_post(self, post_id: str) -> None:
         """A deleted post (by this user, or a ``post_deleted`` event); a root takes its replies

@@ -87,8 +87,7 @@ class Webapp11Flow:
         )
         if not isinstance(me, dict):
             raise LoginFailed("users/me failed")
-        s.me = me
-        s.user_id = me.get("id", s.user_id)
+        s.remember_me(me)
         if not teams:
             raise LoginFailed("the user is in no team")
         s.team_id = teams[0]["id"]
@@ -155,7 +154,7 @@ class Webapp11Flow:
         channels = http.get_json("/users/me/channels", "/users/me/channels")
         if isinstance(channels, list):
             mine = [c for c in channels if c.get("team_id") in (s.team_id, "")]
-            s.channels = [c for c in mine if c.get("type") in ("O", "P")] or mine
+            s.remember_channels([c for c in mine if c.get("type") in ("O", "P")] or mine)
         channel_roles = {r for m in members for r in (m.get("roles") or "").split()}
         self.load_roles(channel_roles)
 
