@@ -132,7 +132,7 @@ def test_a_storm_saturates_a_small_pool_where_memory_does_not(postgres: Postgres
 def test_the_cli_takes_database_and_pool_size(postgres: PostgresHost) -> None:
     with running_sim(users=20, teams=1, database=postgres.dsn, db_max_open_conns=3) as sim:
         resp = login(sim.url, "user-4")
-        for _ in range(50):  # the lines after the ready line reach the log a moment later
+        for _ in range(600):  # the lines after the ready line reach the log a moment later
             if any("database: PostgreSQL 127.0.0.1" in line for line in sim.output):
                 break
             time.sleep(0.1)
