@@ -37,7 +37,8 @@ SCENARIO = {
     "kind": "steady",
     "users": 4,
     "arrival_s": 1,
-    "hold_s": 12,  # long enough that `load status` sees it running on a busy machine
+    "hold_s": 30,  # `load status` (a new mmload, SSH via the jump host) must see it running:
+    # at 12 s it had exited on a machine running three test modules
     "idle": {"min_ms": 50, "avg_ms": 100},
     "websocket": {"enabled": False},
     "actions": False,
@@ -173,9 +174,10 @@ def wait_for_line(
     proc: subprocess.Popen[str], prefix: str, seen: list[str], *, measured: bool = False
 ) -> None:
     """Read proc's stdout until a line starts with ``prefix`` (the lines go into ``seen``);
-    ``measured``: a status line that counts requests already."""
+    ``measured``: a status line that counts requests already. Up to 120 s: the master and two
+    workers start behind SSH, each several times its ~7 s on a busy machine."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
@@ -187,7 +189,7 @@ def wait_for_line(
 
 
 def finish(proc: subprocess.Popen[str], seen: list[str]) -> tuple[int, str, str]:
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=180)
     return proc.returncode, "".join(seen) + out, err
 
 
@@ -233,7 +235,7 @@ def test_remote_run_survives_a_drop_and_records_what_a_local_run_records(
         # the network drops, on the jump host and the coordinator: the run goes on
         assert ssh_hosts.hosts["jump"].drop_sessions() + ssh_hosts.hosts[COORD].drop_sessions()
         code, out, err = finish(proc, seen)
-        local_out, _ = local_run.communicate(timeout=120)
+        local_out, _ = local_run.communicate(timeout=180)
         assert code == 0, out + err
         collected = collect(dep, prom_port, capsys)
     finally:
