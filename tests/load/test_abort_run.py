@@ -1,8 +1,11 @@
-"""A storm that protects its target, against real `mmload sim` processes.
+"""A storm that protects its target, against the real simulator.
 
-The abort test starts its own simulator whose worker pool is healthy (4 slots x 5 ms) until
-``degrade_after_s`` after it started, then holds every slot 1 s (queue 4, then 503 at once): a
-server that breaks mid-run. A real `mmload run` storm with the rule `error_rate above 0.2 for
+The abort test starts its own simulator (in a thread of this process) whose worker pool is
+healthy (4 slots x 5 ms) until the test degrades it, then holds every slot 1 s (queue 4, then
+503 at once): a server that breaks mid-run. The test degrades it once the run's record holds
+HEALTHY_REQUESTS requests over HEALTHY_S seconds, whenever that is: a fixed time after the
+simulator's start would race the run's own start (~4 s idle, several times that while CI runs
+three test modules at once). A real `mmload run` storm with the rule `error_rate above 0.2 for
 5 s` must stop within the rule's window (``window_s + for_s``: the requests its decision rests
 on) plus 5 s of the first failed request, both read from the record itself (requests.parquet
 and run.json), not from wall-clock sleeps; never before ``for_s`` has passed; exit 1 with one
@@ -15,19 +18,27 @@ users arrive and send requests, no fifth, and the request rate stays under the c
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from mmload import record
-from mmload.sim.launcher import running_sim
-from tests.load.conftest import run_dir_from, run_mmload, write_scenario
+from mmload.config.sim import NAMED_PROFILES, PopulationSpec, SimSettings, WorkerPool
+from mmload.sim.server import SimHandle, start_in_thread
+from tests.conftest import MMLOAD
+from tests.load.conftest import run_dir_from, run_mmload, wait_for_parts, write_scenario
 
 pytestmark = pytest.mark.slow
 
 FOR_S, WINDOW_S, ALLOWANCE_S = 5.0, 10, 5.0
-DEGRADE_AFTER_S = 12.0  # the simulator's start, then the run's start (~4 s): ~8 s of health
+HEALTHY_REQUESTS, HEALTHY_S = 60, 4.0  # recorded before the test degrades the simulator
+NEVER_S = 86_400.0  # the pool's own degrade time: the test degrades it instead
 
 
 def _storm(tmp_path: Path) -> Path:
@@ -49,32 +60,73 @@ def _storm(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def failing_sim(tmp_path: Path):
-    profile = tmp_path / "degrading.yaml"
-    profile.write_text(
-        "extends: fast\n"
-        "worker_pool: {size: 4, service_ms: 5, queue_max: 4, "
-        f"degrade_after_s: {DEGRADE_AFTER_S}, degraded_service_ms: 1000}}\n",
-        encoding="utf-8",
+def failing_sim() -> Iterator[SimHandle]:
+    """4 slots x 5 ms, queue 4; once degraded (:func:`_degrade`) every request holds its slot
+    1 s."""
+    pool = WorkerPool(
+        size=4, service_ms=5, queue_max=4, degrade_after_s=NEVER_S, degraded_service_ms=1000
     )
-    with running_sim(users=100, profile_file=str(profile), log_path=tmp_path / "sim.log") as s:
-        yield s.url
+    profile = NAMED_PROFILES["fast"].model_copy(update={"worker_pool": pool})
+    settings = SimSettings(
+        port=0, metrics_port=0, population=PopulationSpec(users=100), profile=profile
+    )
+    handle = start_in_thread(settings)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def _degrade(sim: SimHandle) -> None:
+    """From now on every request holds its slot the degraded time (the pool's own switch, on
+    the simulator's loop)."""
+
+    def now() -> None:
+        pool = sim.sim.pool
+        assert pool is not None and pool.degrade_at is not None
+        pool.degrade_at = pool.clock()
+
+    sim.call(now)
+
+
+def _healthy_so_far(out: Path) -> bool:
+    """The flushed requests: at least HEALTHY_REQUESTS, over HEALTHY_S seconds."""
+    parts = list(out.glob("*/requests/part-*.parquet"))
+    if not parts:
+        return False
+    ts = pd.concat(pd.read_parquet(p, columns=["timestamp"]) for p in parts)["timestamp"]
+    return len(ts) >= HEALTHY_REQUESTS and (ts.max() - ts.min()).total_seconds() >= HEALTHY_S
 
 
 def test_an_abort_rule_stops_a_storm_whose_target_starts_failing(
-    failing_sim: str, tmp_path: Path
+    failing_sim: SimHandle, tmp_path: Path
 ) -> None:
     out = tmp_path / "runs"
-    res = run_mmload(
-        "run", str(_storm(tmp_path)), "--target", failing_sim, "--out", str(out), timeout=120
+    proc = subprocess.Popen(
+        [MMLOAD, "run", str(_storm(tmp_path)), "--target", failing_sim.url, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert res.returncode == 1, res.stdout + res.stderr
-    assert "Traceback" not in res.stderr
-    lines = res.stderr.strip().splitlines()
+    try:
+        wait_for_parts(out, timeout=90.0)  # the run's start: returns once it measures
+        deadline = time.time() + 60
+        while not _healthy_so_far(out) and time.time() < deadline:
+            time.sleep(0.2)
+        assert _healthy_so_far(out), "the run did not get going against the healthy server"
+        _degrade(failing_sim)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 1, stdout + stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "mmload: error: aborted by the rule error_rate above 0.2 for 5 s: error_rate "
-    ), res.stderr
-    run_dir = run_dir_from(res.stdout)
+    ), stderr
+    run_dir = run_dir_from(stdout)
     meta = record.read_run(run_dir)
     assert meta["outcome"] == "aborted" and meta["error"] is None
     abort = meta["abort"]
