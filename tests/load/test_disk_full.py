@@ -108,7 +108,9 @@ def test_a_full_disk_fails_the_run_and_keeps_every_written_row(
         text=True,
     )
     try:
-        run_dir = wait_for_parts(out, timeout=30.0, poll_s=0.05)
+        # the start can take several times its idle ~4 s on a busy machine; the 6 s + 30 s
+        # run begins once it is ready, so this returns with most of it still to come
+        run_dir = wait_for_parts(out, timeout=90.0, poll_s=0.05)
         assert _fill(disk) > 0  # written until ENOSPC (the run may free a page or two after:
         # a failed write removes its temporary file)
         written = _parts(run_dir)  # nothing more can be written from here on

@@ -217,21 +217,25 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path: Path) -> None:
-    # a long arrival window: a worker process starts in ~7 s alone and several times that on
-    # a busy machine (CI runs three test modules at once), so the kill still lands mid-run
+    # a worker process starts in ~7 s alone and several times that on a busy machine (CI runs
+    # three test modules at once): the arrival window opens once it is ready, so the wait for
+    # the first parts covers the start (it returns as soon as they are there) and the long
+    # window keeps the kill mid-run
     f = _storm_file(tmp_path, arrival_s=60, hold_s=10)
     out = tmp_path / "runs"
     proc = _start_run(f, sim, out, "--workers", "1")
     try:
-        run_dir = wait_for_parts(out, timeout=50.0)
+        run_dir = wait_for_parts(out, timeout=90.0)
         assert record.read_run(run_dir)["outcome"] == "running"
         workers = _children(proc.pid)
         assert len(workers) == 1
     finally:
         os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=10)
-    # the orphaned local worker notices its master is gone and quits by itself
-    deadline = time.time() + 15
+        proc.communicate(timeout=30)
+    # the orphaned local worker notices its master is gone and quits by itself (it looks once a
+    # second); 30 s, half Locust's own 60 s master heartbeat timeout, which must not be what
+    # ends it
+    deadline = time.time() + 30
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.time() < deadline:
         time.sleep(0.2)
     leftover = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
@@ -248,16 +252,17 @@ def test_sigkill_leaves_a_readable_record_marked_interrupted(sim: str, tmp_path:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_cleanly_and_keeps_the_data(sim: str, tmp_path: Path, sig: int) -> None:
-    # a long arrival window: the signal comes as soon as parts are flushed (a worker process
-    # starts in ~7 s alone, several times that on a busy machine), well before the run's end
+    # the signal comes as soon as parts are flushed, well before the run's end: the arrival
+    # window opens once the run (and its worker: ~7 s alone, several times that on a busy
+    # machine) is ready, so the wait for the first parts covers the start
     f = _storm_file(tmp_path, arrival_s=40, hold_s=10)
     out = tmp_path / "runs"
     proc = _start_run(f, sim, out, *(["--workers", "1"] if sig == signal.SIGTERM else []))
     try:
-        run_dir = wait_for_parts(out, timeout=40.0)
+        run_dir = wait_for_parts(out, timeout=90.0)
         time.sleep(1.0)
         proc.send_signal(sig)
-        stdout, stderr = proc.communicate(timeout=30)
+        stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
