@@ -40,7 +40,7 @@ SETTINGS = settings(
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-TIMEOUT_S = 10
+TIMEOUT_S = 60  # a hang guard: a case takes under a second (its first imports longer)
 
 HOSTILE = st.one_of(
     st.none(),

@@ -127,8 +127,8 @@ def test_remote_worker_agent_and_rate_cap(sim: str, tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        stdout, stderr = run.communicate(timeout=90)
-        agent.wait(timeout=20)
+        stdout, stderr = run.communicate(timeout=180)
+        agent.wait(timeout=60)
     finally:
         for p in (run, agent):
             if p.poll() is None:

@@ -129,8 +129,8 @@ def test_a_worker_without_its_population_file_fails_the_run_in_one_line(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        _, agent_err = agent.communicate(timeout=60)
-        _, run_err = run.communicate(timeout=60)
+        _, agent_err = agent.communicate(timeout=120)
+        _, run_err = run.communicate(timeout=120)
     finally:
         for p in (run, agent):
             if p.poll() is None:

@@ -101,7 +101,7 @@ def test_an_address_this_machine_cannot_send_from_is_bad_input(
 ) -> None:
     res = run_mmload(
         "run", "sev0-login-storm", "--target", limited.url, "--users", "2",
-        "--source-address", "127.0.0.2", "--source-address", value, timeout=30,
+        "--source-address", "127.0.0.2", "--source-address", value, timeout=60,
     )  # fmt: skip
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
@@ -124,7 +124,7 @@ def test_sources_that_cannot_serve_the_run_are_bad_input(
     target: both refused before anything is sent."""
     res = run_mmload(
         "run", "sev0-login-storm", "--target", limited.url, "--users", "2",
-        "--source-address", "127.0.0.2", *args, timeout=30,
+        "--source-address", "127.0.0.2", *args, timeout=60,
     )  # fmt: skip
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()

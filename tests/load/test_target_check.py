@@ -151,13 +151,13 @@ def test_a_user_session_is_not_an_admin(fast: SimProcess) -> None:
     ],
 )  # fmt: skip
 def test_bad_input_is_one_line_and_exit_2(args: list[str], line: str) -> None:
-    res = run_mmload("target", "check", *args, timeout=30)
+    res = run_mmload("target", "check", *args, timeout=60)
     assert res.returncode == 2, res.stdout + res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and line in res.stderr
 
 
 def test_an_unreachable_target_is_one_line_and_exit_1() -> None:
-    res = run_mmload("target", "check", "--target", "http://127.0.0.1:9", timeout=30)
+    res = run_mmload("target", "check", "--target", "http://127.0.0.1:9", timeout=60)
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
         "mmload: error: target http://127.0.0.1:9 is unreachable: [Errno 111] Connection refused"

@@ -134,7 +134,7 @@ def load_in_chromium(page: Path, tmp: Path) -> PageCheck:
         "--dump-dom",
         page.resolve().as_uri(),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     console = [ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln]
     return PageCheck(proc.stdout, console, proc.returncode)
 

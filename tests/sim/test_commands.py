@@ -65,7 +65,7 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], expected: str, capsys) 
 def test_bad_profile_file_names_file_and_field(tmp_path) -> None:
     bad = tmp_path / "mine.yaml"
     bad.write_text("extends: v11.9\nlogin_rate_limit:\n  per_sec: -1\n")
-    proc = run_cli("sim", "--profile-file", str(bad), timeout=30)
+    proc = run_cli("sim", "--profile-file", str(bad), timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         f"mmload: error: {bad}: login_rate_limit.per_sec: "
@@ -73,7 +73,7 @@ def test_bad_profile_file_names_file_and_field(tmp_path) -> None:
     )
     typo = tmp_path / "typo.yaml"
     typo.write_text("pasword_hash: bcrypt\n")
-    proc = run_cli("sim", "--profile-file", str(typo), timeout=30)
+    proc = run_cli("sim", "--profile-file", str(typo), timeout=60)
     assert proc.returncode == 2
     assert "pasword_hash: unknown field" in proc.stderr
 
@@ -81,7 +81,7 @@ def test_bad_profile_file_names_file_and_field(tmp_path) -> None:
 def test_port_in_use_is_a_user_error() -> None:
     with running_sim(users=10, teams=1) as sim:
         port = sim.url.rsplit(":", 1)[1]
-        proc = run_cli("sim", "--port", port, "--metrics-port", "0", timeout=30)
+        proc = run_cli("sim", "--port", port, "--metrics-port", "0", timeout=60)
     assert proc.returncode == 2
     assert f"--port: cannot listen on 127.0.0.1:{port}" in proc.stderr.strip()
 

@@ -92,6 +92,6 @@ def test_metrics_names_labels_and_promtool() -> None:
     if promtool is None:
         pytest.fail("promtool not found (Debian package prometheus; `make sysdeps`)")
     check = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )
     assert check.returncode == 0, check.stdout + check.stderr
