@@ -358,7 +358,7 @@ def test_live_view_on_a_terminal(sim: str, tmp_path: Path) -> None:
         ["script", "-qec", cmd, "/dev/null"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
     )
     assert res.returncode == 0, res.stdout[-2000:]
@@ -392,7 +392,7 @@ def test_plain_locust_runs_mattermost_user(sim: str, tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr[-2000:]

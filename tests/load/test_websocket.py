@@ -19,7 +19,7 @@ def test_pings_and_reconnects_with_the_backoff_after_a_drop(sim: str) -> None:
         [sys.executable, str(SCRIPT), sim],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,  # a hang guard: the script waits up to 30 s for the reconnect
         cwd=Path(__file__).parents[2],
     )
     assert out.returncode == 0, out.stderr

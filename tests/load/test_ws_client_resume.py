@@ -25,7 +25,7 @@ def test_a_kept_connection_id_gets_the_missed_posts_replayed_in_sequence(sim: st
         [sys.executable, str(SCRIPT), sim],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,  # a hang guard: the script waits up to 30 s per step
         cwd=Path(__file__).parents[2],
     )
     assert out.returncode == 0, out.stderr
