@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mmload.config.sim import SimSettings
 from mmload.errors import RunFailed
@@ -71,16 +72,25 @@ class SimProcess:
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when the thread that forked it ends
 
 
-def die_with_parent() -> None:
-    """In a child before exec (``preexec_fn``): SIGTERM it when its parent thread ends, also
-    by SIGKILL, so a killed caller leaves no process behind (Linux; elsewhere a no-op)."""
+def _libc_prctl() -> Any:
+    """libc's prctl, loaded here in the parent (a child between fork and exec only calls it:
+    no import or dlopen there, which could deadlock on a lock another thread held)."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return
+        return None
+
+
+_PRCTL = _libc_prctl()
+
+
+def die_with_parent() -> None:
+    """In a child before exec (``preexec_fn``): SIGTERM it when its parent thread ends, also
+    by SIGKILL, so a killed caller leaves no process behind (Linux; elsewhere a no-op)."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
 def read_lines(path: Path) -> list[str]:
