@@ -71,8 +71,8 @@ def _scenario(tmp_path: Path, plugin: str) -> Path:
         name="failing",
         kind="storm",
         users=40,
-        arrival_s=8,
-        hold_s=30,
+        arrival_s=20,  # the failure comes with the first parts (~2 s in): users still pending
+        hold_s=30,  # even when a busy machine flushes them late; the run ends at the failure
         actions=False,
         locustfile="plugin.py",
     )
