@@ -111,10 +111,11 @@ def test_a_full_disk_fails_the_run_and_keeps_every_written_row(
         # the start can take several times its idle ~4 s on a busy machine; the 6 s + 30 s
         # run begins once it is ready, so this returns with most of it still to come
         run_dir = wait_for_parts(out, timeout=90.0, poll_s=0.05)
+        filling = time.time()  # the run's next write may fail from here on
         assert _fill(disk) > 0  # written until ENOSPC (the run may free a page or two after:
         # a failed write removes its temporary file)
-        written = _parts(run_dir)  # nothing more can be written from here on
         filled_at = time.time()
+        written = _parts(run_dir)  # nothing more can be written from here on
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -129,7 +130,7 @@ def test_a_full_disk_fails_the_run_and_keeps_every_written_row(
     assert meta["outcome"] == "failed" and "interrupted_detected_by_reader" not in meta
     assert "failed: OSError: [Errno 28] No space left on device" in meta["error"]
     failed_at = datetime.fromisoformat(meta["failed_at"].replace("Z", "+00:00")).timestamp()
-    assert filled_at - 1 <= failed_at <= time.time()
+    assert filling - 1 <= failed_at <= time.time()
     # the run stopped at the failure: users gone well before its 6 s + 30 s were over
     ended = datetime.fromisoformat(meta["ended_at"].replace("Z", "+00:00")).timestamp()
     assert ended - filled_at < 15
