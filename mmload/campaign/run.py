@@ -13,7 +13,9 @@ the last finished run. SIGINT/SIGTERM stop the runs in progress (their records s
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -113,7 +115,7 @@ class CampaignRun:
                 f"campaign {self.plan.campaign.name}: {done} of {len(self.plan.runs)} runs "
                 f"finished; state: {state.path}"
             )
-            state.set(status="running", pid=_pid())
+            state.set(status="running", pid=os.getpid())
             k = self.plan.campaign.concurrency
             state.event(f"run: {len(todo)} deployment(s) to go, up to {k} at once")
             with ThreadPoolExecutor(self.plan.campaign.concurrency) as pool:
@@ -168,7 +170,7 @@ class CampaignRun:
         with self.active_lock:
             for proc in self.active:
                 if proc.poll() is None:
-                    proc.send_signal(2)
+                    proc.send_signal(signal.SIGINT)
 
     # -- one deployment -------------------------------------------------------------------------
 
@@ -258,7 +260,7 @@ class CampaignRun:
         with self.active_lock:
             self.active.add(proc)
         if self.stop.is_set():
-            proc.send_signal(2)
+            proc.send_signal(signal.SIGINT)
         self.state.update_run(key, pid=proc.pid)
         code = proc.wait()
         with self.active_lock:
@@ -290,9 +292,3 @@ class CampaignRun:
         users = f", supported users {fields['supported_users']}" if status == DONE else ""
         self.state.update_run(key, f"{key}: {status}{users}", **fields)
         self.say(f"{key}: {status}{users}" + (f" ({error})" if error else ""))
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
