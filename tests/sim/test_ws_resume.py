@@ -65,7 +65,8 @@ def ws_url(sim: SimHandle, query: str = "") -> str:
     return sim.url.replace("http://", "ws://") + "/api/v4/websocket" + query
 
 
-async def recv(ws: Any, timeout: float = 3.0) -> dict[str, Any]:
+async def recv(ws: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """The next message (30 s: a hang guard, it returns as soon as the message comes)."""
     return json.loads(await asyncio.wait_for(ws.recv(), timeout))
 
 
