@@ -33,7 +33,7 @@ def test_mattermost_js_client_logs_in_loads_and_gets_websocket_events(node: str)
             cwd=CLIENT_DIR,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,  # a hang guard: check.js has its own 60 s
         )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -10,7 +10,15 @@ globalThis.WebSocket = globalThis.WebSocket || WS; // Node 20 has no global WebS
 const {Client4, WebSocketClient} = require('@mattermost/client');
 
 const [url, loginId, password] = process.argv.slice(2);
-const deadline = setTimeout(() => fail(new Error('timed out')), 20000);
+// a hang guard (the run takes a second or two; a busy machine several times that)
+const deadline = setTimeout(() => fail(new Error('timed out')), 60000);
+
+// Polls until done() (every 50 ms, up to 30 s: returns as soon as it is true).
+async function until(done) {
+    for (let i = 0; i < 600 && !done(); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
 
 function fail(err) {
     process.stdout.write(JSON.stringify({error: String(err && err.message ? err.message : err)}) + '\n');
@@ -68,7 +76,7 @@ async function main() {
     const connected = once((resolve) => ws.addFirstConnectListener(resolve));
     ws.initialize(url.replace(/^http/, 'ws') + '/api/v4/websocket', client.getToken());
     await connected;
-    await new Promise((r) => setTimeout(r, 100));
+    await until(() => events.some((e) => e.event === 'hello'));
     const hello = events.find((e) => e.event === 'hello');
     out.hello = hello ? {seq: hello.seq, connection_id: hello.data.connection_id, server_version: hello.data.server_version} : null;
     const pong = await once((resolve) => ws.ping(resolve));
@@ -76,9 +84,7 @@ async function main() {
 
     const created = await client.createPost({channel_id: town.id, message: 'hello from Client4'});
     out.created = {id: created.id, message: created.message};
-    for (let i = 0; i < 50 && !events.some((e) => e.event === 'posted'); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(() => events.some((e) => e.event === 'posted'));
     const posted = events.find((e) => e.event === 'posted');
     out.posted = posted ? {seq: posted.seq, channel_id: posted.broadcast.channel_id, post: JSON.parse(posted.data.post)} : null;
     out.reaction = (await client.addReaction(me.id, created.id, 'tada')).emoji_name;
@@ -120,9 +126,7 @@ async function main() {
     await new Promise((r) => setTimeout(r, 100));
     const whileAway = await client.createPost({channel_id: town.id, message: 'while away'});
     await reconnected;
-    for (let i = 0; i < 50 && !events.some((e) => e.event === 'posted' && JSON.parse(e.data.post).id === whileAway.id); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-    }
+    await until(() => events.some((e) => e.event === 'posted' && JSON.parse(e.data.post).id === whileAway.id));
     const replayed = events.find((e) => e.event === 'posted' && JSON.parse(e.data.post).id === whileAway.id);
     out.resume = {sameId: ws.connectionId === idBefore, missed, replayed: Boolean(replayed), seq: replayed ? replayed.seq : null};
     ws.close();
