@@ -161,7 +161,7 @@ def test_the_estimate_bounds_a_real_record(sim: str, tmp_path: Path, disk: Path)
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        res = run_mmload("run", str(f), "--target", sim, "--out", str(disk / "runs"), timeout=90)
+        res = run_mmload("run", str(f), "--target", sim, "--out", str(disk / "runs"), timeout=180)
     finally:
         done.set()
         watcher.join()

@@ -102,7 +102,7 @@ def test_an_exception_in_the_phase_driver_fails_the_run_and_keeps_the_rows(
     sim: str, tmp_path: Path
 ) -> None:
     f = _scenario(tmp_path, DRIVER_PLUGIN)
-    res = run_mmload("run", str(f), "--target", sim, "--out", str(tmp_path / "runs"), timeout=90)
+    res = run_mmload("run", str(f), "--target", sim, "--out", str(tmp_path / "runs"), timeout=180)
     assert res.returncode == 1, res.stdout + res.stderr
     line = _one_error_line(res.stderr)
     assert "ZeroDivisionError: injected by the test's plugin" in line
@@ -121,7 +121,7 @@ def test_a_failed_record_write_fails_the_run_and_keeps_what_was_written(
     sim: str, tmp_path: Path
 ) -> None:
     f = _scenario(tmp_path, WRITER_PLUGIN)
-    res = run_mmload("run", str(f), "--target", sim, "--out", str(tmp_path / "runs"), timeout=90)
+    res = run_mmload("run", str(f), "--target", sim, "--out", str(tmp_path / "runs"), timeout=180)
     assert res.returncode == 1, res.stdout + res.stderr
     line = _one_error_line(res.stderr)
     assert "writing the run record failed: OSError: [Errno 5] Input/output error" in line

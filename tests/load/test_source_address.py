@@ -56,7 +56,7 @@ def test_a_storm_spreads_its_logins_over_the_source_addresses(
     flags = [a for s in SOURCES for a in ("--source-address", s)]
     res = run_mmload(
         "run", str(scenario), "--target", limited.url, "--out", str(tmp_path), *flags,
-        "--workers", str(workers), "--no-fail-on-slo", timeout=90,
+        "--workers", str(workers), "--no-fail-on-slo", timeout=180,
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     assert (run_dir_from(res.stdout) / "run.json").is_file()
