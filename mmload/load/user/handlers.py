@@ -19,7 +19,7 @@ import gevent
 from mmload.config.scenario import Scenario
 from mmload.load.plan import Plan
 from mmload.load.user.client import ApiClient, json_or_none
-from mmload.load.user.session import THREADS_KEPT, SessionStore
+from mmload.load.user.session import THREADS_KEPT, SessionStore, interned_ids
 from mmload.load.user.webapp11 import POSTS_QUERY
 from mmload.load.ws import MMWebSocket
 
@@ -185,9 +185,9 @@ class ActionHandlers:
             "/users/{user_id}/teams/{team_id}/threads",
         )
         threads = body.get("threads") if isinstance(body, dict) else None
-        ids = [t["id"] for t in threads or [] if isinstance(t, dict) and t.get("id")]
-        s.threads = list(dict.fromkeys(s.threads + ids))[-THREADS_KEPT:]
-        return ids
+        found = interned_ids(t.get("id") for t in threads or [] if isinstance(t, dict))
+        s.threads = list(dict.fromkeys(s.threads + found))[-THREADS_KEPT:]
+        return found
 
     def view_global_threads(self) -> None:
         """ViewGlobalThreads: the threads screen — the first page, 1-3 older pages 1-10 s apart,

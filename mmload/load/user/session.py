@@ -7,6 +7,8 @@ behaviour modules stay sequences of requests and this part is testable without L
 from __future__ import annotations
 
 import random
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +25,18 @@ CATEGORY_FIELDS = (  # a SidebarCategory as updateCategoriesForTeamForUser takes
 )
 
 
+def interned_ids(values: Iterable[Any]) -> list[str]:
+    """The string ids among ``values``, interned: the users of a process that see the same
+    posts and authors keep one copy of each id (a 26-character id is a 75-byte object), where
+    each user's decoded answers would give it its own; an interned id goes when the last user
+    forgets it."""
+    return [sys.intern(v) for v in values if isinstance(v, str) and v]
+
+
 def slim(body: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """Only ``fields`` of a decoded object: a user keeps what its later calls use, not the
-    server's whole answer (15,000 users each holding their initial load cost ~20 KiB apiece)."""
-    return {k: body[k] for k in fields if k in body}
+    """Only ``fields`` of a decoded object, its strings interned: a user keeps what its later
+    calls use, not the server's whole answer (a user holding its initial load: ~20 KiB)."""
+    return {k: sys.intern(v) if type(v) is str else v for k, v in body.items() if k in fields}
 
 
 @dataclass(slots=True)
@@ -63,29 +73,31 @@ class SessionStore:
         """Take in a posts list (``order`` + ``posts``); returns the posts' authors."""
         if not isinstance(body, dict):
             return []
-        order = body.get("order") or []
+        order = interned_ids(body.get("order") or [])
         posts = body.get("posts") or {}
         if order:
             self.oldest_post[channel_id] = order[-1]
             self.post_ids = (order[:20] + self.post_ids)[:RECENT_POSTS]
             roots = [p for p in order if not (posts.get(p) or {}).get("root_id")]
-            replied = {(posts.get(p) or {}).get("root_id") for p in order} - {None, ""}
+            replied = set(interned_ids((posts.get(p) or {}).get("root_id") for p in order))
             for p in order[:20]:
                 root = (posts.get(p) or {}).get("root_id")
-                if root:
-                    self.root_of[p] = root
+                if root and isinstance(root, str):
+                    self.root_of[p] = sys.intern(root)
             self._prune_roots()
             self.threads = list(dict.fromkeys([*self.threads, *replied]))[-THREADS_KEPT:]
             self.roots[channel_id] = (roots[:20] + self.roots.get(channel_id, []))[
                 :ROOTS_PER_CHANNEL
             ]
-        authors = list({p.get("user_id") for p in posts.values() if isinstance(p, dict)} - {None})
+        posted = (p.get("user_id") for p in posts.values() if isinstance(p, dict))
+        authors = list(set(interned_ids(posted)))
         new = [a for a in authors if a not in self.known_users]
         self.known_users = (new + self.known_users)[:KNOWN_USERS]
         return authors
 
     def remember_own_post(self, post: dict[str, Any]) -> None:
         """A post this user created (in the channel on screen)."""
+        post = {**post, "id": sys.intern(post["id"])}
         self.post_ids.insert(0, post["id"])
         del self.post_ids[RECENT_POSTS:]
         self.own_posts.insert(0, (post["id"], post.get("channel_id") or ""))
