@@ -441,7 +441,10 @@ class RunOptions(StrictModel):
     credentials_salt_file: str | None = Field(
         None, description="salt of the record names (default: <credentials>.salt, made 0600)"
     )
-    expect_workers_timeout_s: Number(1, DAY_S) = 60.0
+    # every worker connected and ready within this (returns as soon as they are; a local worker
+    # that dies fails the run at once): two workers start in ~7 s alone, several times that on a
+    # busy 2-core machine, and agents started over SSH take longer still
+    expect_workers_timeout_s: Number(1, DAY_S) = 120.0
 
     @field_validator("target")
     @classmethod

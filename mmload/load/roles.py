@@ -108,7 +108,7 @@ class MasterRole:
         port: int,
         local: LocalWorkers,
         remote: int = 0,
-        ready_timeout_s: float = 60.0,
+        ready_timeout_s: float = 120.0,
         announce: Callable[[str, int], None] | None = None,
     ):
         self.bind, self.port = bind, port
