@@ -24,6 +24,7 @@ import base64
 import json
 import secrets
 import time
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlencode
 
@@ -58,7 +59,9 @@ class OpenIdFlow:
         self.h = handlers
         self.core = handlers.core
         self.settings: OpenIdSettings | None = self.core.settings.openid
-        self.states: dict[str, tuple[str, float]] = {}  # state token -> (cookie, expiry)
+        self.states: OrderedDict[str, tuple[str, float]] = (
+            OrderedDict()
+        )  # token -> (cookie, expiry)
         self.endpoints: dict[str, str] | None = None
         self.by_subject: dict[str, User] = {}
 
@@ -87,7 +90,11 @@ class OpenIdFlow:
         s = self._service(ctx)
         endpoints = await self._discover(s)
         now = time.time()
-        self.states = {t: v for t, v in self.states.items() if v[1] > now}
+        while self.states:  # one TTL for all: the oldest first (O(1) per sign-in)
+            oldest = next(iter(self.states))
+            if self.states[oldest][1] > now:
+                break
+            del self.states[oldest]
         token, cookie = secrets.token_urlsafe(24), secrets.token_hex(13)
         self.states[token] = (cookie, now + STATE_TTL_S)
         state = base64.b64encode(json.dumps({"action": "login", "token": token}).encode())

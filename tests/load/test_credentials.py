@@ -201,3 +201,29 @@ def test_a_remote_workers_population_file_carries_the_credentials_and_matches_th
     out = run_cli("population", "sev0-login-storm", "--credentials", str(tmp_path / "missing.csv"),
                   "--out", "x")  # fmt: skip
     assert out.returncode == 2 and "missing.csv: cannot read" in out.stderr
+
+
+def test_the_idp_login_form_is_found_as_a_browser_fills_it() -> None:
+    """The first form with a password field (Keycloak's markup: entities in the action, hidden
+    fields, a remember-me box and a second form before it), resolved against the page URL."""
+    from mmload.load.idp_form import LoginForm
+
+    page = (
+        '<form action="/search"><input type="text" name="q"></form>'
+        '<form id="kc-form-login" action="/realms/r/login-actions/authenticate?session_code=a'
+        '&amp;tab_id=b" method="post"><input type="hidden" name="credentialId" value="">'
+        '<input tabindex="1" id="username" name="username" type="text" autocomplete="off">'
+        '<input id="password" name="password" type="password"><input type="checkbox" '
+        'name="rememberMe"><input type="submit" name="login" value="Sign In"></form>'
+    )
+    form = LoginForm.parse(page, "https://idp.example/realms/r/protocol/openid-connect/auth?x=1")
+    assert form.ok and form.method == "POST"
+    assert form.action == (
+        "https://idp.example/realms/r/login-actions/authenticate?session_code=a&tab_id=b"
+    )
+    assert form.filled("ann", "pw") == {"credentialId": "", "username": "ann", "password": "pw"}
+    bare = LoginForm.parse(
+        '<form><input name="u" type="email"><input name="p" type="password">', "http://i/l"
+    )
+    assert bare.ok and bare.method == "GET" and bare.action == "http://i/l"
+    assert not LoginForm.parse("<p>Invalid request</p>", "http://i/l").ok

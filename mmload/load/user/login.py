@@ -19,7 +19,6 @@ Failures never carry a credential: a status and the server's error id, or which 
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -27,6 +26,7 @@ import pyotp
 from locust.contrib.fasthttp import FastHttpSession
 
 from mmload.config.credentials import Credential
+from mmload.load.idp_form import LoginForm
 from mmload.load.pin import OFF_TARGET, host_of
 from mmload.load.plan import Plan
 from mmload.load.tls import client_context
@@ -171,7 +171,9 @@ class LoginMethods:
         with its status only (an IdP's error page may repeat what was typed)."""
         h = {"Accept": "text/html,application/xhtml+xml", **(headers or {})}
         body = None
-        if data is not None:
+        if data is not None and method == "GET":  # a form without method="post"
+            url = f"{url.split('?', 1)[0]}?{urlencode(data)}"
+        elif data is not None:
             h["Content-Type"] = FORM
             body = urlencode(data)
         with session.request(
@@ -203,58 +205,3 @@ def _location(resp: Any, base: str, step: str) -> str:
 def _path(url: str) -> str:
     """A URL's path only (a query may carry a code or state: never in a name or message)."""
     return urlsplit(url).path or "/"
-
-
-class LoginForm(HTMLParser):
-    """The IdP's login form: the first ``<form>`` with a password field, its action, method,
-    hidden fields and the names of its user and password inputs."""
-
-    def __init__(self, page_url: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.page_url = page_url
-        self.action = page_url
-        self.method = "POST"
-        self.hidden: dict[str, str] = {}
-        self.user_field: str | None = None
-        self.password_field: str | None = None
-        self._in_form = False
-        self._done = False
-
-    @classmethod
-    def parse(cls, html: str, page_url: str) -> LoginForm:
-        form = cls(page_url)
-        form.feed(html)
-        form.close()
-        return form
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.user_field and self.password_field)
-
-    def filled(self, login_id: str, password: str) -> dict[str, str]:
-        """The form's fields with the user's login id and password."""
-        assert self.user_field and self.password_field
-        return {**self.hidden, self.user_field: login_id, self.password_field: password}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if self._done:
-            return
-        if tag == "form":
-            self._in_form = True
-            self.hidden, self.user_field, self.password_field = {}, None, None
-            self.action = urljoin(self.page_url, a.get("action") or self.page_url)
-            self.method = (a.get("method") or "GET").upper()
-        elif tag == "input" and self._in_form and a.get("name"):
-            kind = (a.get("type") or "text").lower()
-            if kind == "hidden":
-                self.hidden[a["name"]] = a.get("value", "")
-            elif kind == "password" and not self.password_field:
-                self.password_field = a["name"]
-            elif kind in ("text", "email") and not self.user_field:
-                self.user_field = a["name"]
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "form" and self._in_form:
-            self._in_form = False
-            self._done = self.ok
