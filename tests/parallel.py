@@ -46,6 +46,7 @@ THIS_MACHINE = (
 TIMING = frozenset(
     {
         "tests/bench/test_bench_smoke.py",
+        "tests/campaign/test_run.py",
         "tests/lifecycle/test_load_remote.py",
         "tests/load/test_abort_run.py",
         "tests/load/test_ceiling_run.py",
