@@ -52,6 +52,7 @@ TIMING = frozenset(
         "tests/load/test_ceiling_run.py",
         "tests/load/test_ctrl_c.py",
         "tests/load/test_disk_full.py",
+        "tests/load/test_login_methods.py",
         "tests/load/test_distributed_and_prometheus.py",
         "tests/load/test_open_model.py",
         "tests/load/test_replay_run.py",
