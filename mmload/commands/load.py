@@ -396,16 +396,25 @@ def register(group: click.Group) -> None:
         "start` write it for their workers).  [default: $MMLOAD_POPULATION_FILE, else "
         "~/.mmload/population.json]",
     )
+    @click.option(
+        "--source-address",
+        "source_addresses",
+        multiple=True,
+        help="A local address this agent's users send from (repeatable: round robin by user "
+        "index, HTTP and WebSocket; each must be bindable here).",
+    )
     @click.option("--with-parent", is_flag=True, hidden=True)
     def worker_cmd(
         master_host: str,
         master_port: int,
         locustfile: str | None,
         population: str | None,
+        source_addresses: tuple[str, ...],
         with_parent: bool,
     ) -> None:
         """Run users for a remote `mmload run` master (a load agent). The population's password
         never comes from the master: the worker reads it from its own file."""
+        from mmload.load.pin import check_source
         from mmload.load.worker import run_worker
 
         flags = {
@@ -413,10 +422,17 @@ def register(group: click.Group) -> None:
             "master_port": master_port,
             "locustfile": locustfile,
             "population": population,
+            "source_addresses": list(source_addresses),
         }
         opts = model_from_flags(WorkerOptions, flags, {"master_host": "--master"})
+        sources = tuple(dict.fromkeys(check_source(a) for a in opts.source_addresses))
         run_worker(
-            opts.master_host, opts.master_port, opts.locustfile, with_parent, opts.population
+            opts.master_host,
+            opts.master_port,
+            opts.locustfile,
+            with_parent,
+            opts.population,
+            sources=sources,
         )
 
     @group.command("population")

@@ -145,6 +145,11 @@ class LoadSettings(StrictModel):
     agent_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
     coordinator_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
     metrics_instance_type: str | None = Field(default=None, pattern=INSTANCE_RE)
+    # Private IPv4 addresses per agent, its primary one included: with more than one, each agent
+    # gets its own network interface with that many and an Elastic IP, and its users send from
+    # all of them (a server's per-address login limiter sees several sources). At most what the
+    # instance type allows per interface (c7i.xlarge: 15).
+    agent_private_ips: Count(1, 50) = 1
 
 
 class SshSettings(StrictModel):

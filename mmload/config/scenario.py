@@ -498,6 +498,9 @@ class WorkerOptions(StrictModel):
         description="the population file (0600; else $MMLOAD_POPULATION_FILE, else "
         "~/.mmload/population.json)",
     )
+    # This agent's own addresses its users send from, round robin by user index (the agent's
+    # private IPs); empty: the master's plan decides (the system's choice).
+    source_addresses: list[str] = Field(default_factory=list, max_length=256)
 
 
 def resolve_scenario_path(name_or_path: str) -> Path:

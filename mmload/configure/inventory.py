@@ -44,6 +44,9 @@ class HostOut(_Out):
     name: str = Field(min_length=1)
     private_ip: str = Field(min_length=1)
     public_ip: str | None = None
+    # Every private address of the host, private_ip first: an agent given several
+    # (load.agent_private_ips) sends from all of them (`mmload worker --source-address`).
+    private_ips: list[str] = Field(default_factory=list)
 
 
 class DatabaseOut(_Out):
@@ -159,6 +162,7 @@ def host_vars(host: HostOut, *, jump: str | None, user: str, key: Path) -> dict[
     hv: dict[str, Any] = {
         "ansible_host": host.public_ip or host.private_ip,
         "mmload_private_ip": host.private_ip,
+        "mmload_private_ips": host.private_ips or [host.private_ip],
     }
     if not host.public_ip and jump:
         proxy_cmd = (

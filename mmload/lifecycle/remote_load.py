@@ -108,6 +108,9 @@ class LoadPlan:
     prometheus: str | None
     remote_mmload: str
     remote_dir: str
+    # agent name -> the local addresses its workers send from (an agent with several private
+    # IPs in outputs.json); an agent not named: the system's choice
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def plan_load(
@@ -125,7 +128,8 @@ def plan_load(
     coordinators = outputs.hosts.get("coordinator") or []
     if not coordinators:
         raise UserError("no coordinator host: the Locust master runs there", field="hosts")
-    agents = tuple(h.name for h in outputs.hosts.get("agents") or [])
+    agent_hosts = outputs.hosts.get("agents") or []
+    agents = tuple(h.name for h in agent_hosts)
     if not agents:
         raise UserError("no agents hosts: the Locust workers run there", field="hosts")
     metrics = outputs.hosts.get("metrics") or []
@@ -140,6 +144,7 @@ def plan_load(
         prometheus=prometheus,
         remote_mmload=remote_mmload or os.environ.get("MMLOAD_REMOTE_MMLOAD") or REMOTE_MMLOAD,
         remote_dir=remote_dir,
+        sources={h.name: tuple(h.private_ips) for h in agent_hosts if len(h.private_ips) > 1},
     )
 
 
@@ -169,9 +174,10 @@ def master_argv(
     return argv
 
 
-def worker_argv(plan: LoadPlan, population: str) -> list[str]:
-    """One worker's command line on an agent (``population``: its population file there)."""
-    return [
+def worker_argv(plan: LoadPlan, population: str, agent: str | None = None) -> list[str]:
+    """One worker's command line on ``agent`` (``population``: its population file there), with
+    a ``--source-address`` for each of the agent's private addresses when it has several."""
+    argv = [
         plan.remote_mmload,
         "worker",
         "--master",
@@ -181,6 +187,9 @@ def worker_argv(plan: LoadPlan, population: str) -> list[str]:
         "--population",
         population,
     ]
+    for address in plan.sources.get(agent or "", ()):
+        argv += ["--source-address", address]
+    return argv
 
 
 # configure's `mmload-worker@` units run as the agents role's user (agents_user), whose home is
@@ -320,7 +329,7 @@ def start_load(
     text = population_text(population)
     files = {a: f"{absolute(plan.remote_dir, facts[a], a)}/population.json" for a in plan.agents}
     parallel(lambda a: put_population(remote, a, files[a], text, unit=not counts[a]), plan.agents)
-    parallel(lambda w: remote.start_job(w[0], w[1], worker_argv(plan, files[w[0]])), workers)
+    parallel(lambda w: remote.start_job(w[0], w[1], worker_argv(plan, files[w[0]], w[0])), workers)
     state = LoadState(
         coordinator=plan.coordinator,
         remote_dir=root,

@@ -8,6 +8,7 @@ and says it is done.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -58,10 +59,13 @@ class WorkerSide:
     """The master-facing half of a worker: plan in, batches and ``done`` out. The plan's
     population comes from this worker's own file (``population``), never from the master."""
 
-    def __init__(self, env: Any, runner: Any, population: Path):
+    def __init__(
+        self, env: Any, runner: Any, population: Path, sources: tuple[str, ...] = ()
+    ) -> None:
         self.env = env
         self.runner = runner
         self.population = population
+        self.sources = sources  # this agent's own source addresses (replace the plan's)
         self.collector: Collector | None = None
         self.failed: str | None = None
         runner.register_message(PLAN_MESSAGE, self.on_plan)
@@ -79,6 +83,8 @@ class WorkerSide:
             gevent.spawn(self.runner.quit)  # not from inside the runner's own greenlet
             return
         PINNED.install(plan.pins)  # the master's resolution of the target, before users spawn
+        if self.sources:
+            plan = dataclasses.replace(plan, sources=list(self.sources))
         self.collector = Collector(self.env, plan.worker_name, self.send_batch, plan.flush_s)
         attach(self.env, RunContext(plan, self.collector))
         self.collector.start()
@@ -99,19 +105,23 @@ def run_worker(
     locustfile: str | None = None,
     with_parent: bool = False,
     population: str | None = None,
+    *,
+    sources: tuple[str, ...] = (),
 ) -> None:
     """A worker process: connect to the master, take its plan, run users, ship batches.
 
     ``with_parent``: a local worker quits as soon as its master process is gone (e.g. SIGKILL),
     instead of waiting for Locust's heartbeat timeout. ``population``: the population file
-    (default: :func:`~mmload.load.population.default_path`).
+    (default: :func:`~mmload.load.population.default_path`). ``sources``: this agent's own
+    local addresses its users send from (round robin by user index), instead of the plan's.
     """
     classes = load_user_classes(locustfile)
     raise_open_files_limit(0)
     env = AgentEnvironment(user_classes=classes, events=events)
     env.targets = [t.strip().rstrip("/") for t in os.environ.get(TARGETS_ENV, "").split(",") if t]
     runner = env.create_worker_runner(master_host, master_port)
-    side = WorkerSide(env, runner, Path(population).expanduser() if population else default_path())
+    pop = Path(population).expanduser() if population else default_path()
+    side = WorkerSide(env, runner, pop, sources)
     for sig in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(sig, runner.quit)
     if with_parent:

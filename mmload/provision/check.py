@@ -34,6 +34,7 @@ WORLD = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 SG_REF = re.compile(r"^aws_security_group\.([A-Za-z0-9_-]+)\.id$")
 LOAD_TARGETS_OUTPUT = "load_targets"
 SCRAPE_TARGETS_OUTPUT = "scrape_targets"  # the existing server's Prometheus / metrics endpoint
+ENI_REF = re.compile(r"^aws_network_interface\.([A-Za-z0-9_-]+)")
 ADDRESS_REF = re.compile(r"^aws_instance\.([A-Za-z0-9_-]+)\[\d+\]\.(private_ip|public_ip)$")
 
 
@@ -186,6 +187,8 @@ def network_from_module(planned: dict, config: dict) -> Network:
     """The network of one module: its planned values and its configuration."""
     net = Network()
     exprs = {r["address"]: r.get("expressions", {}) for r in config.get("resources", [])}
+    interface_groups: dict[str, set[str]] = {}  # aws_network_interface name -> its groups
+    eip_interfaces: set[str] = set()  # aws_network_interface names an aws_eip is on
     for res in _planned(planned):
         prefix = "data." if res.get("mode") == "data" else ""
         base = f"{prefix}{res['type']}.{res['name']}"
@@ -201,11 +204,17 @@ def network_from_module(planned: dict, config: dict) -> Network:
                 net.rules.append(rule)
         elif kind == "aws_vpc":
             net.vpc_cidr = values.get("cidr_block") or net.vpc_cidr
+        elif kind == "aws_eip":
+            eip_interfaces.update(m.group(1) for r in _refs(expr) if (m := ENI_REF.match(r)))
         else:
             for group in _sg_refs(expr):
                 net.members.setdefault(group, set()).add(res["address"])
                 if kind == "aws_instance" and values.get("associate_public_ip_address"):
                     net.public.add(group)
+                if kind == "aws_network_interface":
+                    interface_groups.setdefault(res["name"], set()).add(group)
+    for interface in eip_interfaces:  # an Elastic IP on a group's own interface: public
+        net.public.update(interface_groups.get(interface, set()))
     net.load_target = _load_target_kind(config)
     net.external = _external_urls(config)
     return net

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from mmload.config.deployment import Deployment
+from mmload.config.deployment import Deployment, LoadSettings
 from mmload.configure.inventory import build_inventory, load_outputs
-from mmload.lifecycle.remote_load import master_argv, plan_load
+from mmload.lifecycle.remote_load import master_argv, plan_load, worker_argv
 from mmload.provision.check import check_plan
 from mmload.provision.render import TEMPLATE_DIR, render
+from tests.provision import moto_eni
 from tests.provision.conftest import (
     MOTO_UBUNTU_AMI,
     OPERATOR,
@@ -98,6 +99,19 @@ def test_render_has_no_mattermost_stack_and_validates(tmp_path: Path) -> None:
         assert proc.returncode == 0, [*argv, proc.stdout[-3000:], proc.stderr[-3000:]]
 
 
+def test_several_private_ips_give_each_agent_its_interface(tmp_path: Path) -> None:
+    """load.agent_private_ips: an interface per agent with that many addresses and an Elastic
+    IP (an interface made before its instance gets no automatic public address); one address:
+    the agents are as before."""
+    dep = deployment().model_copy(update={"load": LoadSettings(agent_private_ips=4)})
+    text = (render(dep, tmp_path / "a").workdir / "agents.tf").read_text()
+    assert "private_ips_count = 3" in text and 'resource "aws_eip" "agents"' in text
+    assert "network_interface_id = aws_network_interface.agents[count.index].id" in text
+    assert "associate_public_ip_address" not in text
+    one = (render(deployment(), tmp_path / "b").workdir / "agents.tf").read_text()
+    assert "aws_network_interface" not in one and "associate_public_ip_address = true" in one
+
+
 def test_target_ports_become_egress_rules_only(tmp_path: Path) -> None:
     """A target on another port gets the agents' egress to it (no ingress anywhere); HTTPS to
     anywhere is already there (a duplicate rule would be refused by AWS); target.cidrs narrow
@@ -126,7 +140,8 @@ def test_up_check_outputs_and_down_against_moto(tmp_path: Path) -> None:
     target is the customer's URL; the remote load sends the master there; `down` leaves
     nothing tagged."""
     require_tools()
-    server = MotoServer(tmp_path / "moto.log")
+    # moto with AWS's detaching of an instance's own interfaces at termination (moto_eni.py)
+    server = MotoServer(tmp_path / "moto.log", command=moto_eni.command())
     try:
         write_deployment(
             tmp_path / "deployment.yaml",
@@ -137,6 +152,7 @@ def test_up_check_outputs_and_down_against_moto(tmp_path: Path) -> None:
             components={"detailed_monitoring": False},
             aws={"endpoint_url": server.url},
             target=TARGET,
+            load={"agent_private_ips": 3},
         )
         env = tf_env(tmp_path)
         workdir = tmp_path / ".deployments" / NAME
@@ -170,6 +186,8 @@ def test_up_check_outputs_and_down_against_moto(tmp_path: Path) -> None:
             "up", "-c", "deployment.yaml", "--only", "provision", "--yes", cwd=tmp_path, env=env
         )
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        ec2 = server.client("ec2")
+        tagged = [{"Name": "tag:mmload:deployment", "Values": [NAME]}]
         outputs_path = workdir / "outputs.json"
         raw = json.loads(outputs_path.read_text())
         assert set(raw["hosts"]) == {"agents", "coordinator", "metrics"}
@@ -185,11 +203,23 @@ def test_up_check_outputs_and_down_against_moto(tmp_path: Path) -> None:
         assert len(children["agents"]["hosts"]) == 1
         plan = plan_load(outputs, remote_mmload="mmload")
         assert plan.target == URL
+        # the agent's three private addresses (its own interface), primary first, and its
+        # Elastic IP: its workers send from each (`mmload worker --source-address`)
+        (agent,) = raw["hosts"]["agents"]
+        ips = agent["private_ips"]
+        assert len(set(ips)) == 3 and ips[0] == agent["private_ip"] and agent["public_ip"]
+        eni = ec2.describe_network_interfaces(Filters=tagged)["NetworkInterfaces"]
+        (interface,) = [n for n in eni if n["PrivateIpAddress"] == agent["private_ip"]]
+        assert {a["PrivateIpAddress"] for a in interface["PrivateIpAddresses"]} == set(ips)
+        assert interface["Association"]["PublicIp"] == agent["public_ip"]
+        hostvars = children["agents"]["hosts"][agent["name"]]
+        assert hostvars["mmload_private_ips"] == ips
+        assert plan.sources == {agent["name"]: tuple(ips)}
+        argv = worker_argv(plan, "/p.json", agent["name"])
+        assert [argv[i + 1] for i, a in enumerate(argv) if a == "--source-address"] == ips
         argv = master_argv(plan, "sev0-login-storm", {}, 2, "runs")
         assert argv[argv.index("--target") + 1] == URL
         assert plan.prometheus == f"http://{raw['hosts']['metrics'][0]['private_ip']}:9090"
-        ec2 = server.client("ec2")
-        tagged = [{"Name": "tag:mmload:deployment", "Values": [NAME]}]
         roles = sorted(
             next(t["Value"] for t in i["Tags"] if t["Key"] == "mmload:role")
             for r in ec2.describe_instances(Filters=tagged)["Reservations"]

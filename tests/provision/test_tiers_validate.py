@@ -44,10 +44,12 @@ def variants() -> dict[str, dict]:
         },
         "components": {"detailed_monitoring": False},
     }
-    # an existing server as the target: agents, coordinator and metrics only
+    # an existing server as the target: agents, coordinator and metrics only, each agent with
+    # its own interface of 4 private addresses and an Elastic IP
     out["existing-target"] = {
         "tier": 2000,
         "target": {"url": "http://10.1.2.5:8065", "prometheus_url": "http://10.1.2.4:9090"},
+        "load": {"agent_private_ips": 4},
     }
     return out
 
