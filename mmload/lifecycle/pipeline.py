@@ -271,6 +271,8 @@ class Up:
         return f"{len(result.stats.get('processed', {}))} hosts, {result.total('changed')} changes"
 
     def seed(self) -> str:
+        if self.dep.target:  # the customer's server has its own users: nothing to import
+            return f"nothing to import: the target {self.dep.target.url} has its own users"
         from mmload.config.sim import PopulationSpec
         from mmload.configure.plan import users_for
         from mmload.configure.run import configure

@@ -212,3 +212,24 @@ def test_configure_and_seed_steps_hand_configure_what_it_needs(tmp_path, monkeyp
     )
     rows = [json.loads(ln) for ln in seed["seed_file"].read_text().splitlines()]
     assert sum(1 for r in rows if r.get("type") == "user") == 30
+
+
+def test_seed_imports_nothing_into_an_existing_server(tmp_path, monkeypatch) -> None:
+    """An agents-only deployment (target:) has no app node to import into, and the customer's
+    server its own users: the seed step runs no playbook and writes no population."""
+    import mmload.configure.run as run_module
+
+    calls: list[object] = []
+    monkeypatch.setattr(run_module, "configure", lambda *a, **kw: calls.append(kw))
+    dep = Deployment.model_validate(
+        {
+            "name": "mm-ext",
+            "tier": 200,
+            "operator_cidrs": ["203.0.113.7/32"],
+            "target": {"url": "https://chat.example.com"},
+        }
+    )
+    lines = StepLines(Console(file=io.StringIO(), width=120), False)
+    up = Up(tmp_path / "deployment.yaml", dep, tmp_path / "work", lines, yes=True)
+    assert up.seed() == "nothing to import: the target https://chat.example.com has its own users"
+    assert calls == [] and not (tmp_path / "work" / "seed").exists()
