@@ -111,6 +111,7 @@ class Sweeper:
         self.caches_and_search(resources, vpcs)
         self.nat_gateways()
         self.addresses()
+        self.interfaces()
         self.security_groups(vpcs)
         self.network(vpcs)
         self.buckets(resources)
@@ -209,6 +210,15 @@ class Sweeper:
                 self.ec2.disassociate_address(AssociationId=addr["AssociationId"])
             self.say(f"releasing Elastic IP {addr.get('PublicIp')}")
             self.ec2.release_address(AllocationId=addr["AllocationId"])
+
+    def interfaces(self) -> None:
+        """The agents' own network interfaces (load.agent_private_ips): made before their
+        instances, they outlive them (detached, ``available``)."""
+        found = self.ec2.describe_network_interfaces(Filters=_tag_filter(self.name))
+        for eni in found["NetworkInterfaces"]:
+            if eni.get("Status") == "available":
+                self.say(f"deleting network interface {eni['NetworkInterfaceId']}")
+                self.ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
 
     def security_groups(self, vpcs: list[str]) -> None:
         groups = self.ec2.describe_security_groups(Filters=_tag_filter(self.name))["SecurityGroups"]

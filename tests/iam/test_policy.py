@@ -35,6 +35,12 @@ MAIN_ALLOWS = [
     Request("ec2:RunInstances", ec2("security-group"), OURS),
     Request("ec2:CreateSecurityGroup", ec2("vpc", "vpc-customer")),  # existing VPC
     Request("ec2:DeleteVpc", ec2("vpc"), OURS),
+    # an agent's own interface with several private IPs, and its Elastic IP
+    Request("ec2:CreateNetworkInterface", ec2("network-interface", "new"), NEW_OURS),
+    Request("ec2:CreateNetworkInterface", ec2("subnet", "subnet-customer")),
+    Request("ec2:AssociateAddress", ec2("network-interface"), OURS),
+    Request("ec2:AssociateAddress", ec2("elastic-ip"), OURS),
+    Request("ec2:DeleteNetworkInterface", ec2("network-interface"), OURS),
     Request(
         "ec2:CreateTags",
         ec2("security-group"),
@@ -76,6 +82,18 @@ MAIN_DENIES = [
         Request("ec2:RunInstances", ec2("security-group")),
     ),
     ("delete a VPC mmload did not tag", Request("ec2:DeleteVpc", ec2("vpc"))),
+    (
+        "create an interface without the tag",
+        Request("ec2:CreateNetworkInterface", ec2("network-interface", "new"), {}),
+    ),
+    (
+        "move an Elastic IP onto an interface mmload did not tag",
+        Request("ec2:AssociateAddress", ec2("network-interface")),
+    ),
+    (
+        "delete an interface mmload did not tag",
+        Request("ec2:DeleteNetworkInterface", ec2("network-interface")),
+    ),
     ("terminate someone else's instance", Request("ec2:TerminateInstances", ec2("instance"))),
     (
         "open someone else's security group",

@@ -40,3 +40,30 @@ def test_untagged_file_buckets_of_the_deployment_go_others_stay(moto, monkeypatc
     left = sorted(b["Name"] for b in s3.list_buckets()["Buckets"])
     assert left == sorted(others)
     assert any(orphan in line and "no tags" in line for line in said), said
+
+
+def test_the_agents_own_interfaces_go_others_stay(moto, monkeypatch) -> None:
+    """An agent's own interface (load.agent_private_ips) outlives its terminated instance,
+    detached: the sweeper deletes the deployment's, never another's or one still in use."""
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    aws = Aws("us-east-1", endpoint_url=moto.url)
+    ec2 = aws.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.61.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.61.0.0/20")["Subnet"]["SubnetId"]
+
+    def interface(deployment: str) -> str:
+        tags = [{"Key": "mmload:deployment", "Value": deployment}]
+        eni = ec2.create_network_interface(
+            SubnetId=subnet,
+            SecondaryPrivateIpAddressCount=2,
+            TagSpecifications=[{"ResourceType": "network-interface", "Tags": tags}],
+        )
+        return eni["NetworkInterface"]["NetworkInterfaceId"]
+
+    ours, theirs = interface("mm-sw"), interface("mm-other")
+    said: list[str] = []
+    Sweeper(aws, "mm-sw", said.append).interfaces()
+    left = {n["NetworkInterfaceId"] for n in ec2.describe_network_interfaces()["NetworkInterfaces"]}
+    assert ours not in left and theirs in left
+    assert said == [f"deleting network interface {ours}"]
