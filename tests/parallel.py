@@ -47,6 +47,7 @@ TIMING = frozenset(
     {
         "tests/bench/test_bench_smoke.py",
         "tests/campaign/test_run.py",
+        "tests/lifecycle/test_load_existing_target.py",
         "tests/lifecycle/test_load_remote.py",
         "tests/load/test_abort_run.py",
         "tests/load/test_ceiling_run.py",
@@ -59,6 +60,7 @@ TIMING = frozenset(
         "tests/load/test_runs.py",
         "tests/load/test_verdicts.py",
         "tests/load/test_webapp_flow.py",
+        "tests/load/test_worker_sources.py",
         "tests/report/test_engine_reports.py",
     }
 )
