@@ -28,6 +28,7 @@ import websocket
 from mmload.config.scenario import WebSocketSpec
 from mmload.load.pin import open_websocket
 from mmload.load.schedule import Backoff
+from mmload.load.ticker import Ticker, stop_ticker
 from mmload.load.tls import stdlib_context
 
 CONNECT_NAME = "WS /api/v4/websocket"
@@ -86,7 +87,8 @@ class MMWebSocket:
         self.on_event: Callable[[dict[str, Any]], None] | None = None  # every event, in order
         self._seq = itertools.count(1)
         self._pending_ping: tuple[int, float, float] | None = None  # seq, epoch, perf
-        self._greenlets: list[gevent.Greenlet] = []
+        self._greenlets: list[gevent.Greenlet] = []  # the reader
+        self._pings: Ticker | None = None
         self._closing = False
         self._reconnecting: gevent.Greenlet | None = None
 
@@ -143,7 +145,9 @@ class MMWebSocket:
         self.ws = ws
         self.connected_at = time.time()
         self._report(CONNECT_NAME, start, t0, size, None, 101, context)
-        self._greenlets = [gevent.spawn(self._reader, ws), gevent.spawn(self._pinger, ws)]
+        stop_ticker(self._pings)
+        self._greenlets = [gevent.spawn(self._reader, ws)]
+        self._pings = Ticker(self.ping_interval_s, lambda: self._ping(ws))
         return True
 
     def _await_hello(self, ws: websocket.WebSocket) -> int:
@@ -233,28 +237,24 @@ class MMWebSocket:
         except Exception as exc:
             self.lost(exc)
 
-    def _pinger(self, ws: websocket.WebSocket) -> None:
-        while True:
-            gevent.sleep(self.ping_interval_s)
-            if ws is not self.ws:
-                return
-            if (
-                self._pending_ping is not None
-            ):  # no pong since the last ping: the web client gives up
-                seq, start, t0 = self._pending_ping
-                self._pending_ping = None
-                self._report(PING_NAME, start, t0, 0, TimeoutError("missed pong"), 0, None)
-                with contextlib.suppress(Exception):
-                    ws.close(status=MISSED_PONG_CLOSE)
-                self.lost(TimeoutError("missed pong"))
-                return
-            seq = next(self._seq)
-            self._pending_ping = (seq, time.time(), time.perf_counter())
-            try:
-                ws.send(json.dumps({"action": "ping", "seq": seq}))
-            except Exception as exc:
-                self.lost(exc)
-                return
+    def _ping(self, ws: websocket.WebSocket) -> None:
+        """Every ping interval (a :class:`Ticker`: no greenlet per socket between pings)."""
+        if ws is not self.ws:
+            return
+        if self._pending_ping is not None:  # no pong since the last ping: the client gives up
+            seq, start, t0 = self._pending_ping
+            self._pending_ping = None
+            self._report(PING_NAME, start, t0, 0, TimeoutError("missed pong"), 0, None)
+            with contextlib.suppress(Exception):
+                ws.close(status=MISSED_PONG_CLOSE)
+            self.lost(TimeoutError("missed pong"))
+            return
+        seq = next(self._seq)
+        self._pending_ping = (seq, time.time(), time.perf_counter())
+        try:
+            ws.send(json.dumps({"action": "ping", "seq": seq}))
+        except Exception as exc:
+            self.lost(exc)
 
     def lost(self, exc: BaseException) -> None:
         """The socket dropped (or a connect failed): reconnect in the background with the web
@@ -263,6 +263,7 @@ class MMWebSocket:
             self.dropped_at = time.time()
         self.ws = None
         self._pending_ping = None
+        stop_ticker(self._pings)
         if self._closing or (self._reconnecting and not self._reconnecting.dead):
             return
         self._reconnecting = gevent.spawn(self._reconnect_loop)
@@ -287,6 +288,7 @@ class MMWebSocket:
         ws, self.ws = self.ws, None
         if ws is not None:
             self.dropped_at = time.time()
+        stop_ticker(self._pings)
         current = gevent.getcurrent()
         for g in [*self._greenlets, self._reconnecting]:
             if g is not None and g is not current:

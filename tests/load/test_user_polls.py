@@ -7,7 +7,6 @@ import random
 from types import SimpleNamespace
 from typing import Any
 
-import gevent
 import pytest
 
 from mmload.load.user import polls, webapp11
@@ -32,18 +31,26 @@ class Polling(polls.Polls, webapp11.Webapp11Flow):
         self.rng = random.Random(1)
 
 
+class VirtualTicker:
+    """The Ticker's contract on virtual time: ``job`` at every multiple of ``interval_s``."""
+
+    def __init__(self, interval_s: float, job: Any) -> None:
+        self.interval_s, self.job = interval_s, job
+
+    def run_until(self, user: Polling, end_s: float) -> None:
+        while user.http.now + self.interval_s <= end_s:
+            user.http.now += self.interval_s
+            self.job()
+
+
 def test_polls_every_60s_from_the_load_on(monkeypatch: pytest.MonkeyPatch) -> None:
     user = Polling()
-
-    def sleep(seconds: float) -> None:
-        user.http.now += seconds
-        if user.http.now > 200:
-            user.session.logged_in = False  # logged out: the poll loop ends
-
-    monkeypatch.setattr(
-        polls, "gevent", SimpleNamespace(sleep=sleep, spawn=gevent.spawn, joinall=gevent.joinall)
-    )
-    user.periodic_polls()
+    monkeypatch.setattr(polls, "Ticker", VirtualTicker)
+    ticker = user.start_polls()
+    assert isinstance(ticker, VirtualTicker) and ticker.interval_s == 60.0
+    ticker.run_until(user, 200)
+    user.session.logged_in = False  # logged out: no more polls
+    ticker.run_until(user, 400)
     at = sorted({t for t, *_ in user.http.calls})
     assert at == [60.0, 120.0, 180.0]
     names = sorted(name for _, _, name, _ in user.http.calls)

@@ -12,6 +12,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from mmload.load.actions import ActionPicker, idle_seconds
 from mmload.load.context import run_context
 from mmload.load.pin import host_of, source_of
+from mmload.load.ticker import Ticker, stop_ticker
 from mmload.load.tls import client_context
 from mmload.load.user.client import ApiClient, PinnedPool, json_or_none
 from mmload.load.user.flows import ArrivalFlow
@@ -78,7 +79,7 @@ class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, PlannedHandlers,
         self.ws: MMWebSocket | None = None
         self._ws_job: gevent.Greenlet | None = None
         self._herd: gevent.Greenlet | None = None
-        self._polls: gevent.Greenlet | None = None
+        self._polls: Ticker | None = None
 
     # ---- for locustfiles ------------------------------------------------------------------
     def api(self, method: str, path: str, name: str, json: Any = None) -> Any:
@@ -118,13 +119,13 @@ class MattermostUser(ArrivalFlow, ActionHandlers, MoreHandlers, PlannedHandlers,
         if self.plan.herd_drop_at and self.ws is not None:
             self._herd = gevent.spawn(self.reconnect_herd)
         if self.session.logged_in and not self.legacy:
-            self._polls = gevent.spawn(self.periodic_polls)
+            self._polls = self.start_polls()
 
     def on_stop(self) -> None:
         """Close the WebSocket (no reconnect) and stop the herd and poll greenlets."""
-        for g in (self._herd, self._polls):
-            if g is not None:
-                g.kill(block=False)
+        if self._herd is not None:
+            self._herd.kill(block=False)
+        stop_ticker(self._polls)
         if self.ws is not None:
             self.ws.close()
 

@@ -9,8 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-import gevent
-
+from mmload.load.ticker import Ticker
 from mmload.load.user.client import ApiClient
 from mmload.load.user.session import SessionStore
 from mmload.load.user.webapp11 import parallel
@@ -28,15 +27,17 @@ class Polls:
     statuses: Callable[[list[str]], None]
 
     # ---- every 60 s while logged in ------------------------------------------------------------
-    def periodic_polls(self) -> None:
+    def start_polls(self) -> Ticker:
         """The web app's status poll (``addVisibleUsersInCurrentChannelAndSelfToStatusPoll``;
         ltng's ``periodicActions``: ``getUsersStatuses``) and its client performance report
         (``PerformanceReporter``), every 60 s from the initial load on (``setInterval``: the
-        first one a period after it, so a storm's polls spread as its arrivals do)."""
-        while True:
-            gevent.sleep(POLL_INTERVAL_S)
-            if not self.session.logged_in:
-                return
+        first one a period after it, so a storm's polls spread as its arrivals do); on a
+        :class:`Ticker`, not a greenlet asleep per user."""
+        return Ticker(POLL_INTERVAL_S, self.poll_tick)
+
+    def poll_tick(self) -> None:
+        """One period's polls, while logged in."""
+        if self.session.logged_in:
             self.poll_once()
 
     def poll_once(self) -> None:
