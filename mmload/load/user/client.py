@@ -106,6 +106,8 @@ class ApiClient:
                 if c.name in SESSION_COOKIES and not values.get(c.name):
                     values[c.name] = c.value
             self.http.client.cookiejar = None
+            if getattr(self.http, "cookiejar", None) is jar:  # Locust's session kept it too
+                self.http.cookiejar = None
         if values.get("MMAUTHTOKEN"):
             s.cookie_header = "; ".join(f"{n}={v}" for n, v in values.items() if v)
             s.csrf = values.get("MMCSRF")
