@@ -137,9 +137,14 @@ def last_line(path: Path) -> str:
 
 
 def next_job(waiting: list[Job], running: list[Job]) -> Job | None:
-    """The longest waiting job that may start now (no second timing-judged one)."""
-    timing_busy = any(j.timing for j in running)
-    return next((j for j in waiting if not (timing_busy and j.timing)), None)
+    """The job to start now: the longest waiting timing-judged one when none runs (their lane,
+    one at a time, is the suite's critical path: it must never wait behind other modules), else
+    the longest waiting other one."""
+    if not any(j.timing for j in running):
+        timing = next((j for j in waiting if j.timing), None)
+        if timing is not None:
+            return timing
+    return next((j for j in waiting if not j.timing), None)
 
 
 def run_all(jobs: list[Job], slots: int, extra: list[str]) -> None:
