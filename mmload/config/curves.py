@@ -158,7 +158,8 @@ def _number(row: list[str], col: int, path: Path, line: int) -> float:
     return value
 
 
-def _stamp(text: str, path: Path, line: int) -> float:
+def _epoch(text: str) -> float | None:
+    """Epoch seconds of ``text`` (epoch seconds or RFC 3339, UTC when it names no zone)."""
     try:
         return float(text)
     except ValueError:
@@ -166,12 +167,19 @@ def _stamp(text: str, path: Path, line: int) -> float:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _stamp(text: str, path: Path, line: int) -> float:
+    value = _epoch(text)
+    if value is None:
         raise UserError(
             f"not a timestamp: {text[:40]!r} (RFC 3339 or epoch seconds)",
             source=str(path),
             field=f"line {line}",
-        ) from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+        )
+    return value
 
 
 def binned(stamps: list[float], interval_s: float, source: str) -> list[float]:
@@ -238,12 +246,7 @@ def prometheus_counts(src: PromSource) -> list[float]:
 
 
 def _prom_time(text: str, field: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"{field}: not RFC 3339 or epoch seconds: {text[:40]!r}") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    value = _epoch(text)
+    if value is None:
+        raise UserError(f"{field}: not RFC 3339 or epoch seconds: {text[:40]!r}")
+    return value
