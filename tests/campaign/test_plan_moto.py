@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,7 @@ from tests.campaign.test_plan import SHA, hourly
 from tests.campaign.test_run import write_campaign
 from tests.conftest import run_cli
 from tests.provision.conftest import MotoServer
-
-
-@pytest.fixture
-def moto(tmp_path: Path) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path / "moto.log")
-    try:
-        yield server
-    finally:
-        server.stop()
+from tests.provision.conftest import moto as moto  # the provisioning tests' moto fixture
 
 
 def real_campaign(root: Path) -> dict[str, Any]:
