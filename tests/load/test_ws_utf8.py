@@ -11,6 +11,7 @@ import base64
 import hashlib
 import socket
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -41,7 +42,7 @@ def _text_frame(payload: bytes) -> bytes:
 
 
 @pytest.fixture
-def frames_server():
+def frames_server() -> Iterator[str]:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(30)
 
